@@ -1,0 +1,386 @@
+"""Section 3 and Appendix B.1: cubic regularization (CR) quantities, Eqs 8-9 and 37-43,
+and the variable-specific rates of Table 2.
+
+The scalars are written with SymPy symbols ``h = g^T H g``, ``d = g^T grad F``,
+``c = sigma ||g||^3``.  The directional quantities 38-40 are index forms over a
+direction ``g = (omega, phi^{(k)})`` and, for the batch objective ``F = E[f]``, are
+averages over samples of per-sample products (see the ``batch-average`` errata).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive.equations.feedforward_relu import _huw, _hww, cases
+from derive.notation import FAMILIES, contract, idx
+from derive.registry import Equation, Erratum, Form, register
+
+F = FAMILIES
+w, v, eta = F["w"], F["v"], F["eta"]
+u, dfdp, d2fdp2 = F["u"](), F["dfdp"](), F["d2fdp2"]()
+omega, phi = F["omega"](), F["phi"]
+
+i, j, m, s, t, l, q, a = idx("i j m s t l q a")
+
+# scalar symbols of the CR model
+h = sp.Symbol("h", real=True)  # g^T H g
+d = sp.Symbol("d", real=True)  # g^T grad F
+cc = sp.Symbol("c", positive=True)  # sigma ||g||^3
+sigma = sp.Symbol("sigma", positive=True)
+alpha_s = sp.Symbol("alpha", real=True)
+
+CR_SYMBOLS = {"h": h, "d": d, "c": cc, "sigma": sigma, "alpha": alpha_s}
+
+
+def cubic_model(alpha: sp.Expr = alpha_s) -> sp.Expr:
+    """Eq 8 along a fixed direction: ``m(alpha) - f = alpha d + alpha^2 h / 2 + c alpha^3 / 6``."""
+    return alpha * d + alpha**2 * h / 2 + cc * sp.Abs(alpha) ** 3 / 6
+
+
+def step_length() -> sp.Expr:
+    """Eq 37: the positive root of ``dm/dalpha = 0``."""
+    return (-h + sp.sqrt(h**2 - 2 * d * cc)) / cc
+
+
+register(
+    Equation(
+        number="8",
+        name="cubic_model",
+        title="cubic model of the objective",
+        section="3",
+        paper_latex=(
+            r"f(\mathbf{x}_j) + \mathbf{s}_j^T \frac{\partial f}{\partial \mathbf{x}} + "
+            r"\frac{1}{2} \mathbf{s}_j^T \mathbf{H}_j \mathbf{s}_j + \frac{1}{6} \sigma_j "
+            r"\|\mathbf{s}_j\|^3"
+        ),
+        lhs_latex=r"m_j(\mathbf{s}_j)",
+        role="definition",
+    )
+)
+register(
+    Equation(
+        number="9",
+        name="cr_roots",
+        title="both roots of dm/dalpha = 0",
+        section="3.1",
+        paper_latex=(
+            r"\frac{-\mathbf{g}^T \mathbf{H} \mathbf{g} \pm \sqrt{(\mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g})^2 - 2(\mathbf{g}^T \nabla f) (\sigma \|\mathbf{g}\|^3)}}"
+            r"{\sigma \|\mathbf{g}\|^3}"
+        ),
+        lhs_latex=r"\alpha",
+        printed=Form(lambda: (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc, ()),
+        role="cr",
+        check="cr_roots",
+    )
+)
+register(
+    Equation(
+        number="37",
+        name="cr_step_length",
+        title="CR step length (positive root)",
+        section="B.1",
+        paper_latex=(
+            r"\frac{-\mathbf{g}^T \mathbf{H} \mathbf{g} + \sqrt{(\mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g})^2 - 2(\mathbf{g}^T \nabla f)(\sigma \|\mathbf{g}\|^3)}}"
+            r"{\sigma \|\mathbf{g}\|^3}"
+        ),
+        lhs_latex=r"\alpha",
+        printed=Form(lambda: step_length(), ()),
+        role="cr",
+        check="cr_step",
+    )
+)
+
+_BATCH = Erratum(
+    kinds=("batch-average",),
+    what=(
+        "written with dF/dp and d2F/dp2 multiplying per-sample v and eta; read literally "
+        "as (batch mean of df/dp) x (batch mean of v ...), a product of averages, it is "
+        "not the derivative of F = E[f]"
+    ),
+    reading="the batch mean of the per-sample products E[df/dp v ...]",
+)
+
+
+def _gtgrad(n):
+    first = contract(dfdp[i] * v(n)[j] * omega[i, j], i, j)
+    rest = sum(
+        (
+            contract(dfdp[l] * u[l, m] * eta(n, k)[m, i] * v(k - 1)[j] * phi(k)[i, j], l, m, i, j)
+            for k in range(1, n + 1)
+        ),
+        sp.S.Zero,
+    )
+    return first + rest
+
+
+register(
+    Equation(
+        number="38",
+        name="g_dot_grad",
+        title="g^T grad F",
+        section="B.1",
+        paper_latex=(
+            r"\frac{\partial F}{\partial p^i} v^{(n),j} \omega_j^i + \sum_k "
+            r"\frac{\partial F}{\partial p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j} \phi_j^{(k),i}"
+        ),
+        lhs_latex=r"\mathbf{g}^T \nabla F",
+        printed=Form(_gtgrad, ()),
+        erratum=_BATCH,
+        role="cr",
+        check="g_dot_grad",
+    )
+)
+
+
+def _block(expr, free_left, free_right, left, right):
+    """Contract a Hessian block ``[i, j, s, t]`` with direction blocks on both sides."""
+    return contract(left[i, j] * expr * right[s, t], i, j, s, t)
+
+
+def _huu_expr(n):
+    return d2fdp2[i, s] * v(n)[j] * v(n)[t]
+
+
+def _ghg(n, printed: bool):
+    total = _block(_huu_expr(n), None, None, omega, omega)
+    for k in range(1, n + 1):
+        total += 2 * _block(_huw(n, k), None, None, omega, phi(k))
+    for k in range(1, n + 1):
+        for r in range(1, n + 1):
+            if printed and r != k:
+                continue
+            gn = contract(
+                d2fdp2[l, q]
+                * u[l, m]
+                * eta(n, k)[m, i]
+                * v(k - 1)[j]
+                * u[q, a]
+                * eta(n, r)[a, s]
+                * v(r - 1)[t],
+                l,
+                q,
+                m,
+                a,
+            )
+            total += _block(gn, None, None, phi(k), phi(r))
+    for k in range(2, n + 1):
+        for r in range(1, k):
+            cur = contract(
+                dfdp[l] * u[l, m] * eta(n, k)[m, i] * eta(k - 1, r)[j, s] * v(r - 1)[t], l, m
+            )
+            total += 2 * _block(cur, None, None, phi(k), phi(r))
+    return total
+
+
+register(
+    Equation(
+        number="39",
+        name="g_hess_g",
+        title="g^T H g",
+        section="B.1",
+        paper_latex=(
+            r"\omega_j^i \frac{\partial^2 F}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t} "
+            r"\omega_t^s + 2 \sum_k \omega_j^i ( \frac{\partial F}{\partial p^i} "
+            r"\eta_s^{(n,k),j} v^{(k-1),t} + \frac{\partial^2 F}{\partial p^i \partial p^l} "
+            r"v^{(n),j} u_m^l \eta_s^{(n,k),m} v^{(k-1),t} ) \phi_t^{(k),s} + \sum_k "
+            r"\phi_j^{(k),i} \frac{\partial^2 F}{\partial p^l \partial p^q} u_m^l "
+            r"\eta_i^{(n,k),m} v^{(k-1),j} u_a^q \eta_s^{(n,k),a} v^{(k-1),t} \phi_t^{(k),s} "
+            r"+ 2 \sum_{k=2}^n \sum_{r=1}^{k-1} \phi_j^{(k),i} \frac{\partial F}{\partial p^l} "
+            r"u_m^l \eta_i^{(n,k),m} \eta_s^{(k-1,r),j} v^{(r-1),t} \phi_t^{(r),s}"
+        ),
+        lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g}",
+        printed=Form(lambda n: _ghg(n, printed=True), ()),
+        corrected=Form(lambda n: _ghg(n, printed=False), ()),
+        erratum=Erratum(
+            kinds=("dropped-term", "batch-average"),
+            what=(
+                "the Gauss-Newton part of the (w, w) blocks is summed over k only (r = k); "
+                "the cross terms k != r of Eq 36's first term are dropped. Also read with "
+                "dF/dp as in Eq 38 (product of averages)."
+            ),
+            reading=(
+                "sum over all pairs (k, r) of phi^(k) [d2F/dp2 u eta^(n,k) v^(k-1) u "
+                "eta^(n,r) v^(r-1)] phi^(r), as batch means of per-sample products"
+            ),
+        ),
+        role="cr",
+        check="g_hess_g",
+    )
+)
+
+
+def _norm3(n):
+    sq = contract(omega[i, j] * omega[i, j], i, j) + sum(
+        (contract(phi(k)[i, j] * phi(k)[i, j], i, j) for k in range(1, n + 1)), sp.S.Zero
+    )
+    return sp.Pow(sq, sp.Rational(3, 2))
+
+
+register(
+    Equation(
+        number="40",
+        name="g_norm_cubed",
+        title="||g||^3",
+        section="B.1",
+        paper_latex=(
+            r"\left( \omega_j^i \omega_j^i + \sum_k \phi_j^{(k),i} \phi_j^{(k),i} "
+            r"\right)^{\frac{3}{2}}"
+        ),
+        lhs_latex=r"\|\mathbf{g}\|^3",
+        printed=Form(_norm3, ()),
+        role="cr",
+        check="g_norm_cubed",
+    )
+)
+
+
+def _limits(printed: bool):
+    """Eq 41's three regimes as (approximation, condition) pairs in h, d, c."""
+    if printed:
+        return [
+            (sp.Abs(d) / h, "abs(h) >> abs(d)*c and h > 0"),
+            (sp.sqrt(2 * d / cc), "abs(h) << abs(d)*c and h > 0"),
+            (2 * sp.Abs(h / cc) + sp.Abs(d / h), "abs(h) >> abs(d)*c and h < 0"),
+        ]
+    return [
+        (sp.Abs(d) / h, "h**2 >> abs(d)*c and h > 0"),
+        (sp.sqrt(-2 * d / cc), "h**2 << abs(d)*c"),
+        (2 * sp.Abs(h / cc) + sp.Abs(d / h), "h**2 >> abs(d)*c and h < 0"),
+    ]
+
+
+LIMITS_PRINTED = _limits(True)
+LIMITS_CORRECTED = _limits(False)
+
+register(
+    Equation(
+        number="41",
+        name="cr_limits",
+        title="limiting cases of the CR step length",
+        section="B.1",
+        paper_latex=(
+            r"\begin{cases} \frac{|\mathbf{g}^T \nabla f|}{\mathbf{g}^T \mathbf{H} \mathbf{g}}"
+            r" & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| (\sigma "
+            r"\|\mathbf{g}\|^3) \text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} > 0 \\ "
+            r"\sqrt{\frac{2\mathbf{g}^T \nabla f}{\sigma \|\mathbf{g}\|^3}} & |\mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g}| \ll |\mathbf{g}^T \nabla f| (\sigma \|\mathbf{g}\|^3) "
+            r"\text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} > 0 \\ 2 | \frac{\mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g}}{\sigma \|\mathbf{g}\|^3} | + | \frac{\mathbf{g}^T \nabla "
+            r"f}{\mathbf{g}^T \mathbf{H} \mathbf{g}} | & |\mathbf{g}^T \mathbf{H} \mathbf{g}| "
+            r"\gg |\mathbf{g}^T \nabla f| (\sigma \|\mathbf{g}\|^3) \text{ and } \mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g} < 0 \end{cases}"
+        ),
+        lhs_latex=r"\alpha \approx",
+        printed=Form(lambda: sp.Piecewise(*[(e, True) for e, _ in LIMITS_PRINTED[:1]]), ()),
+        corrected=Form(lambda: sp.Piecewise(*[(e, True) for e, _ in LIMITS_CORRECTED[:1]]), ()),
+        erratum=Erratum(
+            kinds=("sqrt-sign", "validity"),
+            what=(
+                "second case: sqrt(2 g^T grad f / (sigma ||g||^3)) takes the square root of a "
+                "negative number for a descent direction (g^T grad f < 0); all three "
+                "conditions compare |g^T H g| with |g^T grad f| sigma ||g||^3, which is not "
+                "scale-free: the expansion needs (g^T H g)^2 against |g^T grad f| sigma "
+                "||g||^3, and the second case holds for either sign of g^T H g"
+            ),
+            reading=(
+                "sqrt(-2 g^T grad f / (sigma ||g||^3)); conditions (g^T H g)^2 >> or << "
+                "|g^T grad f| sigma ||g||^3"
+            ),
+        ),
+        role="cr",
+        check="cr_limits",
+    )
+)
+register(
+    Equation(
+        number="42",
+        name="update_u",
+        title="update of u",
+        section="B.1",
+        paper_latex=r"\mathbf{u}_j + \alpha_j \boldsymbol{\omega}_j",
+        lhs_latex=r"\mathbf{u}_{j+1}",
+        role="definition",
+    )
+)
+register(
+    Equation(
+        number="43",
+        name="update_w",
+        title="update of w^(k)",
+        section="B.1",
+        paper_latex=r"\mathbf{w}_j^{(k)} + \alpha_j \boldsymbol{\phi}_j^{(k)}",
+        lhs_latex=r"\mathbf{w}_{j+1}^{(k)}",
+        role="definition",
+    )
+)
+
+# ---------------------------------------------------------------- Table 2
+_T2_ERR = Erratum(
+    kinds=("free-index", "batch-average"),
+    what=(
+        "the g^T H g column keeps the free indices s, t of the full Hessian block (Eqs "
+        "34, 36) instead of setting them to the diagonal entry's i, j; dF/dp read as in "
+        "Eq 38"
+    ),
+    reading="s = i, t = j (no summation): the Hessian diagonal, as batch means",
+)
+register(
+    Equation(
+        number="T2.u",
+        name="hessian_diag_u",
+        title="Table 2: Hessian diagonal, u entries",
+        section="B.1",
+        paper_latex=(r"\frac{\partial^2 F}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t}"),
+        lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g} \text{ for } \alpha_j^{(u),i}",
+        printed=None,
+        corrected=Form(lambda n: d2fdp2[i, i] * v(n)[j] * v(n)[j], ("i", "j")),
+        erratum=_T2_ERR,
+        check="hessian_diag_u",
+    )
+)
+register(
+    Equation(
+        number="T2.w",
+        name="hessian_diag_w",
+        title="Table 2: Hessian diagonal, w^(k) entries",
+        section="B.1",
+        paper_latex=(
+            r"\frac{\partial^2 F}{\partial p^l \partial p^q} u_m^l \eta_i^{(n,k),m} "
+            r"v^{(k-1),j} u_a^q \eta_s^{(n,k),a} v^{(k-1),t}"
+        ),
+        lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g} \text{ for } \alpha_j^{(w,k),i}",
+        labels=("k",),
+        printed=None,
+        corrected=Form(
+            lambda n, k: contract(
+                d2fdp2[l, q]
+                * u[l, m]
+                * eta(n, k)[m, i]
+                * v(k - 1)[j]
+                * u[q, a]
+                * eta(n, k)[a, i]
+                * v(k - 1)[j],
+                l,
+                q,
+                m,
+                a,
+            ),
+            ("i", "j"),
+        ),
+        erratum=_T2_ERR,
+        check="hessian_diag_w",
+        label_sets=lambda n: [{"n": n, "k": k} for k in range(1, n + 1)],
+    )
+)
+
+__all__ = [
+    "CR_SYMBOLS",
+    "cubic_model",
+    "step_length",
+    "LIMITS_PRINTED",
+    "LIMITS_CORRECTED",
+    "_hww",
+    "cases",
+]

@@ -1,0 +1,128 @@
+"""Index notation of the paper as SymPy objects.
+
+The paper (Appendix B) writes tensors with bracketed layer labels that are never
+summed, e.g. ``eta_i^{(n,k),m}``, and ordinary indices that follow the summation
+convention.  Here a *family* (``eta``) turns concrete or symbolic layer labels into a
+:class:`sympy.IndexedBase`, and every contraction is an explicit :class:`sympy.Sum`
+(the summation convention made explicit, so no repeated index is ever ambiguous).
+
+Array convention (see ``docs/conventions.md``): the upper index comes first, then
+the lower one, so ``eta_i^{(n,k),m}`` is ``eta(n, k)[m, i]`` and
+``w_i^{(k),j}`` is ``w(k)[j, i]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+__all__ = [
+    "Family",
+    "FAMILIES",
+    "idx",
+    "contract",
+    "label_text",
+    "base_family",
+    "base_labels",
+]
+
+# symbolic layer labels used in display forms
+n, k, r, l, q = sp.symbols("n k r l q", integer=True, positive=True)
+
+
+def label_text(label: object) -> str:
+    """Render one layer label (an int or a SymPy expression) without spaces."""
+    return str(label).replace(" ", "")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A layer-labelled tensor family of the paper.
+
+    Parameters
+    ----------
+    name : str
+        Python-friendly name, e.g. ``"eta"``.
+    tex : str
+        LaTeX symbol, e.g. ``r"\\eta"``.
+    labels : int
+        Number of bracketed layer labels (0 for ``u``, 1 for ``w^{(k)}``, 2 for
+        ``eta^{(k,l)}``).
+    rank : int
+        Number of ordinary indices.
+    per_sample : bool
+        Whether the tensor depends on the sample (it then gains a leading batch axis
+        in generated kernels).
+    doc : str
+        One-line meaning.
+    """
+
+    name: str
+    tex: str
+    labels: int
+    rank: int
+    per_sample: bool
+    doc: str
+
+    def __call__(self, *labels: object) -> sp.IndexedBase:
+        if len(labels) != self.labels:
+            raise ValueError(f"{self.name} takes {self.labels} layer labels, got {len(labels)}")
+        if self.labels == 0:
+            return sp.IndexedBase(self.name)
+        text = ",".join(label_text(x) for x in labels)
+        return sp.IndexedBase(f"{self.name}({text})")
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("x", "x", 0, 1, True, "input of one sample"),
+        Family("v", "v", 1, 1, True, "output of hidden layer k (v^(0) = x)"),
+        Family("z", "z", 1, 1, True, "pre-activation of layer k"),
+        Family("a1", r"\mathcal{A}'", 1, 1, True, "A'(z^(k)) per unit"),
+        Family("a2", r"\mathcal{A}''", 1, 1, True, "A''(z^(k)) per unit"),
+        Family("w", "w", 1, 2, False, "weights of hidden layer k, [out, in]"),
+        Family("u", "u", 0, 2, False, "output-layer weights, [class, unit]"),
+        Family("gamma", r"\gamma", 1, 2, True, "diag(A'(z^(k))) (Eq 19)"),
+        Family("beta", r"\beta", 1, 2, True, "dv^(k)/dv^(k-1) (Eq 20)"),
+        Family("alpha", r"\alpha", 2, 2, True, "dv^(k)/dv^(l) (Eq 21)"),
+        Family("eta", r"\eta", 2, 2, True, "alpha^(k,l) gamma^(l) (Eq 23, corrected)"),
+        Family("lam", r"\lambda", 1, 3, True, "A'' on the diagonal (Eq 67)"),
+        Family("dfdp", r"\frac{\partial f}{\partial p}", 0, 1, True, "df/dp per sample"),
+        Family("d2fdp2", r"\frac{\partial^2 f}{\partial p^2}", 0, 2, True, "d2f/dp2 per sample"),
+        Family("omega", r"\omega", 0, 2, False, "direction for u (Eq 38)"),
+        Family("phi", r"\phi", 1, 2, False, "direction for w^(k) (Eq 38)"),
+    ]
+}
+
+
+def base_family(base: sp.IndexedBase) -> Family:
+    """The :class:`Family` an ``IndexedBase`` made by a family belongs to."""
+    name = str(base.label).split("(", 1)[0]
+    return FAMILIES[name]
+
+
+def base_labels(base: sp.IndexedBase) -> tuple[str, ...]:
+    """Layer labels of an ``IndexedBase`` as strings (empty for unlabelled families)."""
+    text = str(base.label)
+    if "(" not in text:
+        return ()
+    return tuple(text.split("(", 1)[1].rstrip(")").split(","))
+
+
+def idx(names: str) -> tuple[sp.Idx, ...]:
+    """Ordinary (summable) indices, e.g. ``i, j = idx("i j")``."""
+    return tuple(sp.Idx(s) for s in names.split())
+
+
+def contract(expr: sp.Expr, *summed: sp.Idx) -> sp.Expr:
+    """Sum ``expr`` over the given indices (the paper's summation convention).
+
+    The bounds are symbolic placeholders: they are fixed by the axes each index
+    labels when the expression is expanded or turned into an ``einsum``.
+    """
+    if not summed:
+        return expr
+    upper = sp.Symbol("N")
+    return sp.Sum(expr, *[(s, 0, upper - 1) for s in summed])
