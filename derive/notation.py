@@ -92,6 +92,15 @@ FAMILIES: dict[str, Family] = {
         Family("dfdp", r"\frac{\partial f}{\partial p}", 0, 1, True, "df/dp per sample"),
         Family("d2fdp2", r"\frac{\partial^2 f}{\partial p^2}", 0, 2, True, "d2f/dp2 per sample"),
         Family("omega", r"\omega", 0, 2, False, "direction for u (Eq 38)"),
+        Family("dv", r"\partial v", 2, 3, True, "dv^(k)/dw^(l), [j, s, t] (Eq 18, 24)"),
+        Family("dalpha", r"\partial \alpha", 3, 4, True, "d alpha^(n,k)/dw^(r) (Eq 30)"),
+        Family("delta", r"\delta", 1, 1, True, "adjoint of z^(k): df/dz^(k) (contracted form)"),
+        Family("vdot", r"\dot{v}", 1, 1, True, "tangent of v^(k) along g (contracted form)"),
+        Family("pdot", r"\dot{p}", 0, 1, True, "tangent of p along g (contracted form)"),
+        Family("Db", r"\Delta", 1, 2, False, "adjoints of a mini-batch, [sample, unit]"),
+        Family("Vb", r"V", 1, 2, False, "layer outputs of a mini-batch, [sample, unit]"),
+        Family("Vdotb", r"\dot{V}", 1, 2, False, "tangents of a mini-batch, [sample, unit]"),
+        Family("Pb", r"P", 0, 2, False, "df/dp of a mini-batch, [sample, class]"),
         Family("phi", r"\phi", 1, 2, False, "direction for w^(k) (Eq 38)"),
     ]
 }

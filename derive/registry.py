@@ -161,9 +161,11 @@ def register(eq: Equation) -> Equation:
     return eq
 
 
-def _key(number: str) -> tuple[int, str]:
-    digits = "".join(c for c in number if c.isdigit())
-    return (int(digits) if digits else 10_000, number)
+def _key(number: str) -> tuple[int, int, str]:
+    """Paper equations in numeric order, then Table 2, then contracted and low-rank forms."""
+    group = {"T": 1, "C": 2, "L": 3}.get(number[0], 0)
+    digits = "".join(ch for ch in number.split(".")[0] if ch.isdigit())
+    return (group, int(digits) if digits else 0, number)
 
 
 def all_equations() -> list[Equation]:

@@ -74,6 +74,13 @@ class Context:
             "d2fdp2": (c, c),
             "omega": (c, W[-1]),
         }
+        self.batch = 3  # samples in the low-rank (mini-batch) checks
+        shapes["Pb"] = (self.batch, c)
+        for k in range(0, n + 1):
+            shapes[f"Vb({k})"] = (self.batch, W[k])
+            shapes[f"Vdotb({k})"] = (self.batch, W[k])
+            if k:
+                shapes[f"Db({k})"] = (self.batch, W[k])
         for k in range(1, n + 1):
             shapes[f"w({k})"] = (W[k], W[k - 1])
             shapes[f"phi({k})"] = (W[k], W[k - 1])
@@ -106,6 +113,7 @@ class Context:
                 arr = _obj(shape, lambda p, fr=fr: sp.Rational(fr[p].numerator, fr[p].denominator))
             self.base[name] = arr
         self.base["v(0)"] = self.base["x"]
+        self.base["Vdotb(0)"] = _obj(shapes["Vdotb(0)"], lambda p: sp.S.Zero)
         if mode == "rational":
             self.fractions["v(0)"] = self.fractions["x"]
             self.reference = JetNetwork(sizes, self.fractions, general_activation)
@@ -175,10 +183,50 @@ class Context:
         elif fam == "dalpha":
             nn, k, r = labels
             val = self.ref_d2(("v", nn), ("v", k), ("w", r))
+        elif fam == "delta":
+            val = self.literal_delta(labels[0])
+        elif fam == "vdot":
+            val = self.literal_vdot(labels[0])
+        elif fam == "pdot":
+            val = self.reference_pdot()
         else:
             raise KeyError(f"no array for {name}")
         self._cache[name] = val
         return val
+
+    # ------------------------------------------------------------------ literal forms
+    def literal_delta(self, k: int) -> np.ndarray:
+        """``delta^(k)_i = df/dp^l u_m^l eta_i^{(n,k),m}`` (the rank-1 vector of Eq 28)."""
+        ii, ll, mm = sp.Idx("i"), sp.Idx("l"), sp.Idx("m")
+        n = self.sizes.n
+        expr = sp.Sum(
+            sp.IndexedBase("dfdp")[ll] * sp.IndexedBase("u")[ll, mm]
+            * sp.IndexedBase(f"eta({n},{k})")[mm, ii], (ll, 0, 1), (mm, 0, 1)
+        )
+        return self.evaluate_expr(expr, ("i",))
+
+    def literal_vdot(self, k: int) -> np.ndarray:
+        """``vdot^(k)_j = sum_{r<=k} eta_s^{(k,r),j} v^{(r-1),t} phi_t^{(r),s}`` (Eq 24)."""
+        jj, ss, tt = sp.Idx("j"), sp.Idx("s"), sp.Idx("t")
+        if k == 0:
+            return _obj((self.sizes.widths[0],), lambda p: sp.S.Zero)
+        expr = sum(
+            sp.Sum(
+                sp.IndexedBase(f"eta({k},{r})")[jj, ss] * sp.IndexedBase(f"v({r - 1})")[tt]
+                * sp.IndexedBase(f"phi({r})")[ss, tt], (ss, 0, 1), (tt, 0, 1)
+            )
+            for r in range(1, k + 1)
+        )
+        return self.evaluate_expr(expr, ("j",))
+
+    def reference_pdot(self) -> np.ndarray:
+        """``dp/dtheta . g`` from the reference Jacobians."""
+        total = np.einsum("aij,ij->a", self.ref_d1(("p",), ("u",)), self.base["omega"])
+        for k in range(1, self.sizes.n + 1):
+            total = total + np.einsum(
+                "aij,ij->a", self.ref_d1(("p",), ("w", k)), self.base[f"phi({k})"]
+            )
+        return total
 
     def evaluate(self, form: Form, labels: dict, sizes: dict | None = None) -> np.ndarray:
         """Expand a form at concrete labels into an object array."""
@@ -192,7 +240,7 @@ class Context:
     ) -> np.ndarray:
         if isinstance(expr, sp.Pow) and not free:
             return np.asarray(self.evaluate_expr(expr.base, free, sizes) ** expr.exp, dtype=object)
-        sp_expr = sp.sympify(expr)
+        sp_expr = sp.sympify(expr).subs(sp.Symbol("B", positive=True, integer=True), self.batch)
         names = {f.base for t in terms(sp_expr, free) for f in t.factors if f.base}
         arrays = {nm: self.array(nm) for nm in names}
         return evaluate(sp_expr, free, arrays, sizes)
@@ -284,6 +332,41 @@ def _reference(check: str, ctx: Context, lab: dict) -> np.ndarray:
     if check == "g_norm_cubed":
         sq = sum(np.sum(_direction(ctx, g) ** 2) for g in _groups(n))
         return np.asarray(sp.Pow(sq, sp.Rational(3, 2)), dtype=object)
+    if check == "adjoint_top":
+        return ctx.literal_delta(n)
+    if check == "adjoint_step":
+        return ctx.literal_delta(k - 1)
+    if check == "tangent_step":
+        return ctx.literal_vdot(k)
+    if check == "tangent_logits":
+        return ctx.reference_pdot()
+    if check.startswith("lowrank"):
+        return _lowrank_reference(check, ctx, lab)
+    raise KeyError(check)
+
+
+def _lowrank_reference(check: str, ctx: Context, lab: dict) -> np.ndarray:
+    """Dense counterparts: build phi = -E[delta v^T] explicitly, then contract."""
+    B = ctx.batch
+    k, n = lab.get("k"), ctx.sizes.n
+    A = ctx.base
+    if check == "lowrank_source":
+        phi = -np.einsum("ci,cj->ij", A[f"Db({k})"], A[f"Vb({k - 1})"]) / B
+        return np.einsum("jt,bt->bj", phi, A[f"Vb({k - 1})"])
+    if check == "lowrank_output_source":
+        om = -np.einsum("ci,cj->ij", A["Pb"], A[f"Vb({n})"]) / B
+        return np.einsum("it,bt->bi", om, A[f"Vb({n})"])
+    if check == "lowrank_curvature":
+        phi = -np.einsum("ci,cj->ij", A[f"Db({k})"], A[f"Vb({k - 1})"]) / B
+        return np.asarray(
+            np.einsum("bi,ij,bj->", A[f"Db({k})"], phi, A[f"Vdotb({k - 1})"]), dtype=object
+        )
+    if check == "lowrank_output_curvature":
+        om = -np.einsum("ci,cj->ij", A["Pb"], A[f"Vb({n})"]) / B
+        return np.asarray(np.einsum("bi,ij,bj->", A["Pb"], om, A[f"Vdotb({n})"]), dtype=object)
+    if check == "lowrank_sq_norm":
+        phi = -np.einsum("ci,cj->ij", A[f"Db({k})"], A[f"Vb({k - 1})"]) / B
+        return np.asarray(np.sum(phi * phi), dtype=object)
     raise KeyError(check)
 
 

@@ -1,3 +1,7 @@
 """Equation modules; importing this package registers every equation."""
 
-from derive.equations import cubic_regularization, feedforward_relu  # noqa: F401
+from derive.equations import (  # noqa: F401
+    contracted,
+    cubic_regularization,
+    feedforward_relu,
+)
