@@ -200,8 +200,11 @@ class Context:
         ii, ll, mm = sp.Idx("i"), sp.Idx("l"), sp.Idx("m")
         n = self.sizes.n
         expr = sp.Sum(
-            sp.IndexedBase("dfdp")[ll] * sp.IndexedBase("u")[ll, mm]
-            * sp.IndexedBase(f"eta({n},{k})")[mm, ii], (ll, 0, 1), (mm, 0, 1)
+            sp.IndexedBase("dfdp")[ll]
+            * sp.IndexedBase("u")[ll, mm]
+            * sp.IndexedBase(f"eta({n},{k})")[mm, ii],
+            (ll, 0, 1),
+            (mm, 0, 1),
         )
         return self.evaluate_expr(expr, ("i",))
 
@@ -212,8 +215,11 @@ class Context:
             return _obj((self.sizes.widths[0],), lambda p: sp.S.Zero)
         expr = sum(
             sp.Sum(
-                sp.IndexedBase(f"eta({k},{r})")[jj, ss] * sp.IndexedBase(f"v({r - 1})")[tt]
-                * sp.IndexedBase(f"phi({r})")[ss, tt], (ss, 0, 1), (tt, 0, 1)
+                sp.IndexedBase(f"eta({k},{r})")[jj, ss]
+                * sp.IndexedBase(f"v({r - 1})")[tt]
+                * sp.IndexedBase(f"phi({r})")[ss, tt],
+                (ss, 0, 1),
+                (tt, 0, 1),
             )
             for r in range(1, k + 1)
         )

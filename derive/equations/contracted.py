@@ -100,10 +100,12 @@ _reg(
     "forward sweep: vdot^(k) = A'(z^(k)) (phi^(k) v^(k-1) + w^(k) vdot^(k-1))",
     r"\dot{v}^{(k)}_j",
     Form(
-        lambda n, k: a1(k)[j]
-        * (
-            contract(phi(k)[j, t] * v(k - 1)[t], t)
-            + (contract(w(k)[j, i] * vdot(k - 1)[i], i) if k != 1 else 0)
+        lambda n, k: (
+            a1(k)[j]
+            * (
+                contract(phi(k)[j, t] * v(k - 1)[t], t)
+                + (contract(w(k)[j, i] * vdot(k - 1)[i], i) if k != 1 else 0)
+            )
         ),
         ("j",),
     ),
@@ -117,9 +119,7 @@ _reg(
     "tangent_logits",
     "tangent of the logits: pdot = omega v^(n) + u vdot^(n)",
     r"\dot{p}_i",
-    Form(
-        lambda n: contract(omega[i, j] * v(n)[j], j) + contract(u[i, m] * vdot(n)[m], m), ("i",)
-    ),
+    Form(lambda n: contract(omega[i, j] * v(n)[j], j) + contract(u[i, m] * vdot(n)[m], m), ("i",)),
     "tangent_logits",
     "Eqs 25-26, 24",
 )
@@ -186,10 +186,10 @@ _reg(
     "sum_b delta_b^(k) phi^(k) vdot_b^(k-1) for phi = -E[delta v^T]",
     r"\sum_b \delta_b^{(k)} \phi^{(k)} \dot{v}_b^{(k-1)}",
     Form(
-        lambda n, k: -contract(
-            Db(k)[b, i] * Db(k)[c, i] * Vb(k - 1)[c, j] * Vdotb(k - 1)[b, j], b, c, i, j
-        )
-        / B,
+        lambda n, k: (
+            -contract(Db(k)[b, i] * Db(k)[c, i] * Vb(k - 1)[c, j] * Vdotb(k - 1)[b, j], b, c, i, j)
+            / B
+        ),
         (),
     ),
     "lowrank_curvature",
@@ -215,9 +215,10 @@ _reg(
     "||phi^(k)||^2 for phi = -E[delta v^T]: (1/B^2) sum_bc (Db Db^T)_bc (V V^T)_bc",
     r"\|\phi^{(k)}\|^2",
     Form(
-        lambda n, k: contract(Db(k)[b, i] * Db(k)[c, i] * Vb(k - 1)[b, j] * Vb(k - 1)[c, j], b, c,
-                              i, j)
-        / B**2,
+        lambda n, k: (
+            contract(Db(k)[b, i] * Db(k)[c, i] * Vb(k - 1)[b, j] * Vb(k - 1)[c, j], b, c, i, j)
+            / B**2
+        ),
         (),
     ),
     "lowrank_sq_norm",

@@ -103,16 +103,16 @@ _BATCH = Erratum(
 )
 
 
+def _gtgrad_u(n):
+    return contract(dfdp[i] * v(n)[j] * omega[i, j], i, j)
+
+
+def _gtgrad_w(n, k):
+    return contract(dfdp[l] * u[l, m] * eta(n, k)[m, i] * v(k - 1)[j] * phi(k)[i, j], l, m, i, j)
+
+
 def _gtgrad(n):
-    first = contract(dfdp[i] * v(n)[j] * omega[i, j], i, j)
-    rest = sum(
-        (
-            contract(dfdp[l] * u[l, m] * eta(n, k)[m, i] * v(k - 1)[j] * phi(k)[i, j], l, m, i, j)
-            for k in range(1, n + 1)
-        ),
-        sp.S.Zero,
-    )
-    return first + rest
+    return _gtgrad_u(n) + sum((_gtgrad_w(n, k) for k in range(1, n + 1)), sp.S.Zero)
 
 
 register(
@@ -127,6 +127,7 @@ register(
         ),
         lhs_latex=r"\mathbf{g}^T \nabla F",
         printed=Form(_gtgrad, ()),
+        parts={"u_term": Form(_gtgrad_u, ()), "w_term": Form(_gtgrad_w, ())},
         erratum=_BATCH,
         role="cr",
         check="g_dot_grad",
@@ -143,34 +144,41 @@ def _huu_expr(n):
     return d2fdp2[i, s] * v(n)[j] * v(n)[t]
 
 
+def _ghg_uu(n):
+    return _block(_huu_expr(n), None, None, omega, omega)
+
+
+def _ghg_uw(n, k):
+    return 2 * _block(_huw(n, k), None, None, omega, phi(k))
+
+
+def _ghg_ww_gn(n, k, r):
+    gn = contract(
+        d2fdp2[l, q] * u[l, m] * eta(n, k)[m, i] * v(k - 1)[j]
+        * u[q, a] * eta(n, r)[a, s] * v(r - 1)[t],
+        l, q, m, a,
+    )  # fmt: skip
+    return _block(gn, None, None, phi(k), phi(r))
+
+
+def _ghg_ww_cur(n, k, r):
+    """The r < k curvature term, counted twice (symmetry of Eq 36)."""
+    cur = contract(dfdp[l] * u[l, m] * eta(n, k)[m, i] * eta(k - 1, r)[j, s] * v(r - 1)[t], l, m)
+    return 2 * _block(cur, None, None, phi(k), phi(r))
+
+
 def _ghg(n, printed: bool):
-    total = _block(_huu_expr(n), None, None, omega, omega)
+    total = _ghg_uu(n)
     for k in range(1, n + 1):
-        total += 2 * _block(_huw(n, k), None, None, omega, phi(k))
+        total += _ghg_uw(n, k)
     for k in range(1, n + 1):
         for r in range(1, n + 1):
             if printed and r != k:
                 continue
-            gn = contract(
-                d2fdp2[l, q]
-                * u[l, m]
-                * eta(n, k)[m, i]
-                * v(k - 1)[j]
-                * u[q, a]
-                * eta(n, r)[a, s]
-                * v(r - 1)[t],
-                l,
-                q,
-                m,
-                a,
-            )
-            total += _block(gn, None, None, phi(k), phi(r))
+            total += _ghg_ww_gn(n, k, r)
     for k in range(2, n + 1):
         for r in range(1, k):
-            cur = contract(
-                dfdp[l] * u[l, m] * eta(n, k)[m, i] * eta(k - 1, r)[j, s] * v(r - 1)[t], l, m
-            )
-            total += 2 * _block(cur, None, None, phi(k), phi(r))
+            total += _ghg_ww_cur(n, k, r)
     return total
 
 
@@ -193,6 +201,12 @@ register(
         lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g}",
         printed=Form(lambda n: _ghg(n, printed=True), ()),
         corrected=Form(lambda n: _ghg(n, printed=False), ()),
+        parts={
+            "uu_term": Form(_ghg_uu, ()),
+            "uw_term": Form(_ghg_uw, ()),
+            "ww_gauss_newton_term": Form(_ghg_ww_gn, ()),
+            "ww_curvature_term": Form(_ghg_ww_cur, ()),
+        },
         erratum=Erratum(
             kinds=("dropped-term", "batch-average"),
             what=(
@@ -209,6 +223,14 @@ register(
         check="g_hess_g",
     )
 )
+
+
+def _sq_norm_u(n):
+    return contract(omega[i, j] * omega[i, j], i, j)
+
+
+def _sq_norm_w(n, k):
+    return contract(phi(k)[i, j] * phi(k)[i, j], i, j)
 
 
 def _norm3(n):
@@ -230,6 +252,7 @@ register(
         ),
         lhs_latex=r"\|\mathbf{g}\|^3",
         printed=Form(_norm3, ()),
+        parts={"u_sq_norm": Form(_sq_norm_u, ()), "w_sq_norm": Form(_sq_norm_w, ())},
         role="cr",
         check="g_norm_cubed",
     )
