@@ -141,7 +141,7 @@ def einsum_spec(
     free : tuple of str
         Output indices in order.
     batched : set of str, optional
-        Names of bases that carry a leading batch axis (``b`` is prepended).
+        Names of bases that carry a leading batch axis (``B`` is prepended).
     batch_out : bool
         Whether the output keeps the batch axis (per-sample kernel) or sums it
         (the caller divides by the batch size for a batch mean).
@@ -149,24 +149,31 @@ def einsum_spec(
     Returns
     -------
     spec : str
-        e.g. ``"bl,lm,bmi,bj->bij"``.
+        e.g. ``"Bl,lm,Bmi,Bj->Bij"``.
     operands : list of str
         Base names in operand order.
     """
     batched = batched or set()
     names = sorted(term.indices() | set(free))
-    letters = iter(c for c in string.ascii_letters if c != "b" and c != "B")
-    letter = {name: next(letters) for name in names}
+    # keep the paper's single-letter index names; the batch axis is "B"
+    letter: dict[str, str] = {}
+    for name in names:
+        if len(name) == 1 and name in string.ascii_lowercase:
+            letter[name] = name
+    spare = iter(c for c in string.ascii_lowercase if c not in letter.values())
+    for name in names:
+        if name not in letter:
+            letter[name] = next(spare)
     ins, ops = [], []
     any_batched = False
     for f in term.factors:
         if f.base is None:
             raise IndexFormError("einsum_spec needs a delta-free term")
-        prefix = "b" if f.base in batched else ""
+        prefix = "B" if f.base in batched else ""
         any_batched |= bool(prefix)
         ins.append(prefix + "".join(letter[i] for i in f.indices))
         ops.append(f.base)
-    out = ("b" if (batch_out and any_batched) else "") + "".join(letter[i] for i in free)
+    out = ("B" if (batch_out and any_batched) else "") + "".join(letter[i] for i in free)
     return ",".join(ins) + "->" + out, ops
 
 

@@ -533,6 +533,13 @@ def _cr_checks(eq: Equation, which: str) -> Verdict:
             "root of dm/dalpha = 0, positive for g^T grad f < 0",
             51,
         )
+    if eq.check == "cr_stable":
+        from derive.equations.cubic_regularization import step_length_stable
+
+        diff = sp.radsimp(step_length() - step_length_stable())
+        ok = sp.simplify(diff) == 0
+        return Verdict("proved" if ok else "disproved",
+                       "equals Eq 37 (multiply by the conjugate)", 1)
     if eq.check == "cr_roots":
         roots = [(-h + sp.sqrt(h**2 - 2 * d * cc)) / cc, (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc]
         ok = all(sp.simplify(dm.subs(alpha, rt)) == 0 for rt in roots)
@@ -609,7 +616,7 @@ def check_equation(eq: Equation, ctx: Context, which: str) -> Verdict:
         return _check_relu(eq.check) if which == "printed" else Verdict("not checkable", "")
     if eq.check == "dgamma":
         return _check_dgamma(ctx) if which == "printed" else Verdict("not checkable", "")
-    if eq.check in ("cr_step", "cr_roots", "cr_limits"):
+    if eq.check in ("cr_step", "cr_roots", "cr_limits", "cr_stable"):
         if form is None:
             return Verdict("not checkable", "no such form")
         return _cr_checks(eq, which)

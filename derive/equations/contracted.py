@@ -19,7 +19,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Form, register
+from derive.registry import Equation, Form, get, register
 
 F = FAMILIES
 w, v, a1 = F["w"], F["v"], F["a1"]
@@ -114,6 +114,12 @@ _reg(
     _k,
     ("k",),
 )
+get("C4").parts.update(
+    {
+        "source": Form(lambda n, k: contract(phi(k)[j, t] * v(k - 1)[t], t), ("j",)),
+        "propagate": Form(lambda n, k: contract(w(k)[j, i] * vdot(k - 1)[i], i), ("j",)),
+    }
+)
 _reg(
     "C5",
     "tangent_logits",
@@ -122,6 +128,12 @@ _reg(
     Form(lambda n: contract(omega[i, j] * v(n)[j], j) + contract(u[i, m] * vdot(n)[m], m), ("i",)),
     "tangent_logits",
     "Eqs 25-26, 24",
+)
+get("C5").parts.update(
+    {
+        "omega_term": Form(lambda n: contract(omega[i, j] * v(n)[j], j), ("i",)),
+        "u_term": Form(lambda n: contract(u[i, m] * vdot(n)[m], m), ("i",)),
+    }
 )
 _reg(
     "C6",
@@ -150,6 +162,17 @@ _reg(
     Form(_ghg_contracted, ()),
     "g_hess_g",
     "Eqs 36, 39 (corrected)",
+)
+get("C7").parts.update(
+    {
+        "pdot_term": Form(lambda n: contract(pdot[i] * d2fdp2[i, j] * pdot[j], i, j), ()),
+        "output_term": Form(
+            lambda n: 2 * contract(dfdp[i] * omega[i, m] * vdot(n)[m], i, m), ()
+        ),
+        "layer_term": Form(
+            lambda n, k: 2 * contract(delta(k)[i] * phi(k)[i, j] * vdot(k - 1)[j], i, j), ()
+        ),
+    }
 )
 
 # ---------------------------------------------------------------- low-rank (SGD direction)

@@ -42,6 +42,16 @@ def step_length() -> sp.Expr:
     return (-h + sp.sqrt(h**2 - 2 * d * cc)) / cc
 
 
+def step_length_stable() -> sp.Expr:
+    """Eq 37 rationalized: ``-2 d / (h + sqrt(h^2 - 2 d c))``.
+
+    Equal to Eq 37 for ``d < 0`` (multiply by the conjugate); it avoids the
+    cancellation of ``-h + sqrt(h^2 + eps)`` when ``h > 0`` dominates, the usual
+    regime away from plateaus, and stays finite as ``c -> 0``.
+    """
+    return -2 * d / (h + sp.sqrt(h**2 - 2 * d * cc))
+
+
 register(
     Equation(
         number="8",
@@ -89,6 +99,20 @@ register(
         printed=Form(lambda: step_length(), ()),
         role="cr",
         check="cr_step",
+    )
+)
+
+register(
+    Equation(
+        number="C8",
+        name="cr_step_length_stable",
+        title="CR step length, rationalized (no cancellation)",
+        section="contracted (derived from Eq 37)",
+        paper_latex="",
+        lhs_latex=r"\alpha",
+        printed=Form(lambda: step_length_stable(), ()),
+        role="contracted",
+        check="cr_stable",
     )
 )
 

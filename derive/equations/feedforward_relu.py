@@ -88,6 +88,11 @@ DEFINITIONS = [
     ("15", "cross_entropy", r"f = -y^l \ln \hat{y}^l", "per-sample loss"),
     ("16", "objective", r"F = E[f]", "objective: batch mean of f"),
 ]
+_DEFINITION_FORMS = {
+    # the contraction inside the activation of Eq 10: z^(k),j = w_i^(k),j v^(k-1),i
+    "10": Form(lambda n, k: contract(w(k)[j, i] * v(k - 1)[i], i), ("j",)),
+    "13": Form(lambda n: contract(u[j, i] * v(n)[i], i), ("j",)),
+}
 for number, name, tex, title in DEFINITIONS:
     register(
         Equation(
@@ -97,6 +102,8 @@ for number, name, tex, title in DEFINITIONS:
             section="B.1",
             paper_latex=tex,
             lhs_latex="",
+            labels=("k",) if number == "10" else (),
+            printed=_DEFINITION_FORMS.get(number),
             role="definition",
             check="network" if number in {"10", "12", "13"} else "",
         )
