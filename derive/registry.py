@@ -103,6 +103,9 @@ class Equation:
         Name of the self-check that applies (see :mod:`derive.selfcheck`), or ``""``.
     label_sets : callable
         ``label_sets(n) -> iterable of dict`` of concrete labels to check for depth n.
+    activation : {"relu", "general"}
+        Which activation the self-check assumes: ``A'' = 0`` (B.1) or a general
+        entry-wise function with free ``A''`` (B.3).
     parts : dict
         For equations that sum over layers (Eqs 38-40), one :class:`Form` per kind
         of term with its own layer labels; code generation emits one kernel per part.
@@ -123,6 +126,7 @@ class Equation:
     check: str = ""
     label_sets: Callable[[int], Iterable[dict]] = field(default=lambda n: [{"n": n}])
     parts: dict[str, Form] = field(default_factory=dict)
+    activation: str = "relu"
 
     @property
     def form(self) -> Form | None:

@@ -284,7 +284,22 @@ def _direction(ctx: Context, g) -> np.ndarray:
     return ctx.base["omega"] if g[0] == "u" else ctx.base[f"phi({g[1]})"]
 
 
+# Other modules (B.2, B.3) register their own checks here:
+# name -> (reference(ctx, labels) -> array, lhs(ctx, form, labels) -> array or None)
+CHECKS: dict[str, tuple[Callable, Callable | None]] = {}
+
+
+def register_check(name: str, reference: Callable, lhs: Callable | None = None) -> None:
+    """Add a self-check: ``reference(ctx, labels)`` and optionally ``lhs(ctx, form, labels)``
+    (default: evaluate the form at the labels)."""
+    if name in CHECKS:
+        raise ValueError(f"check {name!r} registered twice")
+    CHECKS[name] = (reference, lhs)
+
+
 def _reference(check: str, ctx: Context, lab: dict) -> np.ndarray:
+    if check in CHECKS:
+        return CHECKS[check][0](ctx, lab)
     n = ctx.sizes.n
     k, l, r = lab.get("k"), lab.get("l"), lab.get("r")  # noqa: E741
     if check == "gamma":
@@ -377,6 +392,8 @@ def _lowrank_reference(check: str, ctx: Context, lab: dict) -> np.ndarray:
 
 
 def _lhs(check: str, ctx: Context, form: Form, lab: dict) -> np.ndarray:
+    if check in CHECKS and CHECKS[check][1] is not None:
+        return CHECKS[check][1](ctx, form, lab)
     if check == "eta":
         eta_arr = ctx.evaluate(form, lab)
         v_prev = ctx.array(f"v({lab['l'] - 1})")
@@ -538,8 +555,9 @@ def _cr_checks(eq: Equation, which: str) -> Verdict:
 
         diff = sp.radsimp(step_length() - step_length_stable())
         ok = sp.simplify(diff) == 0
-        return Verdict("proved" if ok else "disproved",
-                       "equals Eq 37 (multiply by the conjugate)", 1)
+        return Verdict(
+            "proved" if ok else "disproved", "equals Eq 37 (multiply by the conjugate)", 1
+        )
     if eq.check == "cr_roots":
         roots = [(-h + sp.sqrt(h**2 - 2 * d * cc)) / cc, (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc]
         ok = all(sp.simplify(dm.subs(alpha, rt)) == 0 for rt in roots)
@@ -667,9 +685,14 @@ def run_checks(
         except ImportError:  # pragma: no cover
             bar = None
     rows = []
-    contexts = {mode: Context(sizes[mode], mode, seed) for mode in modes}
+    contexts: dict[tuple[str, str], Context] = {}
     for mode, eq in jobs:
-        ctx = contexts[mode]
+        key = (mode, eq.activation)
+        if key not in contexts:
+            contexts[key] = Context(
+                sizes[mode], mode, seed, general_activation=eq.activation == "general"
+            )
+        ctx = contexts[key]
         if bar is not None:
             bar.set_postfix_str(f"{mode} Eq {eq.number}")
         printed = check_equation(eq, ctx, "printed")

@@ -1,6 +1,6 @@
 """Code generation: index forms of :mod:`derive.registry` to NumPy ``einsum`` kernels."""
 
-from derive.codegen.generate import GENERATED, generate_all, render_module
+from derive.codegen.generate import ModuleSpec, generate_all, modules, render_module
 from derive.codegen.printer import EinsumPrinter, argname
 
-__all__ = ["EinsumPrinter", "argname", "GENERATED", "generate_all", "render_module"]
+__all__ = ["EinsumPrinter", "argname", "ModuleSpec", "generate_all", "modules", "render_module"]

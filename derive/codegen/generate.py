@@ -10,6 +10,8 @@ import difflib
 import inspect
 import re
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
@@ -21,11 +23,53 @@ from derive.codegen.specs import RELU_MLP, KernelSpec
 from derive.indexform import terms
 from derive.registry import get
 
-__all__ = ["GENERATED", "render_module", "generate_all", "kernel_source"]
+__all__ = ["ModuleSpec", "modules", "render_module", "generate_all", "kernel_source"]
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = {"numeric/kernels/relu_mlp.py": "relu_mlp"}
 COMMAND = "python -m derive generate"
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """One generated module: its kernels, the driver source copied after them, and
+    any extra source (a callable returning text)."""
+
+    path: str
+    header: str
+    kernels: list
+    drivers: str = ""
+    extra: Callable[[], str] | None = None
+
+
+def _relu_header() -> str:
+    numbers = sorted({s.equation for s in RELU_MLP})
+    return templates.HEADER.format(
+        command=COMMAND,
+        sources="derive/equations/feedforward_relu.py, cubic_regularization.py, contracted.py",
+        equations=", ".join(numbers),
+    )
+
+
+def modules() -> dict[str, ModuleSpec]:
+    """Every generated module, by name (later sections add theirs in
+    ``derive/codegen/layers.py`` as ``MODULES: list[ModuleSpec]``)."""
+    out = {
+        "relu_mlp": ModuleSpec(
+            "numeric/kernels/relu_mlp.py",
+            _relu_header(),
+            RELU_MLP,
+            templates.DRIVERS,
+            lambda: _cr_source(),
+        )
+    }
+    try:
+        from derive.codegen import layers
+    except ImportError:
+        return out
+    for spec in layers.MODULES:
+        out[Path(spec.path).stem] = spec
+    return out
+
 
 _WIDTH = {
     "x": lambda L: ["d_in"],
@@ -172,7 +216,7 @@ def kernel_source(spec: KernelSpec) -> str:
             lines.append(f"    if reduce == {mode!r}:")
             lines.append("        return " + bodies[mode].replace("\n", "\n        "))
         lines.append(
-            f"    raise ValueError(f\"reduce must be one of {list(spec.reduces)}, got {{reduce!r}}\")"
+            f'    raise ValueError(f"reduce must be one of {list(spec.reduces)}, got {{reduce!r}}")'
         )
     else:
         lines.append("    return " + bodies[spec.reduces[0]].replace("\n", "\n    "))
@@ -190,16 +234,12 @@ def _cr_source() -> str:
 
 def render_module(module: str = "relu_mlp") -> str:
     """The full text of a generated module."""
-    if module != "relu_mlp":
-        raise KeyError(module)
-    kernels = "\n\n".join(kernel_source(spec) for spec in RELU_MLP)
-    numbers = sorted({s.equation for s in RELU_MLP})
-    text = templates.HEADER.format(
-        command=COMMAND,
-        sources="derive/equations/feedforward_relu.py, cubic_regularization.py, contracted.py",
-        equations=", ".join(numbers),
-    )
-    text += "\n\n" + kernels + "\n\n" + templates.DRIVERS + "\n\n" + _cr_source()
+    spec = modules()[module]
+    text = spec.header + "\n\n" + "\n\n".join(kernel_source(k) for k in spec.kernels)
+    if spec.drivers:
+        text += "\n\n" + spec.drivers
+    if spec.extra is not None:
+        text += "\n\n" + spec.extra()
     return text
 
 
@@ -212,7 +252,8 @@ def generate_all(check: bool = False, root: Path = ROOT) -> list[str]:
         Paths that differ from a fresh generation (``check``) or were written.
     """
     changed = []
-    for rel, module in GENERATED.items():
+    for module, mspec in modules().items():
+        rel = mspec.path
         path = root / rel
         fresh = render_module(module)
         old = path.read_text() if path.exists() else ""
@@ -220,12 +261,15 @@ def generate_all(check: bool = False, root: Path = ROOT) -> list[str]:
             changed.append(rel)
             if check:
                 diff = difflib.unified_diff(
-                    old.splitlines(), fresh.splitlines(), rel + " (on disk)",
-                    rel + " (fresh)", lineterm="", n=1,
+                    old.splitlines(),
+                    fresh.splitlines(),
+                    rel + " (on disk)",
+                    rel + " (fresh)",
+                    lineterm="",
+                    n=1,
                 )
                 print("\n".join(list(diff)[:40]))
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(fresh)
     return changed
-

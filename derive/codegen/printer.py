@@ -90,8 +90,9 @@ class EinsumPrinter:
             return f"{op.name}.mean(axis=0)"
         return op.name
 
-    def _delta_source(self, term: Term, index: str, ops: dict[str, Operand],
-                      batched: set[str]) -> str:
+    def _delta_source(
+        self, term: Term, index: str, ops: dict[str, Operand], batched: set[str]
+    ) -> str:
         for f in term.factors:
             if f.base is not None and index in f.indices:
                 axis = f.indices.index(index) + (1 if f.base in batched else 0)

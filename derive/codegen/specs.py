@@ -55,7 +55,10 @@ RELU_MLP: list[KernelSpec] = [
     KernelSpec("eq19_gamma", "19", labels=("k",)),
     KernelSpec("eq20_beta", "20", labels=("k",)),
     KernelSpec(
-        "eq22_compose", "22", which="printed", labels=("k", "l", "m"),
+        "eq22_compose",
+        "22",
+        which="printed",
+        labels=("k", "l", "m"),
         note="Called only inside the corrected bound m <= l <= k.",
     ),
     KernelSpec("eq23_eta", "23", labels=("k", "l")),
@@ -76,7 +79,10 @@ RELU_MLP: list[KernelSpec] = [
     KernelSpec("eq39_uu_term", "39", part="uu_term", reduces=SMP),
     KernelSpec("eq39_uw_term", "39", part="uw_term", labels=("k",), reduces=SMP),
     KernelSpec(
-        "eq39_ww_gauss_newton_term", "39", part="ww_gauss_newton_term", labels=("k", "r"),
+        "eq39_ww_gauss_newton_term",
+        "39",
+        part="ww_gauss_newton_term",
+        labels=("k", "r"),
         reduces=SMP,
     ),
     KernelSpec(

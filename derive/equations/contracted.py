@@ -166,9 +166,7 @@ _reg(
 get("C7").parts.update(
     {
         "pdot_term": Form(lambda n: contract(pdot[i] * d2fdp2[i, j] * pdot[j], i, j), ()),
-        "output_term": Form(
-            lambda n: 2 * contract(dfdp[i] * omega[i, m] * vdot(n)[m], i, m), ()
-        ),
+        "output_term": Form(lambda n: 2 * contract(dfdp[i] * omega[i, m] * vdot(n)[m], i, m), ()),
         "layer_term": Form(
             lambda n, k: 2 * contract(delta(k)[i] * phi(k)[i, j] * vdot(k - 1)[j], i, j), ()
         ),
