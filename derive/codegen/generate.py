@@ -97,13 +97,15 @@ _WIDTH = {
 }
 
 
-def _shape_doc(op: Operand) -> str:
+def _shape_doc(op: Operand, stacked: bool = False) -> str:
     fam, _, rest = op.base.partition("(")
     labels = rest.rstrip(")").split(",") if rest else []
     dims = _WIDTH[fam](labels)
     dims = [re.sub(r"^w_([a-z0-9]+)-1$", r"w_(\1-1)", d) for d in dims]
     if op.per_sample:
         dims = ["batch", *dims]
+    if stacked and "(" in op.base:
+        dims = ["layers", *dims]
     return "(" + ", ".join(dims) + ")"
 
 
@@ -150,7 +152,7 @@ def kernel_source(spec: KernelSpec) -> str:
     bodies = {}
     ops: list[Operand] = []
     for mode in spec.reduces:
-        body, ops = EinsumPrinter(mode).source(expr, free)
+        body, ops = EinsumPrinter(mode, stacked=spec.stacked).source(expr, free)
         bodies[mode] = body
     args = ", ".join(o.name for o in ops)
     multi = len(spec.reduces) > 1
@@ -165,6 +167,11 @@ def kernel_source(spec: KernelSpec) -> str:
     doc = [f"{cites}: {title}."]
     if eq.section.startswith("contracted"):
         doc.append(f"Derived form, {eq.section}.")
+    if spec.stacked:
+        doc.append(
+            "Layer-batched: each layer-labelled operand and the result carry a leading "
+            "axis over a stack of layers (all of equal width)."
+        )
     if spec.note:
         doc.append(spec.note)
     elif spec.which == "printed" and eq.erratum is not None:
@@ -181,7 +188,7 @@ def kernel_source(spec: KernelSpec) -> str:
     doc.append("Parameters")
     doc.append("----------")
     for o in ops:
-        doc.append(f"{o.name} : ndarray, shape {_shape_doc(o)}")
+        doc.append(f"{o.name} : ndarray, shape {_shape_doc(o, spec.stacked)}")
     if multi:
         doc.append("reduce : {" + ", ".join(repr(m) for m in spec.reduces) + "}")
         doc.append("    'sample': per sample; 'mean': batch mean of per-sample products")
@@ -198,6 +205,8 @@ def kernel_source(spec: KernelSpec) -> str:
         doc.append(f"ndarray: axes (batch, {free_txt}) per sample, ({free_txt}) reduced.")
     elif spec.reduces == ("sample",):
         doc.append(f"ndarray: axes (batch, {free_txt}).")
+    elif spec.stacked:
+        doc.append(f"ndarray: axes (layers, {free_txt}).")
     else:
         doc.append(f"ndarray: axes ({free_txt}).")
     wrapped = []
@@ -210,7 +219,8 @@ def kernel_source(spec: KernelSpec) -> str:
     lines = [sig + ":", docstring]
     if expr.has(sp.Symbol("B", positive=True, integer=True)):
         first = next(o for o in ops)
-        lines.append(f"    B = {first.name}.shape[0]")
+        axis = 1 if (spec.stacked and "(" in first.base) else 0
+        lines.append(f"    B = {first.name}.shape[{axis}]")
     if multi:
         for mode in spec.reduces:
             lines.append(f"    if reduce == {mode!r}:")

@@ -63,10 +63,11 @@ class EinsumPrinter:
         implicit batch axis (forms that index samples explicitly).
     """
 
-    def __init__(self, reduce: str = "sample"):
+    def __init__(self, reduce: str = "sample", stacked: bool = False):
         if reduce not in ("sample", "mean", "printed", "none"):
             raise ValueError(f"unknown reduce mode {reduce!r}")
         self.reduce = reduce
+        self.stacked = stacked
 
     # -------------------------------------------------------------- helpers
     def operands(self, expr: sp.Expr, free: tuple[str, ...]) -> list[Operand]:
@@ -119,6 +120,8 @@ class EinsumPrinter:
                 factors.append(f)
         t = Term(term.coefficient, tuple(factors), term.summed)
         spec, _ = einsum_spec(t, free, batched_spec, batch_out=self.reduce == "sample")
+        if self.stacked:
+            spec = self._stack(spec, t)
         call = f'einsum("{spec}", {", ".join(sources)})'
         coeff = sp.sympify(term.coefficient)
         if coeff == 1:
@@ -126,6 +129,17 @@ class EinsumPrinter:
         if coeff == -1:
             return f"-{call}"
         return f"{sp.pycode(coeff)} * {call}"
+
+    @staticmethod
+    def _stack(spec: str, term: Term) -> str:
+        """Prefix a layer axis ``K`` to every layer-labelled operand and the output."""
+        ins, out = spec.split("->")
+        subs = ins.split(",")
+        new = []
+        for sub, f in zip(subs, term.factors, strict=True):
+            labelled = f.base is not None and "(" in f.base
+            new.append(("K" + sub) if labelled else sub)
+        return ",".join(new) + "->K" + out
 
     def source(self, expr: sp.Expr, free: tuple[str, ...]) -> tuple[str, list[Operand]]:
         """Source of the whole expression and the operands it reads."""

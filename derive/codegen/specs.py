@@ -31,6 +31,11 @@ class KernelSpec:
         Batch reductions offered (see :class:`derive.codegen.printer.EinsumPrinter`).
     concrete : dict
         Concrete labels substituted instead of symbols (e.g. ``{"k": 1}``).
+    note : str
+        Extra docstring line.
+    stacked : bool
+        Layer-batched variant: every layer-labelled operand and the result gain a
+        leading axis over layers of equal width (one BLAS call for all layers).
     """
 
     name: str
@@ -42,6 +47,7 @@ class KernelSpec:
     reduces: tuple[str, ...] = ("sample",)
     concrete: tuple[tuple[str, int], ...] = ()
     note: str = ""
+    stacked: bool = False
 
 
 SM = ("sample", "mean")
@@ -111,4 +117,11 @@ RELU_MLP: list[KernelSpec] = [
     KernelSpec("l3_lowrank_curvature", "L3", labels=("k",), reduces=("none",)),
     KernelSpec("l4_lowrank_output_curvature", "L4", reduces=("none",)),
     KernelSpec("l5_lowrank_sq_norm", "L5", labels=("k",), reduces=("none",)),
+    # layer-batched low-rank forms (hidden layers of equal width)
+    KernelSpec(
+        "l1_lowrank_tangent_source_stacked", "L1", labels=("k",), reduces=("none",), stacked=True
+    ),
+    KernelSpec(
+        "l3_lowrank_curvature_stacked", "L3", labels=("k",), reduces=("none",), stacked=True
+    ),
 ]

@@ -36,6 +36,12 @@ def _pair_step(a_sub: str, b_sub: str, out_sub: str, a_shape, b_shape):
     if set(a_sub) - set(b_sub) - set(out_sub) or set(b_sub) - set(a_sub) - set(out_sub):
         return None
     size = dict(zip(a_sub, a_shape, strict=True)) | dict(zip(b_sub, b_shape, strict=True))
+    first_free = next((c for c in out_sub if not (c in a_sub and c in b_sub)), None)
+    if first_free is not None and first_free not in a_sub:
+        # the output starts with b's free indices: compute with the roles swapped so
+        # that the matmul result is already in output order (no copy afterwards)
+        swapped = _pair_step(b_sub, a_sub, out_sub, b_shape, a_shape)
+        return None if swapped is None else (lambda a, b: swapped(b, a))
     batch = [c for c in out_sub if c in a_sub and c in b_sub]
     left = [c for c in out_sub if c in a_sub and c not in b_sub]
     right = [c for c in out_sub if c in b_sub and c not in a_sub]

@@ -1159,6 +1159,53 @@ def l5_lowrank_sq_norm(Db_k, Vb_km1):
     return B**(-2) * einsum("bi,ci,bj,cj->", Db_k, Db_k, Vb_km1, Vb_km1)
 
 
+def l1_lowrank_tangent_source_stacked(Db_k, Vb_km1):
+    """L1: phi^(k) v_b^(k-1) for phi = -E[delta v^T], through B x B Gram factors.
+    Derived form, contracted (derived from C4 with phi = -E[delta v^T] (Eq 28)).
+    Layer-batched: each layer-labelled operand and the result carry a leading axis over a
+    stack of layers (all of equal width).
+
+    Index form::
+
+        -1/B * Db(k)[c,j] Vb(k-1)[b,t] Vb(k-1)[c,t]   (sum over c, t)
+
+    Parameters
+    ----------
+    Db_k : ndarray, shape (layers, batch, w_k)
+    Vb_km1 : ndarray, shape (layers, batch, w_(k-1))
+
+    Returns
+    -------
+    ndarray: axes (layers, b, j).
+    """
+    B = Db_k.shape[1]
+    return -1/B * einsum("Kcj,Kbt,Kct->Kbj", Db_k, Vb_km1, Vb_km1)
+
+
+def l3_lowrank_curvature_stacked(Db_k, Vb_km1, Vdotb_km1):
+    """L3: sum_b delta_b^(k) phi^(k) vdot_b^(k-1) for phi = -E[delta v^T].
+    Derived form, contracted (derived from C7 with phi = -E[delta v^T] (Eq 28)).
+    Layer-batched: each layer-labelled operand and the result carry a leading axis over a
+    stack of layers (all of equal width).
+
+    Index form::
+
+        -1/B * Db(k)[b,i] Db(k)[c,i] Vb(k-1)[c,j] Vdotb(k-1)[b,j]   (sum over b, c, i, j)
+
+    Parameters
+    ----------
+    Db_k : ndarray, shape (layers, batch, w_k)
+    Vb_km1 : ndarray, shape (layers, batch, w_(k-1))
+    Vdotb_km1 : ndarray, shape (layers, batch, w_(k-1))
+
+    Returns
+    -------
+    ndarray: axes (layers, scalar).
+    """
+    B = Db_k.shape[1]
+    return -1/B * einsum("Kbi,Kci,Kcj,Kbj->K", Db_k, Db_k, Vb_km1, Vdotb_km1)
+
+
 # --------------------------------------------------------------------------- drivers
 
 
@@ -1335,26 +1382,39 @@ def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
     The mini-batch gradient is never formed as a dense direction here: each
     ``phi^(k) = -E[delta^(k) v^(k-1)^T]`` is applied through its ``batch`` outer
     products (the paper's low-rank structure), contracting sample against sample.
+    Hidden layers 2..n of equal width are handled as one stack: their tangent
+    sources (L1) before the sweep and their curvature terms (L3) after it, each
+    in one batched call; only the propagation through ``w^(k)`` stays sequential.
     """
     n = len(ws)
-    vs, deltas = fwd.vs, bwd.deltas
-    vdot = fwd.masks[0] * l1_lowrank_tangent_source(Db_k=deltas[0], Vb_km1=vs[0])
-    vdots = [vdot]
-    for k in range(2, n + 1):
-        vdot = fwd.masks[k - 1] * (
-            l1_lowrank_tangent_source(Db_k=deltas[k - 1], Vb_km1=vs[k - 1])
-            + c4_tangent_propagate(w_k=ws[k - 1], vdot_km1=vdot)
-        )
-        vdots.append(vdot)
-    pdot = l2_lowrank_output_source(Pb=dfdp, Vb_n=vs[n]) + c5_u_term(u=u, vdot_n=vdot)
+    vs, deltas, masks = fwd.vs, bwd.deltas, fwd.masks
     batch = dfdp.shape[0]
-    ghg = c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce="mean") + (
-        2.0 / batch
-    ) * l4_lowrank_output_curvature(Pb=dfdp, Vb_n=vs[n], Vdotb_n=vdot)
-    for k in range(2, n + 1):
-        ghg = ghg + (2.0 / batch) * l3_lowrank_curvature(
-            Db_k=deltas[k - 1], Vb_km1=vs[k - 1], Vdotb_km1=vdots[k - 2]
-        )
+    vdot = masks[0] * l1_lowrank_tangent_source(Db_k=deltas[0], Vb_km1=vs[0])
+    vdots = [vdot]
+    if n >= 3 and len({w.shape for w in ws[1:]}) == 1 and ws[1].shape[0] == ws[1].shape[1]:
+        d_stack, v_stack = np.stack(deltas[1:]), np.stack(vs[1:n])
+        sources = l1_lowrank_tangent_source_stacked(Db_k=d_stack, Vb_km1=v_stack)
+        for k in range(2, n + 1):
+            vdot = masks[k - 1] * (sources[k - 2] + c4_tangent_propagate(w_k=ws[k - 1], vdot_km1=vdot))
+            vdots.append(vdot)
+        curvature = l3_lowrank_curvature_stacked(
+            Db_k=d_stack, Vb_km1=v_stack, Vdotb_km1=np.stack(vdots[: n - 1])
+        ).sum()
+    else:
+        curvature = 0.0
+        for k in range(2, n + 1):
+            vdot = masks[k - 1] * (
+                l1_lowrank_tangent_source(Db_k=deltas[k - 1], Vb_km1=vs[k - 1])
+                + c4_tangent_propagate(w_k=ws[k - 1], vdot_km1=vdot)
+            )
+            vdots.append(vdot)
+            curvature = curvature + l3_lowrank_curvature(
+                Db_k=deltas[k - 1], Vb_km1=vs[k - 1], Vdotb_km1=vdots[k - 2]
+            )
+    pdot = l2_lowrank_output_source(Pb=dfdp, Vb_n=vs[n]) + c5_u_term(u=u, vdot_n=vdot)
+    ghg = c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce="mean") + (2.0 / batch) * (
+        l4_lowrank_output_curvature(Pb=dfdp, Vb_n=vs[n], Vdotb_n=vdot) + curvature
+    )
     gtg = c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce="mean")
     return gtg, ghg
 
