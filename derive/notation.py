@@ -102,6 +102,40 @@ FAMILIES: dict[str, Family] = {
         Family("Vdotb", r"\dot{V}", 1, 2, False, "tangents of a mini-batch, [sample, unit]"),
         Family("Pb", r"P", 0, 2, False, "df/dp of a mini-batch, [sample, class]"),
         Family("phi", r"\phi", 1, 2, False, "direction for w^(k) (Eq 38)"),
+        # Appendix B.3: general entry-wise activations
+        Family(
+            "dgamma", r"\partial \gamma", 2, 4, True, "d gamma^(l)/dw^(q), [m, r, s, t] (Eq 66)"
+        ),
+        Family("dbeta", r"\partial \beta", 2, 4, True, "d beta^(r)/dw^(q), [b, a, s, t] (Eq 71)"),
+        Family("deta", r"\partial \eta", 3, 4, True, "d eta^(n,k)/dw^(q), [j, l, s, t] (Eq 73)"),
+        Family(
+            "d2v", r"\partial^2 v", 3, 5, True, "d2 v^(n)/dw^(k) dw^(q), [j, l, i, s, t] (Eq 76)"
+        ),
+        Family("zdot", r"\dot{z}", 1, 1, True, "tangent of z^(k) along g (contracted form)"),
+        Family("vbar", r"\bar{v}", 1, 1, True, "adjoint of v^(k): df/dv^(k) (contracted form)"),
+        # Appendix B.2.1: one convolutional layer (single channel, as printed)
+        Family("cx", "x", 0, 2, True, "conv input x_j^i, [i, j]"),
+        Family("cw", "w", 0, 2, False, "conv kernel w_k^l, [l, k]"),
+        Family("cxt", r"\tilde{x}", 0, 3, True, "patch (x~_t^s)_k as printed (Eq 45), [s, t, k]"),
+        Family("cz", "z", 0, 4, True, "patches z_tk^sl (Eq 46), [s, t, l, k]"),
+        Family("cdz", r"\partial z", 0, 6, True, "dz_tq^sm/dx_j^i (Eq 48), [s, t, m, q, i, j]"),
+        Family("cv", "v", 0, 2, True, "conv output v_t^s, [s, t]"),
+        Family("ca1", r"\mathcal{A}'", 0, 2, True, "A' at each conv output, [s, t]"),
+        Family("ca2", r"\mathcal{A}''", 0, 2, True, "A'' at each conv output, [s, t]"),
+        Family("cphi", r"\Phi", 0, 2, False, "direction for the conv kernel, [l, k]"),
+        # B.2.1 with input channels c and output channels o (derived)
+        Family("mx", "x", 0, 3, True, "conv input x_j^{c,i}, [c, i, j]"),
+        Family("mw", "w", 0, 4, False, "conv kernels w_k^{o,c,l}, [o, c, l, k]"),
+        Family("mz", "z", 0, 5, True, "patches z_tk^{c,sl}, [c, s, t, l, k]"),
+        Family("mv", "v", 0, 3, True, "conv output v_t^{o,s}, [o, s, t]"),
+        Family("ma1", r"\mathcal{A}'", 0, 3, True, "A' at each conv output, [o, s, t]"),
+        Family("ma2", r"\mathcal{A}''", 0, 3, True, "A'' at each conv output, [o, s, t]"),
+        Family("mphi", r"\Phi", 0, 4, False, "direction for the conv kernels, [o, c, l, k]"),
+        Family("mdelta", r"\delta", 0, 3, True, "adjoint df/dz of the conv outputs, [o, s, t]"),
+        Family("mzdot", r"\dot{z}", 0, 3, True, "tangent of the conv pre-activation, [o, s, t]"),
+        Family("mvbar", r"\bar{v}", 0, 3, True, "adjoint df/dv of the conv outputs, [o, s, t]"),
+        # Appendix B.2.2: the recurrent layer (weights tied over the steps)
+        Family("wr", "w", 0, 2, False, "recurrent weights w_i^j (tied over steps), [j, i]"),
     ]
 }
 

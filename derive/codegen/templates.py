@@ -336,7 +336,7 @@ def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = 
 
 
 def hessian_dense(blocks: dict, ws, u) -> np.ndarray:
-    """Assemble Hessian blocks into a matrix in the flattening order of
+    """Assemble the Hessian blocks of Eqs 34-36 into a matrix in the flattening order of
     ``docs/conventions.md`` (``ws[0], ..., ws[n-1], u``, each C order).
 
     Returns

@@ -1,0 +1,41 @@
+# Set-up and checks.  `make demo` runs the main job, `make test` the test suite;
+# each creates .venv and installs what it needs on first use.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint generate check-generated notebooks-html bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/lowrank demo --out runs/demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-generated: install
+	$(BIN)/python -m derive generate --check
+
+test: lint check-generated
+	$(BIN)/python -m pytest -q
+
+generate: install
+	$(BIN)/python -m derive generate
+
+notebooks-html: install
+	$(BIN)/lowrank notebooks --out notebooks/html
+
+bench: install
+	$(BIN)/lowrank bench --json runs/bench.json
+
+clean:
+	rm -rf $(VENV) runs reports notebooks/html .pytest_cache .ruff_cache
