@@ -91,8 +91,9 @@ def draw_network(
                 break
             v = np.maximum(z, 0)
         if ok:
-            cast = lambda a: a.astype(dtype)
-            return Network([cast(w) for w in ws], cast(u), cast(x), cast(y))
+            return Network(
+                [w.astype(dtype) for w in ws], u.astype(dtype), x.astype(dtype), y.astype(dtype)
+            )
     raise RuntimeError("could not draw a network away from the ReLU kinks")
 
 
