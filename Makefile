@@ -32,7 +32,7 @@ generate: install
 	$(BIN)/python -m derive generate
 
 notebooks-html: install
-	$(BIN)/lowrank notebooks --out notebooks/html
+	$(BIN)/python notebooks/render.py --out notebooks/html
 
 bench: install
 	$(BIN)/lowrank bench --json runs/bench.json
