@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 __all__ = ["Form", "Erratum", "Equation", "register", "get", "all_equations", "ERRATUM_KINDS"]
 
@@ -155,7 +156,30 @@ class Equation:
         expr = self.symbolic(which)
         if expr is None:
             return self.paper_latex if which != "corrected" else ""
-        return sp.latex(expr)
+        return latex_index_form(expr)
+
+
+class IndexFormLatexPrinter(LatexPrinter):
+    """LaTeX printer for index forms: contractions as ``\\sum_{l,m}`` (their bounds
+    are the extents of the indices, not written out)."""
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        names = ",".join(self._print(lim[0]) for lim in expr.limits)
+        return rf"\sum_{{{names}}} {self._print(expr.function)}"
+
+
+def latex_index_form(expr: sp.Expr) -> str:
+    """LaTeX of an index form with the paper's symbols: ``eta(n,k)`` -> ``\\eta^{(n,k)}``."""
+    from derive.notation import FAMILIES
+
+    names = {}
+    for base in expr.atoms(sp.IndexedBase):
+        text = str(base.label)
+        fam, _, rest = text.partition("(")
+        if fam in FAMILIES:
+            tex = FAMILIES[fam].tex
+            names[base.label] = f"{tex}^{{({rest}}}" if rest else tex
+    return IndexFormLatexPrinter({"symbol_names": names}).doprint(expr)
 
 
 _REGISTRY: dict[str, Equation] = {}
