@@ -85,8 +85,8 @@ def numpy_routes(ws, u, x, y) -> dict[str, Callable[[], None]]:
             fwd = K.forward(wk, uk, x, check=False)
             _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
             bwd = K.backward(fwd, wk, uk, dfdp)
-            gtg, ghg = curvature(fwd, bwd, wk, uk, dfdp, d2fdp2)
-            alpha = K.cr_step_length(ghg, gtg, SIGMA, K.norm_cubed(bwd.grad_u, bwd.grads_w))
+            gtg, ghg, norm3 = curvature(fwd, bwd, wk, uk, dfdp, d2fdp2)
+            alpha = K.cr_step_length(ghg, gtg, SIGMA, norm3)
             update(wk, uk, bwd, alpha)
 
         return step
@@ -102,7 +102,7 @@ def numpy_routes(ws, u, x, y) -> dict[str, Callable[[], None]]:
 
     return {
         "sgd": sgd,
-        "cr-lowrank": cr_factory(K.sgd_curvature),
+        "cr-lowrank": cr_factory(K.sgd_cr_terms),
         "cr-tangent": cr_factory(tangent),
         "cr-literal": cr_factory(literal),
     }

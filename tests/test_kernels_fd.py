@@ -111,6 +111,8 @@ def test_directional_quantities_eqs_38_40_and_contracted_forms(net):
     sgtg, sghg = K.sgd_curvature(fwd, bwd, net.ws, net.u, dfdp, d2fdp2)
     _close(sgtg, -(grad @ grad), 1e-10)
     _close(sghg, grad @ dense @ grad, 1e-10)
+    _, _, norm3 = K.sgd_cr_terms(fwd, bwd, net.ws, net.u, dfdp, d2fdp2)
+    _close(norm3, np.linalg.norm(grad) ** 3, 1e-10)
 
 
 def test_sgd_curvature_stacked_layers_match_dense():

@@ -249,6 +249,16 @@ def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
     return gtg, ghg
 
 
+def sgd_cr_terms(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
+    """The three inputs of Eq 37 for the SGD direction ``g = -grad F``.
+
+    Returns ``(g^T grad F, g^T H g, ||g||^3)``; ``||g||^2 = -g^T grad F`` for this
+    direction (Eqs 38, 40), so the norm costs nothing beyond :func:`sgd_curvature`.
+    """
+    gtg, ghg = sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+    return gtg, ghg, np.maximum(-gtg, 0.0) ** 1.5
+
+
 def sq_norm(omega, phis):
     """``||g||^2`` (the base of Eq 40)."""
     total = eq40_u_sq_norm(omega=omega)

@@ -5,3 +5,4 @@ from derive.equations import (  # noqa: F401
     cubic_regularization,
     feedforward_relu,
 )
+from derive.equations import general_activation  # noqa: F401,E402
