@@ -4,5 +4,5 @@ from derive.equations import (  # noqa: F401
     contracted,
     cubic_regularization,
     feedforward_relu,
+    general_activation,
 )
-from derive.equations import general_activation  # noqa: F401,E402

@@ -91,7 +91,11 @@ def _dgamma_66(n, l, q):  # noqa: E741
         (
             l > q,
             lambda: contract(
-                sp.KroneckerDelta(r_, m) * a2(l)[m] * w(l)[m, a] * eta(l - 1, q)[a, s] * v(q - 1)[t],
+                sp.KroneckerDelta(r_, m)
+                * a2(l)[m]
+                * w(l)[m, a]
+                * eta(l - 1, q)[a, s]
+                * v(q - 1)[t],
                 a,
             ),
         ),
@@ -145,8 +149,9 @@ def _dgamma_68(n, l, q):  # noqa: E741
         (sp.Eq(l, q), lambda: lam(l)[m, r_, s] * v(l - 1)[t]),
         (
             l > q,
-            lambda: contract(lam(l)[m, r_, p] * w(l)[p, a] * eta(l - 1, q)[a, s], p, a)
-            * v(q - 1)[t],
+            lambda: (
+                contract(lam(l)[m, r_, p] * w(l)[p, a] * eta(l - 1, q)[a, s], p, a) * v(q - 1)[t]
+            ),
         ),
     )
 
@@ -228,9 +233,10 @@ register(
 
 def _lam_ww(rr: int, target: sp.Idx, qq: int) -> sp.Expr:
     """``lambda_dp^(r),b w_a^(r),d w_c^(r),p eta_s^(r-1,qq),c v^(qq-1),t`` (free b, a, s, t)."""
-    return contract(
-        lam(rr)[b, d, p] * w(rr)[d, target] * w(rr)[p, c] * eta(rr - 1, qq)[c, s], d, p, c
-    ) * v(qq - 1)[t]
+    return (
+        contract(lam(rr)[b, d, p] * w(rr)[d, target] * w(rr)[p, c] * eta(rr - 1, qq)[c, s], d, p, c)
+        * v(qq - 1)[t]
+    )
 
 
 def _dbeta_same(q: int) -> sp.Expr:
@@ -294,8 +300,10 @@ def _dalpha_cases(n, k, l, q):  # noqa: E741
         (k < q, lambda: sp.S.Zero),
         (
             sp.And(l < q, q <= k),
-            lambda: far(q + 1)
-            + contract(alpha(k, q)[j, b] * _dbeta_same(q) * alpha(q - 1, l)[a, m], b, a),
+            lambda: (
+                far(q + 1)
+                + contract(alpha(k, q)[j, b] * _dbeta_same(q) * alpha(q - 1, l)[a, m], b, a)
+            ),
         ),
         (q <= l, lambda: far(l + 1)),
     )
@@ -399,13 +407,11 @@ def _deta_cases(with_gamma: bool, printed: bool):
                 lambda rr: _far_term(n, rr, k, q, with_gamma=with_gamma, printed=wrong),
             )
 
-        if with_gamma:
-            back = contract(alpha(q - 1, k)[a, m] * gamma(k)[m, l_], m)
-            gt_k = lambda: far(q + 1) + contract(  # noqa: E731
-                alpha(n, q)[j, b] * _dbeta_same(q) * back, b, a
-            )
-        else:
-            gt_k = lambda: (  # noqa: E731
+        def gt_k():
+            if with_gamma:
+                back = contract(alpha(q - 1, k)[a, m] * gamma(k)[m, l_], m)
+                return far(q + 1) + contract(alpha(n, q)[j, b] * _dbeta_same(q) * back, b, a)
+            return (
                 far(q + 1)
                 + contract(
                     alpha(n, q)[j, b] * lam(q)[b, p, s] * w(q)[p, a] * eta(q - 1, k)[a, l_], b, p, a
@@ -413,17 +419,27 @@ def _deta_cases(with_gamma: bool, printed: bool):
                 * v(q - 1)[t]
                 + eta(n, q)[j, s] * eta(q - 1, k)[t, l_]
             )
+
         return cases(
             (q > k, gt_k),
             (
                 sp.Eq(q, k),
-                lambda: far(k + 1) + contract(alpha(n, k)[j, m] * lam(k)[m, l_, s], m) * v(k - 1)[t],
+                lambda: (
+                    far(k + 1) + contract(alpha(n, k)[j, m] * lam(k)[m, l_, s], m) * v(k - 1)[t]
+                ),
             ),
             (
                 q < k,
-                lambda: far(k + 1, wrong=printed)
-                + contract(alpha(n, k)[j, m] * lam(k)[m, l_, p] * w(k)[p, a] * eta(k - 1, q)[a, s], m, p, a)
-                * v(q - 1)[t],
+                lambda: (
+                    far(k + 1, wrong=printed)
+                    + contract(
+                        alpha(n, k)[j, m] * lam(k)[m, l_, p] * w(k)[p, a] * eta(k - 1, q)[a, s],
+                        m,
+                        p,
+                        a,
+                    )
+                    * v(q - 1)[t]
+                ),
             ),
         )
 
@@ -490,7 +506,9 @@ def _d2v_76(n, k, q):
         (q >= k, lambda: deta(n, k, q)[j, l_, s, t] * v(k - 1)[i]),
         (
             q < k,
-            lambda: deta(n, k, q)[j, l_, s, t] * v(k - 1)[i] + eta(n, k)[j, l_] * dv(k - 1, q)[i, s, t],
+            lambda: (
+                deta(n, k, q)[j, l_, s, t] * v(k - 1)[i] + eta(n, k)[j, l_] * dv(k - 1, q)[i, s, t]
+            ),
         ),
     )
 
@@ -542,11 +560,13 @@ _P77 = {
     "far_term": _p77_far(False),
     "far_term_printed": _p77_far(True),
     "lambda_term_q_gt_k": Form(
-        lambda n, k, q: contract(
-            alpha(n, q)[j, b] * lam(q)[b, p, s] * w(q)[p, a] * eta(q - 1, k)[a, l_], b, p, a
-        )
-        * v(q - 1)[t]
-        * v(k - 1)[i],
+        lambda n, k, q: (
+            contract(
+                alpha(n, q)[j, b] * lam(q)[b, p, s] * w(q)[p, a] * eta(q - 1, k)[a, l_], b, p, a
+            )
+            * v(q - 1)[t]
+            * v(k - 1)[i]
+        ),
         ("j", "l", "i", "s", "t"),
     ),
     "eta_term_q_gt_k": Form(
@@ -554,15 +574,19 @@ _P77 = {
         ("j", "l", "i", "s", "t"),
     ),
     "lambda_term_q_eq_k": Form(
-        lambda n, k, q: contract(alpha(n, k)[j, m] * lam(k)[m, l_, s], m) * v(k - 1)[t] * v(k - 1)[i],
+        lambda n, k, q: (
+            contract(alpha(n, k)[j, m] * lam(k)[m, l_, s], m) * v(k - 1)[t] * v(k - 1)[i]
+        ),
         ("j", "l", "i", "s", "t"),
     ),
     "lambda_term_q_lt_k": Form(
-        lambda n, k, q: contract(
-            alpha(n, k)[j, m] * lam(k)[m, l_, p] * w(k)[p, a] * eta(k - 1, q)[a, s], m, p, a
-        )
-        * v(q - 1)[t]
-        * v(k - 1)[i],
+        lambda n, k, q: (
+            contract(
+                alpha(n, k)[j, m] * lam(k)[m, l_, p] * w(k)[p, a] * eta(k - 1, q)[a, s], m, p, a
+            )
+            * v(q - 1)[t]
+            * v(k - 1)[i]
+        ),
         ("j", "l", "i", "s", "t"),
     ),
     "eta_term_q_lt_k": Form(
@@ -656,6 +680,13 @@ def _cur_80(n, k, q):
     return contract(dfdp[a] * u[a, j] * d2v(n, k, q)[j, l_, i, s, t], a, j)
 
 
+def _dfdp_u(inner: sp.Expr) -> sp.Expr:
+    """``df/dp^f u_e^f inner^e`` for an expression with free output index ``j``
+    (fresh dummies ``e``, ``f``: ``inner`` already sums over ``a``, ``b``, ...)."""
+    e_, f_ = sp.Idx("e"), sp.Idx("f")
+    return contract(dfdp[f_] * u[f_, e_] * inner.subs(j, e_), f_, e_)
+
+
 def _with_dfdp_u(form: Form) -> Form:
     """``df/dp^a u_j^a (part)_j...``: a part of Eq 77 carried into Eq 80."""
     import inspect
@@ -664,8 +695,7 @@ def _with_dfdp_u(form: Form) -> Form:
 
     def build(**labels):
         inner = form.build(**{k_: labels[k_] for k_ in params})
-        jj = sp.Idx("e")
-        return contract(dfdp[a] * u[a, jj] * inner.subs(j, jj), a, jj)
+        return _dfdp_u(inner)
 
     build.__signature__ = inspect.signature(form.build)  # type: ignore[attr-defined]
     return Form(build, ("l", "i", "s", "t"))
@@ -690,6 +720,29 @@ register(
             "gauss_newton": Form(_gn_80, ("l", "i", "s", "t")),
             **{name: _with_dfdp_u(f) for name, f in _P77.items()},
         },
+        check="b3_hessian_ww",
+        label_sets=_kq,
+        activation="general",
+    )
+)
+
+
+#: Eq 80 with its curvature term expanded by Eq 77 (corrected): what the kernels compute
+HESSIAN_WW_EXPANDED = Form(
+    lambda n, k, q: _gn_80(n, k, q) + _dfdp_u(_d2v_77(False)(n=n, k=k, q=q)),
+    ("l", "i", "s", "t"),
+)
+register(
+    Equation(
+        number="80.x",
+        name="hessian_ww_general_expanded",
+        title="Hessian block (w^(k), w^(q)) with Eq 77 (corrected) substituted into Eq 80",
+        section="B.3 (derived from Eqs 77, 80)",
+        paper_latex="",
+        lhs_latex=r"\frac{\partial^2 F}{\partial w_i^{(k),l} \partial w_t^{(q),s}}",
+        labels=("k", "q"),
+        printed=HESSIAN_WW_EXPANDED,
+        erratum=_BATCH,
         check="b3_hessian_ww",
         label_sets=_kq,
         activation="general",
@@ -731,8 +784,10 @@ _reg_c(
     "tangent of the pre-activation: zdot^(k) = phi^(k) v^(k-1) + w^(k) vdot^(k-1)",
     r"\dot{z}^{(k)}_j",
     Form(
-        lambda n, k: contract(phi(k)[j, t] * v(k - 1)[t], t)
-        + (contract(w(k)[j, i] * vdot(k - 1)[i], i) if k != 1 else 0),
+        lambda n, k: (
+            contract(phi(k)[j, t] * v(k - 1)[t], t)
+            + (contract(w(k)[j, i] * vdot(k - 1)[i], i) if k != 1 else 0)
+        ),
         ("j",),
     ),
     "b3_zdot",
@@ -787,13 +842,14 @@ get("C11").parts.update(
 
 # the reduction to B.1 (A'' = 0) is checked by derive.layer_checks.reduces_to_b1
 REDUCES_TO_B1 = {
-    # B.3 equation -> (B.1 equation, label map B.3 -> B.1)
+    # B.3 equation -> (B.1 equation, label map B.3 -> B.1); "80.x" is Eq 80 expanded by Eq 77
     "66": ("31", {}),
     "68": ("31", {}),
     "72": ("30", {"k": "n", "l": "k", "q": "r"}),
     "75": ("32", {"k": "k", "q": "r"}),
     "77": ("33", {"k": "k", "q": "r"}),
     "80": ("36", {"k": "k", "q": "r"}),
+    "80.x": ("36", {"k": "k", "q": "r"}),
     "C11": ("C7", {}),
 }
 
