@@ -1,0 +1,119 @@
+"""Execute every notebook in ``notebooks/`` and check the key numbers it writes.
+
+Each notebook runs top to bottom in a fresh kernel (nbconvert's ``ExecutePreprocessor``
+through ``notebooks/render.py``); a cell that raises fails the test. Each notebook
+writes ``$LOWRANK_NOTEBOOK_OUT/<name>.json`` with its key numbers and the bounds it
+states for them; the bounds below must equal the stated ones, and every value must
+meet them. The notebooks are committed without outputs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import operator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+#: wall-time limit of one notebook (the requirement: under 90 s on 2 cores)
+TIME_LIMIT = 90.0
+
+OPS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+# key number -> (operator, bound), as stated in each notebook's last cell
+BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
+    "01_low_rank_structure": {
+        "per_sample_grad_rank_max": ("==", 1),
+        "batch_grad_rank_min": (">", 1),
+        "outer_product_residual": ("<", 1e-12),
+        "grad_rel_err_contracted": ("<", 1e-12),
+        "grad_rel_err_fd": ("<", 1e-6),
+        "hessian_rel_err_fd": ("<", 1e-6),
+        "per_sample_hessian_uu_rank_max": ("==", 3),
+        "per_sample_hessian_rank_over_bound": ("<=", 1),
+        "batch_over_per_sample_hessian_rank": (">", 1),
+        "ghg_lowrank_rel_err": ("<", 1e-10),
+    },
+    "02_deriving_and_generating": {
+        "selfcheck_eq28_proved": ("==", 1),
+        "selfcheck_eq23_printed_disproved": ("==", 1),
+        "selfcheck_eq23_corrected_proved": ("==", 1),
+        "generated_matches_checked_in": ("==", 1),
+        "module_drift_lines": ("==", 0),
+        "kernel_rel_err_fd": ("<", 1e-6),
+        "activation_problems": ("==", 0),
+        "activation_bad_form_caught": ("==", 1),
+        "activation_rel_err_fd": ("<", 1e-6),
+        "new_activation_grad_rel_err_fd": ("<", 1e-6),
+        "new_activation_b1_hessian_rel_err": (">", 1e-3),
+        "relu_b1_hessian_rel_err": ("<", 1e-6),
+    },
+}
+
+
+def _render_module():
+    spec = importlib.util.spec_from_file_location("notebooks_render", NOTEBOOKS / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _render_module()
+PATHS = render.notebook_paths()
+
+
+def test_every_notebook_has_bounds():
+    assert [p.stem for p in PATHS] == sorted(BOUNDS)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name}: a code cell has stored outputs"
+            assert cell.execution_count is None, f"{path.name}: stored execution count"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_executes_and_meets_its_bounds(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOWRANK_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("LOWRANK_NOTEBOOK_SCALE", raising=False)
+    nb, seconds = render.execute(path, timeout=int(TIME_LIMIT))
+    assert seconds < TIME_LIMIT, f"{path.name} took {seconds:.0f} s"
+
+    record = json.loads((tmp_path / f"{path.stem}.json").read_text())
+    expected = BOUNDS[path.stem]
+    stated = {k: (op, limit) for k, (op, limit) in record["bounds"].items()}
+    assert stated == expected, "bounds stated in the notebook differ from the test's"
+    bad = {
+        key: record["values"][key]
+        for key, (op, limit) in expected.items()
+        if not OPS[op](record["values"][key], limit)
+    }
+    assert not bad, f"{path.name}: key numbers out of bounds: {bad}"
+
+    html = render.to_html(nb, tmp_path / f"{path.stem}.html")
+    assert html.stat().st_size > 10_000
+
+
+def test_render_without_execution(tmp_path):
+    assert render.main(["--out", str(tmp_path), "--no-execute"]) == 0
+    for path in PATHS:
+        assert (tmp_path / f"{path.stem}.html").is_file()
+    index = (tmp_path / "index.html").read_text()
+    assert all(f"{p.stem}.html" in index for p in PATHS)
