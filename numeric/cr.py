@@ -1,0 +1,549 @@
+"""Cubic regularization (CR) as a metamethod on top of any base optimizer (Section 3.1).
+
+The base optimizer proposes an lr-free *unit direction* ``d`` (for SGD ``d = -grad F``;
+see :mod:`numeric.optimizers`).  Along ``d`` the cubic model of Eq 8 is
+
+    m(alpha) = F + alpha d^T grad F + alpha^2 / 2  d^T H d + sigma / 6 alpha^3 ||d||^3
+
+and CR takes the step ``alpha * d`` with the positive root of ``m'(alpha) = 0`` (Eq 37).
+``d^T grad F`` and ``d^T H d`` are exact, from the generated low-rank kernels
+(:func:`numeric.kernels.relu_mlp.directional`, or
+:func:`~numeric.kernels.relu_mlp.sgd_curvature` when ``d = -grad F``).
+
+Averaging over the mini-batch (Section 3.1)
+-------------------------------------------
+``"model"`` (default, the paper's choice)
+    One model for the batch: ``d`` fixed, ``d^T grad F`` and ``d^T H d`` averaged over
+    the samples, a single ``alpha``.  Any base optimizer.
+``"mean-alpha"`` (``E[alpha] E[g]``)
+    One ``alpha_b`` per sample from the cubic model of ``f_b`` along that sample's own
+    direction ``d_b = -grad f_b``; the step is ``mean_b(alpha_b) * (-grad F)``.
+``"alpha-g"`` (``E[alpha g]``)
+    The same ``alpha_b``; the step is ``mean_b(alpha_b * d_b)``.
+The per-sample options need a per-sample direction; it is well defined only for SGD
+(the adaptive optimizers' directions depend on accumulators updated by the batch
+gradient), so they are restricted to SGD.
+
+Steps the cubic model cannot set (defined, logged, never NaN)
+-------------------------------------------------------------
+Each step carries a flag (:data:`FLAGS`):
+
+``"nondescent"``
+    ``d^T grad F >= 0`` (possible with Adam's momentum, or Adadelta): the cubic model
+    along ``+d`` is minimised at ``alpha = 0``.  Policy ``nondescent="base"`` (default)
+    takes the base optimizer's own step, ``alpha = lr`` (the scheduled learning rate),
+    so CR never does worse than the base method on such a step; ``"skip"`` takes
+    ``alpha = 0`` (no move; the optimizer's accumulators still advance).
+``"zero"``
+    ``||d|| = 0`` (e.g. a vanishing gradient): ``alpha = 0``.
+``"nonfinite"``
+    ``d^T grad F``, ``d^T H d`` or Eq 37 overflowed (or Eq 37 underflowed to a zero
+    denominator): the base step ``alpha = lr``.
+
+Effective learning rate
+-----------------------
+``lr_eff`` is the scalar ``s`` for which ``s * d`` is the applied update (least squares
+for ``"alpha-g"``, whose update is not a multiple of ``d``): ``alpha`` for CR with
+``"model"``, ``mean_b(alpha_b)`` for ``"mean-alpha"``, the scheduled ``lr`` for the
+base method.  It is in the units of the optimizer's learning rate, so for SGD it is
+the SGD learning rate CR chose.
+
+Learning-rate decay
+-------------------
+CR *replaces* the step length: its ``alpha`` is not decayed.  The schedule of a CR
+method only sets the fallback step of flagged iterations.
+
+Example
+-------
+>>> import numpy as np
+>>> from numeric.model import Network
+>>> from numeric.optimizers import SGD
+>>> net = Network.create(4, [3, 3], 2, init="plateau", seed=0)
+>>> method = CR(SGD(), sigma=100.0, lr=0.02)
+>>> state = method.init(net)
+>>> x, y = np.ones((5, 4)), np.array([0, 1, 0, 1, 1])
+>>> net, state, info = method.step(net, state, x, y)
+>>> info.flag, info.alpha > 0
+('', True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from numeric.kernels import relu_mlp as K
+from numeric.model import Network, as_inputs, as_targets
+from numeric.optimizers import SGD, Optimizer, State
+from numeric.schedules import Constant
+
+__all__ = [
+    "AVERAGING",
+    "CR",
+    "FLAGS",
+    "NONDESCENT",
+    "Baseline",
+    "Method",
+    "MethodState",
+    "StepInfo",
+    "cubic_model",
+    "per_sample_sgd_curvature",
+    "step_length",
+    "step_lengths",
+]
+
+#: Averaging options of Section 3.1 (see the module docstring).
+AVERAGING = ("model", "mean-alpha", "alpha-g")
+#: Policies for a direction that is not a descent direction.
+NONDESCENT = ("base", "skip")
+#: Step flags; ``""`` is a regular step.
+FLAGS = ("", "nondescent", "zero", "nonfinite")
+
+Schedule = Callable[[int], float]
+
+
+# ------------------------------------------------------------------ step length (Eq 37)
+
+
+def cubic_model(alpha, gtg, ghg, sigma: float, norm3):
+    """``m(alpha) - F`` of Eq 8 along a fixed direction (``alpha >= 0``).
+
+    ``alpha * gtg + alpha^2 / 2 * ghg + sigma / 6 * |alpha|^3 * norm3``; broadcasts.
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    return alpha * gtg + 0.5 * alpha**2 * ghg + sigma / 6.0 * np.abs(alpha) ** 3 * norm3
+
+
+def _eq37(ghg, gtg, sigma, norm3):
+    """Eq 37 in the form free of cancellation for the sign of ``ghg`` (broadcasts).
+
+    ``ghg >= 0``: the rationalized form ``-2 d / (h + sqrt(h^2 - 2 d c))``
+    (:func:`~numeric.kernels.relu_mlp.cr_step_length`); ``ghg < 0``: Eq 37 as printed,
+    ``(-h + sqrt(h^2 - 2 d c)) / c``, whose numerator then adds two positive numbers
+    (:func:`~numeric.kernels.relu_mlp.cr_step_length_printed`).  Each form cancels
+    catastrophically in the other's domain when ``h^2 >> |d| c``.
+    """
+    if np.ndim(ghg) == 0:
+        # NumPy scalars: overflow gives inf (flagged by the caller), not OverflowError
+        ghg, gtg, norm3 = np.float64(ghg), np.float64(gtg), np.float64(norm3)
+        if ghg >= 0:
+            return K.cr_step_length(ghg, gtg, sigma, norm3)
+        return K.cr_step_length_printed(ghg, gtg, sigma, norm3)
+    return np.where(
+        ghg >= 0,
+        K.cr_step_length(ghg, gtg, sigma, norm3),
+        K.cr_step_length_printed(ghg, gtg, sigma, norm3),
+    )
+
+
+def step_length(
+    gtg: float,
+    ghg: float,
+    sigma: float,
+    norm3: float,
+    fallback: float,
+    nondescent: str = "base",
+) -> tuple[float, str]:
+    """CR step length (Eq 37) along one direction, with the edge cases of the module.
+
+    Parameters
+    ----------
+    gtg : float
+        ``d^T grad F`` (Eq 38).
+    ghg : float
+        ``d^T H d`` (Eq 39, corrected).
+    sigma : float
+        Cubic weight ``sigma > 0``.
+    norm3 : float
+        ``||d||^3`` (Eq 40).
+    fallback : float
+        The base optimizer's step length (the scheduled learning rate).
+    nondescent : {"base", "skip"}
+        Step for ``gtg >= 0``: ``fallback`` or ``0``.
+
+    Returns
+    -------
+    alpha : float
+        Finite and ``>= 0``.
+    flag : str
+        One of :data:`FLAGS`.
+    """
+    gtg, ghg, norm3 = float(gtg), float(ghg), float(norm3)
+    if not (math.isfinite(gtg) and math.isfinite(ghg) and math.isfinite(norm3)):
+        return float(fallback), "nonfinite"
+    if norm3 <= 0.0 or sigma * norm3 == 0.0:
+        return 0.0, "zero"
+    if gtg >= 0.0:
+        return (float(fallback) if nondescent == "base" else 0.0), "nondescent"
+    with np.errstate(all="ignore"):
+        alpha = float(_eq37(ghg, gtg, sigma, norm3))
+    if not (math.isfinite(alpha) and alpha > 0.0):
+        return float(fallback), "nonfinite"
+    return alpha, ""
+
+
+def step_lengths(
+    gtg: np.ndarray,
+    ghg: np.ndarray,
+    sigma: float,
+    norm3: np.ndarray,
+    fallback: float,
+    nondescent: str = "base",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`step_length` (one ``alpha`` per sample).
+
+    Returns
+    -------
+    alpha : np.ndarray, shape (batch,), float64
+    flags : np.ndarray, shape (batch,), int
+        Index into :data:`FLAGS`.
+    """
+    gtg = np.asarray(gtg, dtype=np.float64)
+    ghg = np.asarray(ghg, dtype=np.float64)
+    norm3 = np.asarray(norm3, dtype=np.float64)
+    flags = np.zeros(gtg.shape, dtype=np.int64)
+    alpha = np.zeros(gtg.shape, dtype=np.float64)
+    finite = np.isfinite(gtg) & np.isfinite(ghg) & np.isfinite(norm3)
+    zero = finite & ((norm3 <= 0.0) | (sigma * norm3 == 0.0))
+    nondesc = finite & ~zero & (gtg >= 0.0)
+    regular = finite & ~zero & ~nondesc
+    with np.errstate(all="ignore"):
+        a = _eq37(ghg, gtg, sigma, norm3)
+    bad = regular & ~(np.isfinite(a) & (a > 0.0))
+    ok = regular & ~bad
+    alpha[ok] = a[ok]
+    alpha[~finite | bad] = fallback
+    alpha[nondesc] = fallback if nondescent == "base" else 0.0
+    flags[nondesc] = FLAGS.index("nondescent")
+    flags[zero] = FLAGS.index("zero")
+    flags[~finite | bad] = FLAGS.index("nonfinite")
+    return alpha, flags
+
+
+# ------------------------------------------------------- per-sample SGD directions
+
+
+def per_sample_sgd_curvature(
+    fwd: K.Forward, bwd: K.Backward, ws: Sequence[np.ndarray], u: np.ndarray, dfdp, d2fdp2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample ``g_b^T grad f_b``, ``g_b^T H_b g_b`` and ``||g_b||^2`` for ``g_b = -grad f_b``.
+
+    Each sample's gradient is rank one per layer (Eqs 27-28: ``dfdp_b v_b^(n)^T`` and
+    ``delta_b^(k) v_b^(k-1)^T``), so the tangent sweep (C4-C5) along it has the sources
+    ``phi_b^(k) v_b^(k-1) = -delta_b^(k) |v_b^(k-1)|^2`` and
+    ``omega_b v_b^(n) = -dfdp_b |v_b^(n)|^2``, and the curvature terms of C7 reduce to
+    ``-2 |delta_b^(k)|^2 (v_b^(k-1) . vdot_b^(k-1))`` and
+    ``-2 |dfdp_b|^2 (v_b^(n) . vdot_b^(n))``.  All samples at once, O(batch * weights).
+
+    Parameters
+    ----------
+    fwd, bwd : Forward, Backward
+        From :func:`~numeric.kernels.relu_mlp.forward` / ``backward`` on the batch.
+    ws : list of np.ndarray
+    u : np.ndarray, shape (classes, w_n)
+    dfdp : np.ndarray, shape (batch, classes)
+    d2fdp2 : np.ndarray, shape (batch, classes, classes)
+
+    Returns
+    -------
+    gtg : np.ndarray, shape (batch,)
+        ``-||grad f_b||^2`` through the tangent sweep.
+    ghg : np.ndarray, shape (batch,)
+        ``grad f_b^T (d^2 f_b / dw^2) grad f_b``.
+    sqnorm : np.ndarray, shape (batch,)
+        ``||grad f_b||^2`` (Eq 40 per sample).
+    """
+    n = len(ws)
+    vs, masks, deltas = fwd.vs, fwd.masks, bwd.deltas
+    vv = [np.einsum("bi,bi->b", v, v) for v in vs]
+    dd = [np.einsum("bi,bi->b", d, d) for d in deltas]
+    pp = np.einsum("bi,bi->b", dfdp, dfdp)
+    sqnorm = pp * vv[n]
+    for k in range(1, n + 1):
+        sqnorm = sqnorm + dd[k - 1] * vv[k - 1]
+    vdot = masks[0] * (-deltas[0] * vv[0][:, None])
+    curv = np.zeros_like(pp)
+    for k in range(2, n + 1):
+        curv = curv - 2.0 * dd[k - 1] * np.einsum("bi,bi->b", vs[k - 1], vdot)
+        vdot = masks[k - 1] * (-deltas[k - 1] * vv[k - 1][:, None] + vdot @ ws[k - 1].T)
+    pdot = -dfdp * vv[n][:, None] + vdot @ u.T
+    curv = curv - 2.0 * pp * np.einsum("bi,bi->b", vs[n], vdot)
+    ghg = np.einsum("bi,bij,bj->b", pdot, d2fdp2, pdot) + curv
+    gtg = np.einsum("bi,bi->b", dfdp, pdot)
+    return gtg, ghg, sqnorm
+
+
+# ------------------------------------------------------------------------- methods
+
+
+class StepInfo(NamedTuple):
+    """What one step did (one row of a run's ``metrics.csv``).
+
+    Attributes
+    ----------
+    loss : float
+        Mini-batch objective ``F`` at the weights *before* the step.
+    alpha : float
+        Step length along the unit direction (``mean_b alpha_b`` for the per-sample
+        options; the scheduled ``lr`` for a base method).
+    lr : float
+        Scheduled learning rate of this step.
+    lr_eff : float
+        Effective learning rate (module docstring).
+    dgrad : float
+        ``d^T grad F`` for the unit direction ``d`` (per-sample options: the mean of
+        ``d_b^T grad f_b``).
+    dhd : float
+        ``d^T H d`` (per-sample options: the mean of ``d_b^T H_b d_b``); NaN where not
+        computed (a base method without ``curvature=True``).
+    dnorm : float
+        ``||d||`` (per-sample options: the mean of ``||d_b||``).
+    flag : str
+        One of :data:`FLAGS`.
+    """
+
+    loss: float
+    alpha: float
+    lr: float
+    lr_eff: float
+    dgrad: float
+    dhd: float
+    dnorm: float
+    flag: str
+
+
+@dataclass
+class MethodState:
+    """State of a method between steps.
+
+    Attributes
+    ----------
+    step : int
+        Number of steps taken (the global step of the schedule).
+    opt : State
+        The base optimizer's state.
+    """
+
+    step: int
+    opt: State
+
+
+def _dot(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    return float(sum(float(np.vdot(x, y)) for x, y in zip(a, b, strict=True)))
+
+
+def _schedule(lr: float | Schedule | None, optimizer: Optimizer) -> Schedule:
+    if lr is None:
+        if optimizer.learning_rate is None:
+            raise ValueError(f"{optimizer.name} has no default learning rate; pass lr=")
+        lr = optimizer.learning_rate
+    if callable(lr):
+        return lr
+    return Constant(float(lr))
+
+
+class Method:
+    """A base optimizer with a step-length rule; subclasses :class:`Baseline`, :class:`CR`.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The base optimizer (:mod:`numeric.optimizers`).
+    lr : float or callable, optional
+        Learning rate, or a schedule ``lr(step) -> float`` (e.g.
+        :class:`~numeric.schedules.ExponentialDecay`); default the optimizer's
+        ``learning_rate``.
+    """
+
+    def __init__(self, optimizer: Optimizer, lr: float | Schedule | None = None) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a numeric.optimizers.Optimizer, got {optimizer!r}")
+        self.optimizer = optimizer
+        self.schedule = _schedule(lr, optimizer)
+
+    def init(self, network: Network) -> MethodState:
+        """Fresh state for ``network``."""
+        return MethodState(step=0, opt=self.optimizer.init(network.params))
+
+    def step(
+        self,
+        network: Network,
+        state: MethodState,
+        x: np.ndarray,
+        labels: np.ndarray,
+        *,
+        check: bool = True,
+    ) -> tuple[Network, MethodState, StepInfo]:
+        """One training step on the mini-batch ``(x, labels)``.
+
+        Parameters
+        ----------
+        network : Network
+            Current weights (not modified).
+        state : MethodState
+            Current state (not modified).
+        x : np.ndarray, shape (batch, d_in)
+        labels : np.ndarray, shape (batch,) int or (batch, classes)
+        check : bool, default True
+            Validate shapes and finiteness of the inputs first (training loops pass
+            False after their first step).
+
+        Returns
+        -------
+        network : Network
+            The updated weights (new arrays).
+        state : MethodState
+        info : StepInfo
+        """
+        dtype = network.dtype
+        xs = as_inputs(x, dtype)
+        ys = as_targets(labels, network.classes, dtype)
+        ws, u = network.ws, network.u
+        fwd = K.forward(ws, u, xs, check=check)
+        f, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, ys, second=self._needs_second)
+        bwd = K.backward(fwd, ws, u, dfdp)
+        grads = [*bwd.grads_w, bwd.grad_u]
+        unit, opt_state = self.optimizer.direction(grads, state.opt, 1.0)
+        lr = float(self.schedule(state.step))
+        update, info = self._update(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr)
+        params = [p + s for p, s in zip(network.params, update, strict=True)]
+        info = info._replace(loss=float(f.mean()))
+        return Network.from_params(params), MethodState(state.step + 1, opt_state), info
+
+    _needs_second = False
+
+    def _update(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr):
+        raise NotImplementedError
+
+    def _curvature(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit):
+        """``(d^T grad F, d^T H d, ||d||^2)`` for the unit direction."""
+        if isinstance(self.optimizer, SGD):
+            gtg, ghg = K.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+            sq = _dot(grads, grads)
+        else:
+            gtg, ghg = K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, unit[-1], unit[:-1])
+            sq = _dot(unit, unit)
+        return float(gtg), float(ghg), sq
+
+
+class Baseline(Method):
+    """The base optimizer alone: the update is ``lr(step) * d``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    lr : float or callable, optional
+        See :class:`Method`.
+    curvature : bool, default False
+        Also compute ``d^T H d`` each step (what CR would see; about doubles the cost).
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, lr: float | Schedule | None = None, *, curvature: bool = False
+    ) -> None:
+        super().__init__(optimizer, lr)
+        self.curvature = bool(curvature)
+        self._needs_second = self.curvature
+
+    def _update(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr):
+        if self.curvature:
+            gtg, ghg, sq = self._curvature(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit)
+        else:
+            gtg, ghg, sq = _dot(unit, grads), math.nan, _dot(unit, unit)
+        update = [lr * d for d in unit]
+        return update, StepInfo(math.nan, lr, lr, lr, gtg, ghg, math.sqrt(sq), "")
+
+    def __repr__(self) -> str:
+        return f"Baseline({self.optimizer!r}, lr={self.schedule!r})"
+
+
+class CR(Method):
+    """Cubic regularization on top of a base optimizer (Eq 37, Section 3.1).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The base optimizer proposing the direction.
+    sigma : float
+        Cubic weight ``sigma > 0`` (the paper: 100 for SGD, 1000 for Adagrad/Adadelta).
+    averaging : {"model", "mean-alpha", "alpha-g"}, default "model"
+        Mini-batch averaging (module docstring); the per-sample options need SGD.
+    nondescent : {"base", "skip"}, default "base"
+        Step for a non-descent direction: the base optimizer's ``lr`` or none.
+    lr : float or callable, optional
+        Scheduled learning rate, used only for flagged steps; default the optimizer's
+        ``learning_rate``, or 0 (flagged steps do not move) where it has none (SGD,
+        Adagrad).
+    """
+
+    _needs_second = True
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        sigma: float,
+        *,
+        averaging: str = "model",
+        nondescent: str = "base",
+        lr: float | Schedule | None = None,
+    ) -> None:
+        if lr is None and getattr(optimizer, "learning_rate", 0.0) is None:
+            lr = 0.0
+        super().__init__(optimizer, lr)
+        sigma = float(sigma)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+        if averaging not in AVERAGING:
+            raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+        if averaging != "model" and not isinstance(optimizer, SGD):
+            raise ValueError(
+                f"averaging={averaging!r} needs per-sample directions, defined only for SGD; "
+                f"use averaging='model' with {optimizer.name}"
+            )
+        if nondescent not in NONDESCENT:
+            raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
+        self.sigma = sigma
+        self.averaging = averaging
+        self.nondescent = nondescent
+
+    def _update(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr):
+        if self.averaging == "model":
+            gtg, ghg, sq = self._curvature(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit)
+            alpha, flag = step_length(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
+            update = [alpha * d for d in unit]
+            return update, StepInfo(math.nan, alpha, lr, alpha, gtg, ghg, math.sqrt(sq), flag)
+        gtg_b, ghg_b, sq_b = per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+        alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
+        alpha = float(alpha_b.mean())
+        if self.averaging == "mean-alpha":
+            update = [alpha * d for d in unit]
+            lr_eff = alpha
+        else:  # E[alpha g]: -(1/B) sum_b alpha_b grad f_b, rank one per sample and layer
+            batch = dfdp.shape[0]
+            wa = alpha_b / batch
+            update = [-((bwd.deltas[k] * wa[:, None]).T @ fwd.vs[k]) for k in range(len(ws))]
+            update.append(-((dfdp * wa[:, None]).T @ fwd.vs[len(ws)]))
+            sq_unit = _dot(unit, unit)
+            lr_eff = _dot(update, unit) / sq_unit if sq_unit > 0 else 0.0
+        worst = int(flags.max()) if flags.size else 0
+        info = StepInfo(
+            math.nan,
+            alpha,
+            lr,
+            lr_eff,
+            float(gtg_b.mean()),
+            float(ghg_b.mean()),
+            float(np.sqrt(sq_b).mean()),
+            FLAGS[worst],
+        )
+        return update, info
+
+    def __repr__(self) -> str:
+        return (
+            f"CR({self.optimizer!r}, sigma={self.sigma!r}, averaging={self.averaging!r}, "
+            f"nondescent={self.nondescent!r}, lr={self.schedule!r})"
+        )
