@@ -224,7 +224,57 @@ def evaluate_form(
         return np.asarray(evaluate_form(ctx, inner, {}, None, resolver) ** expr.exp, dtype=object)
     names = {f.base for t in terms(expr, form.free) for f in t.factors if f.base}
     arrays = {nm: resolver(ctx, nm) for nm in names}
+    if sizes is not None:
+        return evaluate_fast(expr, form.free, arrays, sizes)
     return evaluate(expr, form.free, arrays, sizes)
+
+
+def evaluate_fast(
+    expr: sp.Expr, free: tuple[str, ...], arrays: dict[str, np.ndarray], sizes: dict[str, int]
+) -> np.ndarray:
+    """:func:`derive.indexform.evaluate` with pairwise contractions (``optimize``).
+
+    Same terms and ``einsum`` subscripts (:func:`derive.indexform.terms`,
+    :func:`derive.indexform.einsum_spec`); only the order of the pairwise products
+    differs, which matters for the large selection tensors of the conv forms.  The
+    extents of all free indices are given.
+    """
+    from derive.indexform import Factor, IndexFormError, Term, einsum_spec
+
+    shape = tuple(sizes[x] for x in free)
+    total = _zeros(shape)
+    for term in terms(expr, free):
+        local = dict(sizes)
+        for f in term.factors:
+            if f.base is None:
+                continue
+            arr = arrays[f.base]
+            if arr.ndim != len(f.indices):
+                raise IndexFormError(f"{f.base} has {arr.ndim} axes but is indexed by {f.indices}")
+            for x, extent in zip(f.indices, arr.shape, strict=True):
+                if local.setdefault(x, extent) != extent:
+                    raise IndexFormError(
+                        f"index {x} spans {local[x]} and {extent} (dimension mismatch at {f.base})"
+                    )
+        ops, factors = [], []
+        for f in term.factors:
+            if f.base is None:
+                size = local[f.indices[0]] if f.indices[0] in local else local[f.indices[1]]
+                eye = np.empty((size, size), dtype=object)
+                for pos in np.ndindex(size, size):
+                    eye[pos] = sp.S.One if pos[0] == pos[1] else sp.S.Zero
+                ops.append(eye)
+                factors.append(Factor("__delta__", f.indices))
+            else:
+                ops.append(np.asarray(arrays[f.base], dtype=object))
+                factors.append(f)
+        if not ops:
+            total = total + term.coefficient
+            continue
+        spec, _ = einsum_spec(Term(term.coefficient, tuple(factors), term.summed), free)
+        val = np.einsum(spec, *ops, optimize="greedy") if len(ops) > 1 else np.einsum(spec, *ops)
+        total = total + np.asarray(val, dtype=object) * term.coefficient
+    return total
 
 
 def _b3(name: str, reference) -> None:
@@ -304,3 +354,557 @@ def _b1_resolver(ctx: Context, name: str) -> np.ndarray:
     if fam in ("zdot", "vbar"):
         return resolve(ctx, name)
     return ctx.array(name)
+
+
+# ---------------------------------------------------------------------- entry-wise forms
+class OutOfRange(Exception):
+    """An entry-wise form read an array outside its extent."""
+
+
+def _compile(e: sp.Basic, arrays: dict[str, np.ndarray], names: set[str]):
+    """Turn an entry-wise expression into ``f(env) -> value`` (``env``: index -> int)."""
+    from derive.indexform import IndexFormError
+
+    if isinstance(e, sp.Piecewise):
+        branches = [(_compile(c, arrays, names), _compile(v, arrays, names)) for v, c in e.args]
+
+        def piecewise(env):
+            for cond, val in branches:
+                if cond(env):
+                    return val(env)
+            raise IndexFormError("no branch of the piecewise form applies")
+
+        return piecewise
+    if isinstance(e, sp.Indexed):
+        base = str(e.base.label)
+        if base not in arrays:
+            raise KeyError(f"no array for {base}")
+        arr = arrays[base]
+        fns = [_compile(ix, arrays, names) for ix in e.indices]
+
+        def read(env):
+            pos = tuple(int(fn(env)) for fn in fns)
+            if any(x < 0 or x >= n for x, n in zip(pos, arr.shape, strict=True)):
+                raise OutOfRange(f"{base}{list(pos)} is outside its extent {list(arr.shape)}")
+            return arr[pos]
+
+        return read
+    if isinstance(e, sp.Symbol):
+        if e.name not in names:
+            raise IndexFormError(f"index {e.name} is neither free nor bound")
+        return lambda env: env[e.name]
+    if e is sp.true or e == sp.true:
+        return lambda env: True
+    if e is sp.false or e == sp.false:
+        return lambda env: False
+    if e.is_Number:
+        value = int(e) if e.is_Integer else e
+        return lambda env: value
+    parts = [_compile(x, arrays, names) for x in e.args]
+    if isinstance(e, sp.Add):
+        return lambda env: sum((f(env) for f in parts[1:]), parts[0](env))
+    if isinstance(e, sp.Mul):
+
+        def mul(env):
+            out = parts[0](env)
+            for f in parts[1:]:
+                out = out * f(env)
+            return out
+
+        return mul
+    if isinstance(e, sp.Pow):
+        return lambda env: parts[0](env) ** parts[1](env)
+    ops = {
+        sp.Equality: lambda x, y: x == y,
+        sp.Unequality: lambda x, y: x != y,
+        sp.StrictLessThan: lambda x, y: x < y,
+        sp.LessThan: lambda x, y: x <= y,
+        sp.StrictGreaterThan: lambda x, y: x > y,
+        sp.GreaterThan: lambda x, y: x >= y,
+    }
+    for kind, op in ops.items():
+        if isinstance(e, kind):
+            return lambda env, op=op: op(parts[0](env), parts[1](env))
+    if isinstance(e, sp.And):
+        return lambda env: all(f(env) for f in parts)
+    if isinstance(e, sp.Or):
+        return lambda env: any(f(env) for f in parts)
+    if isinstance(e, sp.Not):
+        return lambda env: not parts[0](env)
+    if isinstance(e, sp.KroneckerDelta):
+        return lambda env: 1 if parts[0](env) == parts[1](env) else 0
+    raise TypeError(f"not an entry-wise form: {e!r}")
+
+
+def evaluate_entrywise(
+    expr: sp.Expr,
+    free: tuple[str, ...],
+    shape: tuple[int, ...],
+    arrays: dict[str, np.ndarray],
+    extents: dict[str, int] | None = None,
+) -> np.ndarray:
+    """Evaluate an entry-wise form at every entry of ``shape`` (free indices in order).
+
+    Raises
+    ------
+    derive.indexform.IndexFormError
+        When the form has an index that is neither free nor an extent, or reads an
+        array outside its extent at some entry (the entry is named).
+    """
+    from derive.indexform import IndexFormError
+
+    extents = dict(extents or {})
+    fn = _compile(sp.sympify(expr), arrays, set(free) | set(extents))
+    out = np.empty(shape, dtype=object)
+    for pos in np.ndindex(*shape):
+        env = dict(zip(free, pos, strict=True))
+        env.update(extents)
+        try:
+            out[pos] = sp.sympify(fn(env))
+        except OutOfRange as err:
+            raise IndexFormError(
+                f"at entry {dict(zip(free, pos, strict=True))}: reads {err}"
+            ) from None
+    return out
+
+
+def _is_entrywise(form: Form) -> bool:
+    return "sigma" in inspect.signature(form.build).parameters
+
+
+# ---------------------------------------------------------------------- convolution
+#: (C, O, H, W, K_h, K_w, sigma, tau) per mode and case; single-channel cases first
+CONV_CASES = {
+    # the first single-channel case is a kernel that just fits the input (one output):
+    # no form reads outside the kernel there, so Eq 56's case logic shows on its own
+    "symbolic": {
+        "single": [(1, 1, 2, 3, 2, 3, 2, 1), (1, 1, 3, 4, 2, 2, 1, 2)],
+        "multi": [(2, 2, 3, 3, 2, 2, 1, 1), (2, 1, 3, 4, 3, 2, 1, 2)],
+    },
+    "rational": {
+        # strides 2-3, non-square inputs and kernels, unequal channel counts
+        "single": [(1, 1, 4, 5, 4, 5, 3, 2), (1, 1, 5, 6, 3, 2, 2, 3)],
+        "multi": [(2, 2, 4, 3, 2, 2, 2, 1), (2, 1, 3, 4, 3, 2, 1, 2)],
+    },
+}
+
+
+def _sym_array(tag: str, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.empty(shape, dtype=object)
+    for pos in np.ndindex(*shape):
+        arr[pos] = sp.Symbol(f"{tag}_" + "_".join(map(str, pos)), real=True)
+    return arr
+
+
+class _Freezer:
+    """Renames ``A(z)``, ``A'(z)``, ``A''(z)`` of each unit to its free symbols."""
+
+    def __init__(self, units: dict, v: np.ndarray, a1: np.ndarray, a2: np.ndarray):
+        self.units, self.v, self.a1, self.a2 = units, v, a1, a2
+
+    def __call__(self, expr: sp.Expr) -> sp.Expr:
+        if not expr.args:
+            return expr
+        if isinstance(expr, sp.Subs):
+            order = expr.expr.derivative_count
+            unit = self.units[sp.expand(self(expr.point[0]))]
+            return self._deriv(unit, order)
+        if isinstance(expr, sp.Derivative):
+            unit = self.units[sp.expand(self(expr.expr.args[0]))]
+            return self._deriv(unit, expr.derivative_count)
+        if isinstance(expr, sp.core.function.AppliedUndef):
+            return self.v[self.units[sp.expand(self(expr.args[0]))]]
+        return expr.func(*[self(a) for a in expr.args])
+
+    def _deriv(self, unit, order):
+        if order == 1:
+            return self.a1[unit]
+        if order == 2:
+            return self.a2[unit]
+        raise ValueError("third derivative of A requested")
+
+
+def _rationals(shape: tuple[int, ...], rng) -> np.ndarray:
+    arr = np.empty(shape, dtype=object)
+    for pos in np.ndindex(*shape):
+        arr[pos] = sp.Rational(rng.randint(-40, 40), rng.randint(1, 17))
+    return arr
+
+
+class ConvReference:
+    """One convolutional layer, explicit: ``z_ost = sum_clk x[c, sigma s + l, tau t + k]
+    w[o, c, l, k]`` as a polynomial in the entries of ``x`` and ``w`` (0-based, VALID
+    cross-correlation), and an undefined activation with free ``A(z)``, ``A'(z)``,
+    ``A''(z)`` per output unit.
+
+    Derivatives are exact second-order jets: the gradient and Hessian of each unit's
+    polynomial by :func:`sympy.diff`, then the activation step ``dv = A' dz``, ``d2v =
+    A' d2z + A'' dz dz^T``.  Symbolic mode keeps every value a symbol (a proof at that
+    size); rational mode substitutes a random rational point afterwards.
+
+    Parameters
+    ----------
+    config : tuple
+        ``(C, O, H, W, K_h, K_w, sigma, tau)``.
+    mode : {"symbolic", "rational"}
+    seed : int
+    """
+
+    def __init__(self, config: tuple, mode: str, seed: int):
+        import random
+
+        C, O, H, W, Kh, Kw, sigma, tau = config
+        self.config, self.mode = config, mode
+        self.sigma, self.tau = sigma, tau
+        S, T = (H - Kh) // sigma + 1, (W - Kw) // tau + 1
+        self.S, self.T = S, T
+        shapes = {
+            "x": (C, H, W),
+            "w": (O, C, Kh, Kw),
+            "v": (O, S, T),
+            "a1": (O, S, T),
+            "a2": (O, S, T),
+            "phi": (O, C, Kh, Kw),
+            "delta": (O, S, T),
+            "vbar": (O, S, T),
+        }
+        self.sym = {name: _sym_array(name, shape) for name, shape in shapes.items()}
+        if mode == "rational":
+            rng = random.Random(seed * 7919 + sum(config) * 31 + len(config))
+            self.val = {name: _rationals(shape, rng) for name, shape in shapes.items()}
+            self.subs = {
+                self.sym[nm][pos]: self.val[nm][pos]
+                for nm in shapes
+                for pos in np.ndindex(*shapes[nm])
+            }
+        else:
+            self.val, self.subs = self.sym, None
+        x, w = self.sym["x"], self.sym["w"]
+        self.patch = np.empty((C, S, T, Kh, Kw), dtype=object)
+        for c, s, t, l, k in np.ndindex(C, S, T, Kh, Kw):
+            self.patch[c, s, t, l, k] = x[c, sigma * s + l, tau * t + k]
+        self.pre = np.empty((O, S, T), dtype=object)
+        for o, s, t in np.ndindex(O, S, T):
+            self.pre[o, s, t] = sp.expand(
+                sum(self.patch[c, s, t, l, k] * w[o, c, l, k] for c, l, k in np.ndindex(C, Kh, Kw))
+            )
+        self._memo: dict = {}
+
+    def value(self, arr: np.ndarray) -> np.ndarray:
+        """Substitute the rational point (rational mode)."""
+        if self.subs is None:
+            return arr
+        out = np.empty(arr.shape, dtype=object)
+        for pos in np.ndindex(*arr.shape):
+            out[pos] = sp.sympify(arr[pos]).xreplace(self.subs)
+        return out
+
+    def _where(self, group: str) -> dict:
+        leaves = self.sym[group]
+        return {leaves[pos]: pos for pos in np.ndindex(*leaves.shape)}
+
+    def d1(self, group: str, pre: bool = False) -> np.ndarray:
+        """``d v / d group`` (or of the pre-activation), ``out.shape + group.shape``."""
+        key = ("d1", group, pre)
+        if key not in self._memo:
+            where = self._where(group)
+            res = _zeros(self.pre.shape + self.sym[group].shape)
+            for u in np.ndindex(*self.pre.shape):
+                scale = sp.S.One if pre else self.sym["a1"][u]
+                for leaf in self.pre[u].free_symbols & where.keys():
+                    res[u + where[leaf]] = scale * sp.diff(self.pre[u], leaf)
+            self._memo[key] = self.value(res)
+        return self._memo[key]
+
+    def d2(self, g1: str, g2: str) -> np.ndarray:
+        """``d2 v / d g1 d g2``, ``out.shape + g1.shape + g2.shape``."""
+        key = ("d2", g1, g2)
+        if key not in self._memo:
+            w1, w2 = self._where(g1), self._where(g2)
+            res = _zeros(self.pre.shape + self.sym[g1].shape + self.sym[g2].shape)
+            for u in np.ndindex(*self.pre.shape):
+                z = self.pre[u]
+                a1, a2 = self.sym["a1"][u], self.sym["a2"][u]
+                free = z.free_symbols
+                for l1 in free & w1.keys():
+                    dz1 = sp.diff(z, l1)
+                    for l2 in free & w2.keys():
+                        res[u + w1[l1] + w2[l2]] = a1 * sp.diff(dz1, l2) + a2 * dz1 * sp.diff(z, l2)
+            self._memo[key] = self.value(res)
+        return self._memo[key]
+
+    def dz_dx(self) -> np.ndarray:
+        """``d patch / d x`` of channel 0: ``[s, t, m, q, i, j]``."""
+        if "dzdx" not in self._memo:
+            x = self.sym["x"][0]
+            patch = self.patch[0]
+            res = _zeros(patch.shape + x.shape)
+            for pos in np.ndindex(*patch.shape):
+                for xp in np.ndindex(*x.shape):
+                    res[pos + xp] = sp.diff(patch[pos], x[xp])
+            self._memo["dzdx"] = res
+        return self._memo["dzdx"]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Arrays of the conv families (single channel: channel 0 of each)."""
+        if "arrays" in self._memo:
+            return self._memo["arrays"]
+        val = self.val
+        patch = self.value(self.patch)
+        tangent = np.einsum("ostgclk,gclk->ost", self.d1("w", pre=True), val["phi"])
+        out = {
+            "mx": val["x"],
+            "mw": val["w"],
+            "mz": patch,
+            "mv": val["v"],
+            "ma1": val["a1"],
+            "ma2": val["a2"],
+            "mphi": val["phi"],
+            "mdelta": val["delta"],
+            "mvbar": val["vbar"],
+            "mzdot": tangent,
+            "cx": val["x"][0],
+            "cw": val["w"][0, 0],
+            "cz": patch[0],
+            "cv": val["v"][0],
+            "ca1": val["a1"][0],
+            "ca2": val["a2"][0],
+            "cdz": self.dz_dx(),
+        }
+        self._memo["arrays"] = out
+        return out
+
+
+def conv_reference(ctx: Context, labels: dict, kind: str = "single") -> ConvReference:
+    """The reference layer of a check case (cached per context)."""
+    config = CONV_CASES[ctx.mode][kind][labels["case"]]
+    store = _cache(ctx)
+    key = ("conv", config)
+    if key not in store:
+        store[key] = ConvReference(config, ctx.mode, getattr(ctx, "seed", 0))
+    return store[key]
+
+
+_CONV_REFS = {
+    # check -> (kind, reference(ref) -> array)
+    "conv_preactivation": ("single", lambda R: R.value(R.pre)[0]),
+    "conv_patch": ("single", lambda R: R.value(R.patch)[0]),
+    "conv_dz_dx": ("single", lambda R: R.dz_dx()),
+    "conv_dv_dx": ("single", lambda R: R.d1("x")[0, :, :, 0]),
+    "conv_dv_dw": ("single", lambda R: R.d1("w")[0, :, :, 0, 0]),
+    "conv_d2v_dxdx": ("single", lambda R: R.d2("x", "x")[0, :, :, 0, :, :, 0]),
+    "conv_d2v_dwdx": ("single", lambda R: R.d2("w", "x")[0, :, :, 0, 0, :, :, 0]),
+    "conv_d2v_dwdw": ("single", lambda R: R.d2("w", "w")[0, :, :, 0, 0, :, :, 0, 0]),
+    "mconv_preactivation": ("multi", lambda R: R.value(R.pre)),
+    "mconv_dv_dx": ("multi", lambda R: R.d1("x")),
+    "mconv_dv_dw": ("multi", lambda R: R.d1("w")),
+    "mconv_d2v_dxdx": ("multi", lambda R: R.d2("x", "x")),
+    "mconv_d2v_dwdx": ("multi", lambda R: R.d2("w", "x")),
+    "mconv_d2v_dwdw": ("multi", lambda R: R.d2("w", "w")),
+    "mconv_tangent": ("multi", lambda R: R.arrays()["mzdot"]),
+    "mconv_grad_w": (
+        "multi",
+        lambda R: np.einsum("ost,ostgclk->gclk", R.val["delta"], R.d1("w", pre=True)),
+    ),
+    "mconv_second_order": ("multi", lambda R: _second_order(R)),
+}
+
+
+def _second_order(R: ConvReference) -> object:
+    """``sum_ost vbar_ost Phi^T (d2 v_ost / dw dw) Phi``."""
+    hess = R.d2("w", "w")
+    phi = R.val["phi"]
+    return sp.expand(
+        np.einsum(
+            "ost,ostabcd,abcd->",
+            R.val["vbar"],
+            np.einsum("ostabcdefgh,efgh->ostabcd", hess, phi),
+            phi,
+        )
+    )
+
+
+def _register_conv(check: str) -> None:
+    kind, fn = _CONV_REFS[check]
+
+    def reference(ctx, labels):
+        return np.asarray(fn(conv_reference(ctx, labels, kind)), dtype=object)
+
+    def lhs(ctx, form, labels):
+        R = conv_reference(ctx, labels, kind)
+        ref = reference(ctx, labels)
+        arrays = R.arrays()
+        lab = {"sigma": R.sigma, "tau": R.tau}
+        expr = form(**_accepted(form, lab))
+        if _is_entrywise(form):
+            extents = {"K_h": arrays["cw"].shape[0], "K_w": arrays["cw"].shape[1]}
+            return evaluate_entrywise(expr, form.free, ref.shape, arrays, extents)
+        sizes = dict(zip(form.free, ref.shape, strict=True))
+        return evaluate_fast(expr, form.free, arrays, sizes)
+
+    register_check(check, reference, lhs)
+
+
+for _check in _CONV_REFS:
+    _register_conv(_check)
+
+
+# ---------------------------------------------------------------------- recurrent layer
+class _Jet:
+    """Second-order forward jet on object arrays: value, ``d1[..., P]``, ``d2[..., P, P]``."""
+
+    def __init__(self, val: np.ndarray, d1: np.ndarray, d2: np.ndarray):
+        self.val, self.d1, self.d2 = val, d1, d2
+
+    @classmethod
+    def leaf(cls, val: np.ndarray, nvar: int, offset: int | None) -> _Jet:
+        d1 = _zeros(val.shape + (nvar,))
+        if offset is not None:
+            flat = d1.reshape(-1, nvar)
+            for e in range(val.size):
+                flat[e, offset + e] = sp.S.One
+        return cls(val, d1, _zeros(val.shape + (nvar, nvar)))
+
+
+def _matvec(W: _Jet, x: _Jet) -> _Jet:
+    val = np.einsum("ji,i->j", W.val, x.val)
+    d1 = np.einsum("jia,i->ja", W.d1, x.val) + np.einsum("ji,ia->ja", W.val, x.d1)
+    d2 = (
+        np.einsum("jiab,i->jab", W.d2, x.val)
+        + np.einsum("jia,ib->jab", W.d1, x.d1)
+        + np.einsum("jib,ia->jab", W.d1, x.d1)
+        + np.einsum("ji,iab->jab", W.val, x.d2)
+    )
+    return _Jet(val, d1, d2)
+
+
+def _activate(z: _Jet, v: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> _Jet:
+    d1 = a1[:, None] * z.d1
+    d2 = a1[:, None, None] * z.d2 + a2[:, None, None] * np.einsum("ja,jb->jab", z.d1, z.d1)
+    return _Jet(v, d1, d2)
+
+
+class RecurrentReference:
+    """The recursion of Eqs 58-59 unrolled, with ONE weight matrix for every step.
+
+    Exact second-order forward jets in the tied weight ``w`` and the input ``x`` (or in
+    the copy ``w^(k)`` used at step ``k`` alone, for Eq 60); the activation's values
+    ``A``, ``A'``, ``A''`` at each step are the free values of the context.
+
+    Parameters
+    ----------
+    ctx : Context
+        A context whose widths are all equal and whose ``w(k)`` are one array.
+    general : bool
+        Keep ``A''`` (else 0: the ReLU).
+    """
+
+    def __init__(self, ctx: Context, general: bool):
+        self.ctx, self.general = ctx, general
+        self.d = ctx.sizes.widths[0]
+        self._memo: dict = {}
+
+    def _run(self, steps: int, groups: list) -> tuple[_Jet, dict]:
+        d = self.d
+        sizes = {g: (d if g == "x" else d * d) for g in groups}
+        offsets, pos = {}, 0
+        for g in groups:
+            offsets[g] = pos
+            pos += sizes[g]
+        base = self.ctx.base
+        v = _Jet.leaf(base["x"], pos, offsets.get("x"))
+        for k in range(1, steps + 1):
+            seed = offsets.get("w", offsets.get(("w", k)))
+            W = _Jet.leaf(base["w(1)"], pos, seed)
+            a2 = base[f"a2({k})"] if self.general else _zeros((d,))
+            v = _activate(_matvec(W, v), base[f"v({k})"], base[f"a1({k})"], a2)
+        return v, offsets
+
+    @staticmethod
+    def _shape(g, d):
+        return (d,) if g == "x" else (d, d)
+
+    def d1(self, steps: int, group) -> np.ndarray:
+        key = ("d1", steps, group)
+        if key not in self._memo:
+            jet, off = self._run(steps, [group])
+            shp = self._shape(group, self.d)
+            n = int(np.prod(shp))
+            self._memo[key] = jet.d1[:, off[group] : off[group] + n].reshape((self.d, *shp))
+        return self._memo[key]
+
+    def d2(self, steps: int, g1, g2) -> np.ndarray:
+        key = ("d2", steps, g1, g2)
+        if key not in self._memo:
+            groups = [g1] if g1 == g2 else [g1, g2]
+            jet, off = self._run(steps, groups)
+            s1, s2 = self._shape(g1, self.d), self._shape(g2, self.d)
+            n1, n2 = int(np.prod(s1)), int(np.prod(s2))
+            blk = jet.d2[:, off[g1] : off[g1] + n1, off[g2] : off[g2] + n2]
+            self._memo[key] = np.vectorize(sp.expand, otypes=[object])(
+                blk.reshape((self.d, *s1, *s2))
+            )
+        return self._memo[key]
+
+
+def recurrent_context(ctx: Context, general: bool) -> tuple[Context, RecurrentReference]:
+    """A context of ``2n - 1`` steps of equal width with tied weights (cached per ``ctx``)."""
+    from derive.explicit import Sizes
+
+    store = _cache(ctx)
+    key = ("recurrent", general)
+    if key not in store:
+        steps = 2 * ctx.sizes.n - 1
+        width = 2 if ctx.mode == "symbolic" else 3
+        rc = Context(Sizes((width,) * (steps + 1), 2), ctx.mode, 0, general_activation=general)
+        for k in range(2, steps + 1):
+            rc.base[f"w({k})"] = rc.base["w(1)"]
+            if rc.mode == "rational":
+                rc.fractions[f"w({k})"] = rc.fractions["w(1)"]
+        store[key] = (rc, RecurrentReference(rc, general))
+    return store[key]
+
+
+def _general(ctx: Context) -> bool:
+    return bool(getattr(ctx.reference, "second", False))
+
+
+def _rec_resolver(R: RecurrentReference):
+    def res(rc: Context, name: str) -> np.ndarray:
+        fam, lab = _parse(name)
+        if fam == "wr":
+            return rc.base["w(1)"]
+        if fam == "dv":
+            return R.d1(lab[0], ("w", lab[1]))
+        return resolve(rc, name)
+
+    return res
+
+
+_REC_REFS = {
+    "rec_dv_dw": lambda R, t: R.d1(t, "w"),
+    "rec_dv_dx": lambda R, t: R.d1(t, "x"),
+    "rec_d2v_dwdw": lambda R, t: R.d2(t, "w", "w"),
+    "rec_d2v_dxdx": lambda R, t: R.d2(t, "x", "x"),
+    "rec_d2v_dwdx": lambda R, t: R.d2(t, "w", "x"),
+}
+
+
+def _register_rec(check: str) -> None:
+    fn = _REC_REFS[check]
+
+    def reference(ctx, labels):
+        _, R = recurrent_context(ctx, _general(ctx))
+        return np.asarray(fn(R, labels["t"]), dtype=object)
+
+    def lhs(ctx, form, labels):
+        rc, R = recurrent_context(ctx, _general(ctx))
+        ref = reference(ctx, labels)
+        lab = {"n": rc.sizes.n, "t": labels["t"]}
+        return evaluate_form(rc, form, lab, ref.shape, _rec_resolver(R))
+
+    register_check(check, reference, lhs)
+
+
+for _check in _REC_REFS:
+    _register_rec(_check)

@@ -118,7 +118,7 @@ FAMILIES: dict[str, Family] = {
         Family("cw", "w", 0, 2, False, "conv kernel w_k^l, [l, k]"),
         Family("cxt", r"\tilde{x}", 0, 3, True, "patch (x~_t^s)_k as printed (Eq 45), [s, t, k]"),
         Family("cz", "z", 0, 4, True, "patches z_tk^sl (Eq 46), [s, t, l, k]"),
-        Family("cdz", r"\partial z", 0, 6, True, "dz_tq^sm/dx_j^i (Eq 48), [s, t, m, q, i, j]"),
+        Family("cdz", r"\partial z", 0, 6, False, "dz_tq^sm/dx_j^i (Eq 48), [s, t, m, q, i, j]"),
         Family("cv", "v", 0, 2, True, "conv output v_t^s, [s, t]"),
         Family("ca1", r"\mathcal{A}'", 0, 2, True, "A' at each conv output, [s, t]"),
         Family("ca2", r"\mathcal{A}''", 0, 2, True, "A'' at each conv output, [s, t]"),

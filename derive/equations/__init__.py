@@ -2,7 +2,9 @@
 
 from derive.equations import (  # noqa: F401
     contracted,
+    convolution,
     cubic_regularization,
     feedforward_relu,
     general_activation,
+    recurrent,
 )
