@@ -58,6 +58,18 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "new_activation_b1_hessian_rel_err": (">", 1e-3),
         "relu_b1_hessian_rel_err": ("<", 1e-6),
     },
+    "04_cr_training": {
+        "fig2_sgd_final_loss_ma100": (">", 2.29),
+        "fig2_cr_final_loss_ma100": ("<", 2.2),
+        "fig2_plateau_lr_ratio": (">", 10),
+        "fig2_lr_after_over_plateau": ("<", 0.1),
+        "fig2_plateau_sigma_regime_fraction": (">", 0.5),
+        "alpha_eq37_rel_err": ("<", 1e-12),
+        "eq41_case1_rel_err": ("<", 0.01),
+        "eq41_case2_rel_err": ("<", 0.01),
+        "eq41_case3_rel_err": ("<", 0.01),
+        "eq41_printed_case2_real_fraction": ("==", 0),
+    },
 }
 
 
