@@ -110,7 +110,7 @@ register(
         sp.Max(z, 0),
         numeric={"A1": sp.Heaviside(z, 0)},
         exact={"A1": sp.Heaviside(z, 0), "A2": sp.S.Zero},
-        doc="max(z, 0) (Eq 11); A'(0) = 0, A'' = 0 (Eq 29)",
+        doc="ReLU max(z, 0) (Eq 11); A'(0) = 0, A'' = 0 (Eq 29)",
     )
 )
 register(
@@ -118,7 +118,7 @@ register(
         "tanh",
         sp.tanh(z),
         numeric={"A1": 1 - v**2, "A2": -2 * v * (1 - v**2)},
-        doc="hyperbolic tangent",
+        doc="Hyperbolic tangent",
     )
 )
 register(
@@ -126,7 +126,7 @@ register(
         "sigmoid",
         1 / (1 + sp.exp(-z)),
         numeric={"A": (1 + _half_tanh) / 2, "A1": v * (1 - v), "A2": v * (1 - v) * (1 - 2 * v)},
-        doc="logistic sigmoid 1 / (1 + exp(-z)), evaluated as (1 + tanh(z/2)) / 2",
+        doc="Logistic sigmoid 1 / (1 + exp(-z)), evaluated as (1 + tanh(z/2)) / 2",
     )
 )
 register(
@@ -138,7 +138,7 @@ register(
             "A1": (1 + _half_tanh) / 2,
             "A2": (1 - _half_tanh**2) / 4,
         },
-        doc="log(1 + exp(z)), evaluated as max(z, 0) + log1p(exp(-|z|))",
+        doc="Softplus log(1 + exp(z)), evaluated as max(z, 0) + log1p(exp(-|z|))",
     )
 )
 

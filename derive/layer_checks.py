@@ -650,6 +650,7 @@ class ConvReference:
         if "arrays" in self._memo:
             return self._memo["arrays"]
         val = self.val
+        C = self.config[0]
         patch = self.value(self.patch)
         tangent = np.einsum("ostgclk,gclk->ost", self.d1("w", pre=True), val["phi"])
         out = {
@@ -670,6 +671,10 @@ class ConvReference:
             "ca1": val["a1"][0],
             "ca2": val["a2"][0],
             "cdz": self.dz_dx(),
+            "ceye": np.array(
+                [[sp.S.One if a == b else sp.S.Zero for b in range(C)] for a in range(C)],
+                dtype=object,
+            ),
         }
         self._memo["arrays"] = out
         return out

@@ -131,6 +131,7 @@ FAMILIES: dict[str, Family] = {
         Family("ma1", r"\mathcal{A}'", 0, 3, True, "A' at each conv output, [o, s, t]"),
         Family("ma2", r"\mathcal{A}''", 0, 3, True, "A'' at each conv output, [o, s, t]"),
         Family("mphi", r"\Phi", 0, 4, False, "direction for the conv kernels, [o, c, l, k]"),
+        Family("ceye", r"\delta", 0, 2, False, "delta_c^e on the input channels, [c, e]"),
         Family("mdelta", r"\delta", 0, 3, True, "adjoint df/dz of the conv outputs, [o, s, t]"),
         Family("mzdot", r"\dot{z}", 0, 3, True, "tangent of the conv pre-activation, [o, s, t]"),
         Family("mvbar", r"\bar{v}", 0, 3, True, "adjoint df/dv of the conv outputs, [o, s, t]"),

@@ -40,14 +40,17 @@ F = FAMILIES
 cx, cw, cxt, cz, cdz = F["cx"](), F["cw"](), F["cxt"](), F["cz"](), F["cdz"]()
 cv, ca1, ca2 = F["cv"](), F["ca1"](), F["ca2"]()
 mx, mw, mz, mv = F["mx"](), F["mw"](), F["mz"](), F["mv"]()
-ma1, ma2, mphi = F["ma1"](), F["ma2"](), F["mphi"]()
+ma1, ma2, mphi, ceye = F["ma1"](), F["ma2"](), F["mphi"](), F["ceye"]()
 mdelta, mzdot, mvbar = F["mdelta"](), F["mzdot"](), F["mvbar"]()
 
 SECTION = "B.2.1"
 
 # einsum indices
 s, t, l, k, m, q, p, r, a, b, i, j = idx("s t l k m q p r a b i j")
-c, e, o, g, h = idx("c e o g h")
+c, e, o, h = idx("c e o h")
+# second and third output-channel indices, named after o so that sympy lists the delta
+# delta_o^x with o first (the kernel printer sizes a delta by its first index)
+x_, y_ = idx("x y")
 
 # entry-wise indices and extents (integer symbols)
 S_ = {name: sp.Symbol(name, integer=True) for name in "s t l k m q p a b i j".split()}
@@ -484,8 +487,9 @@ register(
 # Derived in the paper's index style: x_j^{c,i}, w_k^{o,c,l}, z_tk^{c,sl} =
 # x_{tau t+k-1}^{c,sigma s+l-1}, v_t^{o,s} = A(z_tk^{c,sl} w_k^{o,c,l}) (sum over c, l,
 # k).  dz_tq^{c,sm}/dx_j^{e,i} = delta_c^e dz_tq^sm/dx_j^i (Eq 48, per channel) and
-# dv^{o}/dw^{g,c} = delta_o^g (each output channel has its own kernels); the sums over c
-# then collapse the deltas.
+# dv^{o}/dw^{x,c} = delta_o^x (each output channel has its own kernels); the sums over c
+# then collapse the deltas (delta_c^e stays as the operand ceye where no other factor
+# carries both channel indices).
 MC = "B.2.1 (channels, derived)"
 
 
@@ -528,10 +532,10 @@ _mc(
     "49.mc",
     "conv_dv_dw_channels",
     "dv/dw with channels",
-    r"\frac{\partial v_t^{o,s}}{\partial w_q^{g,c,p}}",
+    r"\frac{\partial v_t^{o,s}}{\partial w_q^{x,c,p}}",
     Form(
-        lambda: sp.KroneckerDelta(o, g) * ma1[o, s, t] * mz[c, s, t, p, q],
-        ("o", "s", "t", "g", "c", "p", "q"),
+        lambda: sp.KroneckerDelta(o, x_) * ma1[o, s, t] * mz[c, s, t, p, q],
+        ("o", "s", "t", "x", "c", "p", "q"),
     ),
     "mconv_dv_dw",
 )
@@ -560,18 +564,18 @@ _mc(
     "51.mc",
     "conv_d2v_dwdx_channels",
     "d2v/dw dx with channels",
-    r"\frac{\partial^2 v_t^{o,s}}{\partial w_q^{g,c,p} \partial x_j^{e,i}}",
+    r"\frac{\partial^2 v_t^{o,s}}{\partial w_q^{x,c,p} \partial x_j^{e,i}}",
     Form(
         lambda: (
-            sp.KroneckerDelta(o, g)
+            sp.KroneckerDelta(o, x_)
             * (
-                ma1[o, s, t] * sp.KroneckerDelta(c, e) * cdz[s, t, p, q, i, j]
+                ma1[o, s, t] * ceye[c, e] * cdz[s, t, p, q, i, j]
                 + contract(
                     ma2[o, s, t] * mz[c, s, t, p, q] * mw[o, e, m, r] * cdz[s, t, m, r, i, j], m, r
                 )
             )
         ),
-        ("o", "s", "t", "g", "c", "p", "q", "e", "i", "j"),
+        ("o", "s", "t", "x", "c", "p", "q", "e", "i", "j"),
     ),
     "mconv_d2v_dwdx",
 )
@@ -579,16 +583,16 @@ _mc(
     "52.mc",
     "conv_d2v_dwdw_channels",
     "d2v/dw dw with channels",
-    r"\frac{\partial^2 v_t^{o,s}}{\partial w_q^{g,c,p} \partial w_b^{h,e,a}}",
+    r"\frac{\partial^2 v_t^{o,s}}{\partial w_q^{x,c,p} \partial w_b^{y,e,a}}",
     Form(
         lambda: (
-            sp.KroneckerDelta(o, g)
-            * sp.KroneckerDelta(o, h)
+            sp.KroneckerDelta(o, x_)
+            * sp.KroneckerDelta(o, y_)
             * ma2[o, s, t]
             * mz[c, s, t, p, q]
             * mz[e, s, t, a, b]
         ),
-        ("o", "s", "t", "g", "c", "p", "q", "h", "e", "a", "b"),
+        ("o", "s", "t", "x", "c", "p", "q", "y", "e", "a", "b"),
     ),
     "mconv_d2v_dwdw",
 )

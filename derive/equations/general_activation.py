@@ -548,36 +548,33 @@ def _d2v_77(printed: bool):
     return Form(build, ("j", "l", "i", "s", "t"))
 
 
-# per-r and per-case pieces of Eq 77 for the code generator (free j, l, i, s, t)
-def _p77_far(printed: bool):
-    def build(n, k, q, r):
-        return _far_term(n, r, k, q, with_gamma=False, printed=printed) * v(k - 1)[i]
-
-    return Form(build, ("j", "l", "i", "s", "t"))
-
-
-_P77 = {
-    "far_term": _p77_far(False),
-    "far_term_printed": _p77_far(True),
+# per-r and per-case pieces of Eqs 75 and 77 for the code generator: Eq 75's rows are
+# sums of these (free j, l, s, t); Eq 77 multiplies each by v^(k-1),i and adds, for q < k,
+# eta_l^(n,k),j eta_s^(k-1,q),i v^(q-1),t
+_P75 = {
+    "far_term": Form(
+        lambda n, k, q, r: _far_term(n, r, k, q, with_gamma=False, printed=False),
+        ("j", "l", "s", "t"),
+    ),
+    "far_term_printed": Form(
+        lambda n, k, q, r: _far_term(n, r, k, q, with_gamma=False, printed=True),
+        ("j", "l", "s", "t"),
+    ),
     "lambda_term_q_gt_k": Form(
         lambda n, k, q: (
             contract(
                 alpha(n, q)[j, b] * lam(q)[b, p, s] * w(q)[p, a] * eta(q - 1, k)[a, l_], b, p, a
             )
             * v(q - 1)[t]
-            * v(k - 1)[i]
         ),
-        ("j", "l", "i", "s", "t"),
+        ("j", "l", "s", "t"),
     ),
     "eta_term_q_gt_k": Form(
-        lambda n, k, q: eta(n, q)[j, s] * eta(q - 1, k)[t, l_] * v(k - 1)[i],
-        ("j", "l", "i", "s", "t"),
+        lambda n, k, q: eta(n, q)[j, s] * eta(q - 1, k)[t, l_], ("j", "l", "s", "t")
     ),
     "lambda_term_q_eq_k": Form(
-        lambda n, k, q: (
-            contract(alpha(n, k)[j, m] * lam(k)[m, l_, s], m) * v(k - 1)[t] * v(k - 1)[i]
-        ),
-        ("j", "l", "i", "s", "t"),
+        lambda n, k, q: contract(alpha(n, k)[j, m] * lam(k)[m, l_, s], m) * v(k - 1)[t],
+        ("j", "l", "s", "t"),
     ),
     "lambda_term_q_lt_k": Form(
         lambda n, k, q: (
@@ -585,15 +582,29 @@ _P77 = {
                 alpha(n, k)[j, m] * lam(k)[m, l_, p] * w(k)[p, a] * eta(k - 1, q)[a, s], m, p, a
             )
             * v(q - 1)[t]
-            * v(k - 1)[i]
         ),
-        ("j", "l", "i", "s", "t"),
-    ),
-    "eta_term_q_lt_k": Form(
-        lambda n, k, q: eta(n, k)[j, l_] * eta(k - 1, q)[i, s] * v(q - 1)[t],
-        ("j", "l", "i", "s", "t"),
+        ("j", "l", "s", "t"),
     ),
 }
+get("75").parts.update(_P75)
+
+
+def _times_v(form: Form) -> Form:
+    """A part of Eq 75 times ``v^(k-1),i`` (a part of Eq 77, free j, l, i, s, t)."""
+    import inspect
+
+    def build(**labels):
+        return form.build(**labels) * v(labels["k"] - 1)[i]
+
+    build.__signature__ = inspect.signature(form.build)  # type: ignore[attr-defined]
+    return Form(build, ("j", "l", "i", "s", "t"))
+
+
+_P77 = {name: _times_v(f) for name, f in _P75.items()}
+_P77["eta_term_q_lt_k"] = Form(
+    lambda n, k, q: eta(n, k)[j, l_] * eta(k - 1, q)[i, s] * v(q - 1)[t],
+    ("j", "l", "i", "s", "t"),
+)
 
 register(
     Equation(

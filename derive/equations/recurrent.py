@@ -316,3 +316,54 @@ register(
         activation="general",
     )
 )
+
+# ---------------------------------------------------------------- parts for the code generator
+# one term of each sum over steps; the drivers of numeric/kernels/recurrent.py add them
+get("61").parts["term"] = Form(lambda n, t, k: eta(t, k)[m, s] * v(k - 1)[r], ("m", "s", "r"))
+get("63").parts.update(
+    {
+        "pair_term": Form(
+            lambda n, t, k, p: (
+                eta(t, k)[m, i] * eta(k - 1, p)[j, q] * v(p - 1)[r]
+                + eta(t, k)[m, q] * eta(k - 1, p)[r, i] * v(p - 1)[j]
+            ),
+            ("m", "i", "j", "q", "r"),
+        ),
+        "pair_term_printed": Form(
+            lambda n, t, k, p: 2 * eta(t, k)[m, i] * eta(k - 1, p)[j, q] * v(p - 1)[r],
+            ("m", "i", "j", "q", "r"),
+        ),
+    }
+)
+get("65").parts.update(
+    {
+        # delta_i^r written as alpha^(0,0) (the identity on the input units, Eq 21), so
+        # that the kernel reads its extent from an operand
+        "first_term": Form(lambda n, t: eta(t, 1)[m, q] * alpha(0, 0)[i, r], ("m", "q", "r", "i")),
+        "sum_term": Form(
+            lambda n, t, k: contract(eta(t, k)[m, q] * eta(k - 1, 1)[r, s] * wr[s, i], s),
+            ("m", "q", "r", "i"),
+        ),
+    }
+)
+get("64.g").parts["term"] = Form(
+    lambda n, t, r: contract(
+        alpha(t, r)[m, b]
+        * lam(r)[b, d, p]
+        * wr[d, a]
+        * alpha(r - 1, 0)[a, i]
+        * wr[p, c]
+        * alpha(r - 1, 0)[c, l],
+        b,
+        d,
+        p,
+        a,
+        c,
+    ),
+    ("m", "i", "l"),
+)
+_deta = F["deta"]
+get("65.g").parts["w_term"] = Form(
+    lambda n, t, k: contract(_deta(t, 1, k)[idx("j")[0], l, s, t_] * wr[l, i], l),
+    ("j", "s", "t", "i"),
+)
