@@ -87,6 +87,7 @@ __all__ = [
     "FLAGS",
     "NONDESCENT",
     "Baseline",
+    "Diverged",
     "Method",
     "MethodState",
     "StepInfo",
@@ -280,6 +281,14 @@ def per_sample_sgd_curvature(
 # ------------------------------------------------------------------------- methods
 
 
+class Diverged(FloatingPointError):
+    """The weights left the floating-point range: the loss or gradient is not finite.
+
+    Raised by :meth:`Method.step` before any state changes; the training loop records
+    the run as ``"diverged"``.
+    """
+
+
 class StepInfo(NamedTuple):
     """What one step did (one row of a run's ``metrics.csv``).
 
@@ -398,21 +407,41 @@ class Method:
             The updated weights (new arrays).
         state : MethodState
         info : StepInfo
+
+        Raises
+        ------
+        Diverged
+            The loss or the gradient at ``network`` is not finite (nothing is updated).
         """
         dtype = network.dtype
         xs = as_inputs(x, dtype)
         ys = as_targets(labels, network.classes, dtype)
         ws, u = network.ws, network.u
-        fwd = K.forward(ws, u, xs, check=check)
+        if check:
+            K.check_network(ws, u, xs, check_finite=False)
+            if not np.all(np.isfinite(xs)):
+                raise ValueError("x contains NaN or infinite entries")
+            if not all(np.all(np.isfinite(p)) for p in network.params):
+                raise Diverged(f"the weights are not finite before step {state.step}")
+        fwd = K.forward(ws, u, xs, check=False)
         f, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, ys, second=self._needs_second)
         bwd = K.backward(fwd, ws, u, dfdp)
+        loss = float(f.mean())
+        if not math.isfinite(loss):
+            raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
         grads = [*bwd.grads_w, bwd.grad_u]
-        unit, opt_state = self.optimizer.direction(grads, state.opt, 1.0)
+        try:
+            unit, opt_state = self.optimizer.direction(grads, state.opt, 1.0)
+        except ValueError as exc:
+            if not all(np.all(np.isfinite(g)) for g in grads):
+                raise Diverged(f"the gradient is not finite at step {state.step}") from exc
+            raise
         lr = float(self.schedule(state.step))
         update, info = self._update(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr)
         params = [p + s for p, s in zip(network.params, update, strict=True)]
-        info = info._replace(loss=float(f.mean()))
-        return Network.from_params(params), MethodState(state.step + 1, opt_state), info
+        info = info._replace(loss=loss)
+        new = Network.from_params(params, check=False)
+        return new, MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
 

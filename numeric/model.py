@@ -178,12 +178,21 @@ class Network:
         return cls(ws, u)
 
     @classmethod
-    def from_params(cls, params: Sequence[np.ndarray]) -> Network:
-        """Inverse of :attr:`params`: ``[*ws, u]`` to a network (arrays not copied)."""
+    def from_params(cls, params: Sequence[np.ndarray], *, check: bool = True) -> Network:
+        """Inverse of :attr:`params`: ``[*ws, u]`` to a network (arrays not copied).
+
+        ``check=False`` skips the validation of shapes and finiteness (for training
+        loops that build a network from arrays they computed themselves).
+        """
         params = list(params)
         if len(params) < 2:
             raise ValueError("params must hold at least one hidden layer and u")
-        return cls(params[:-1], params[-1])
+        if check:
+            return cls(params[:-1], params[-1])
+        net = object.__new__(cls)
+        net.ws = params[:-1]
+        net.u = params[-1]
+        return net
 
     # ------------------------------------------------------------------ properties
 

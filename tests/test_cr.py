@@ -330,3 +330,18 @@ def test_python_api_reads_naturally():
     assert state.step == 5 and all(math.isfinite(v) for v in losses)
     unchanged = apply(net.params, [np.zeros_like(p) for p in net.params])
     assert np.array_equal(flat(unchanged), flat(net.params))
+
+
+def test_non_finite_weights_raise_diverged_before_any_update():
+    from numeric.cr import Diverged
+
+    net, x, labels = tiny_problem(seed=10)
+    method = CR(SGD(), sigma=10.0)
+    state = method.init(net)
+    net.u[0, 0] = np.inf
+    for check in (True, False):
+        with pytest.raises(Diverged):
+            method.step(net, state, x, labels, check=check)
+    assert state.step == 0
+    with pytest.raises(ValueError, match="x contains"):
+        method.step(tiny_problem(seed=10)[0], state, np.full_like(x, np.nan), labels)
