@@ -8,7 +8,8 @@ A run directory holds
     One row per iteration (columns :data:`COLUMNS`), appended in chunks of
     ``flush_every`` rows and at every checkpoint, interruption and failure.
 ``summary.json``
-    Status (``"running"``, ``"completed"``, ``"interrupted"``, ``"failed"``) and the
+    Status (``"running"``, ``"completed"``, ``"interrupted"``, ``"diverged"``,
+    ``"failed"``) and the
     key numbers of the run (:func:`summarize`); rewritten at every checkpoint.
 ``checkpoints/ckpt-XXXXXX.npz``
     Weights, optimizer state, sampler position, step counter and the metric tails the
@@ -28,7 +29,9 @@ Interruption: the first Ctrl-C stops after the current iteration; a second one (
 ``KeyboardInterrupt``) stops at once.  Either way every completed iteration's metrics
 are written, a checkpoint of the last completed iteration is saved and the summary
 says ``"interrupted"``.  An exception inside the loop does the same with ``"failed"``
-and is re-raised.
+and is re-raised as :class:`TrainingFailed`.  A run whose loss or gradient stops being finite
+(:class:`numeric.cr.Diverged`) ends with ``"diverged"``: its metrics hold every finite
+iteration, and it is a result (not resumed by :func:`ensure_run`), not an error.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from numeric.cr import CR, FLAGS, Baseline, Method, MethodState, StepInfo
+from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepInfo
 from numeric.data import BatchSampler, Dataset, load_dataset
 from numeric.model import Network, init_bound
 from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
@@ -64,6 +67,7 @@ __all__ = [
     "LOSS_THRESHOLDS",
     "RunResult",
     "TrainConfig",
+    "TrainingFailed",
     "build_method",
     "config_key",
     "ensure_run",
@@ -499,6 +503,14 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> _Snapshot:
 # ------------------------------------------------------------------------------ loop
 
 
+class TrainingFailed(RuntimeError):
+    """An exception inside the training loop; the original is its ``__cause__``.
+
+    Before it is raised the run directory receives every completed iteration's metrics,
+    a checkpoint of the last one and a ``"failed"`` summary naming the error.
+    """
+
+
 @dataclass
 class RunResult:
     """Outcome of :func:`train` / :func:`resume`.
@@ -507,7 +519,7 @@ class RunResult:
     ----------
     run_dir : Path
     status : str
-        ``"completed"`` or ``"interrupted"`` (failures raise).
+        ``"completed"``, ``"interrupted"`` or ``"diverged"`` (failures raise).
     iterations_done : int
     summary : dict
         The content of ``summary.json``.
@@ -636,15 +648,15 @@ def train(
     Returns
     -------
     RunResult
-        ``status`` ``"completed"`` or ``"interrupted"`` (Ctrl-C).
+        ``status`` ``"completed"``, ``"interrupted"`` (Ctrl-C) or ``"diverged"``.
 
     Raises
     ------
     FileExistsError
         ``run_dir`` already holds a run and ``overwrite`` is false.
-    Exception
-        Whatever the loop raised (after the metrics, a checkpoint and a ``"failed"``
-        summary were written).
+    TrainingFailed
+        An exception in the loop (its ``__cause__``), after the metrics, a checkpoint
+        and a ``"failed"`` summary were written.
     """
     run = Path(run_dir)
     config = config.resolved()
@@ -774,6 +786,7 @@ def _run(
     pending: list[tuple] = []
     status = "running"
     error: BaseException | None = None
+    diverged: str | None = None
     _write_json(run / "summary.json", summarize(rows, config, status))
 
     def flush(upto: int) -> None:
@@ -796,7 +809,9 @@ def _run(
     bar = _Progress(progress, config.iterations, snap.steps, config.label())
     t0 = time.perf_counter()
     net, mstate = snap.network, snap.state
-    with _blas_threads(blas_threads), _StopFlag() as stop:
+    # overflow on the way to a divergence is detected and recorded, not warned about
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    with _blas_threads(blas_threads), _StopFlag() as stop, errstate:
         try:
             first = True
             for it in range(snap.steps, config.iterations):
@@ -849,6 +864,9 @@ def _run(
                 status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"
+        except Diverged as exc:
+            status = "diverged"
+            diverged = str(exc)
         except BaseException as exc:  # record, then re-raise below
             status = "failed"
             error = exc
@@ -856,10 +874,17 @@ def _run(
             bar.close()
             rows[:] = [r for r in rows if r[0] < committed.steps]
             extra: dict[str, Any] = {}
+            if diverged is not None:
+                extra["diverged"] = diverged
             if error is not None:
                 extra["error"] = f"{type(error).__name__}: {error}"
             summary = checkpoint(committed, status, **extra)
     if error is not None:
+        if isinstance(error, Exception):
+            raise TrainingFailed(
+                f"{run}: {type(error).__name__}: {error} (after {committed.steps} iterations; "
+                "metrics and a checkpoint were written)"
+            ) from error
         raise error
     return RunResult(run, status, committed.steps, summary, committed.network)
 
@@ -875,8 +900,8 @@ def ensure_run(
 ) -> RunResult:
     """Make ``run_dir`` hold a completed run of ``config``, doing only what is missing.
 
-    A new directory is trained from scratch; a completed run of the same config is
-    reused; an interrupted one, or a shorter one, is resumed (extended) to
+    A new directory is trained from scratch; a completed (or diverged) run of the same
+    config is reused; an interrupted one, or a shorter one, is resumed (extended) to
     ``config.iterations``.  A run of another config (or a longer one) is an error unless
     ``overwrite``.
 
@@ -910,8 +935,10 @@ def ensure_run(
             )
         return train(config, run, dataset=dataset, progress=progress, overwrite=True, **kwargs)
     ckpt = latest_checkpoint(run)
-    if summary.get("status") == "completed" and done == config.iterations and ckpt is not None:
+    status = summary.get("status")
+    finished = (status == "completed" and done == config.iterations) or status == "diverged"
+    if finished and ckpt is not None:
         snap = _load_checkpoint(ckpt, config)
         if snap.steps == done:
-            return RunResult(run, "completed", done, summary, snap.network)
+            return RunResult(run, status, done, summary, snap.network)
     return resume(run, iterations=config.iterations, dataset=dataset, progress=progress, **kwargs)

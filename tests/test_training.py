@@ -16,6 +16,7 @@ from numeric.model import Network
 from numeric.training import (
     COLUMNS,
     TrainConfig,
+    TrainingFailed,
     build_method,
     ensure_run,
     latest_checkpoint,
@@ -181,8 +182,9 @@ def test_resume_after_ctrl_c_equals_uninterrupted(tmp_path, case):
 def test_crash_is_recorded_and_resumable(tmp_path):
     cfg = tiny(cr=True)
     full = run(cfg, tmp_path / "full")
-    with pytest.raises(RuntimeError, match="stop here"):
+    with pytest.raises(TrainingFailed, match="stop here") as info:
         run(cfg, tmp_path / "crash", callback=Interrupt(12, RuntimeError))
+    assert type(info.value.__cause__) is RuntimeError
     s = json.loads((tmp_path / "crash" / "summary.json").read_text())
     assert s["status"] == "failed" and "RuntimeError" in s["error"]
     assert s["iterations_done"] == 13
@@ -312,3 +314,17 @@ def test_cr_sgd_leaves_the_plateau_where_sgd_stays(tmp_path):
     m = read_metrics(tmp_path / "cr")
     assert m["lr_eff"][:50].mean() > 10 * 0.02  # CR raised the rate on the plateau
     assert math.isfinite(cr_loss)
+
+
+def test_divergence_is_a_recorded_result_not_an_error(tmp_path):
+    cfg = tiny(lr=1e300, decay=False, iterations=50)
+    res = run(cfg, tmp_path / "d")
+    assert res.status == "diverged" and 0 < res.iterations_done < 50
+    s = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert s["status"] == "diverged" and "loss is nan" in s["diverged"]
+    m = read_metrics(tmp_path / "d")
+    assert len(m["loss"]) == res.iterations_done and np.all(np.isfinite(m["loss"]))
+    stamp = (tmp_path / "d" / "metrics.csv").stat().st_mtime_ns
+    again = ensure_run(cfg, tmp_path / "d", dataset=DATA, progress=False)
+    assert again.status == "diverged" and again.iterations_done == res.iterations_done
+    assert (tmp_path / "d" / "metrics.csv").stat().st_mtime_ns == stamp
