@@ -25,6 +25,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,11 +78,16 @@ def _forward(command: str, rest: Sequence[str]) -> int:
 
 def _hidden(args: argparse.Namespace) -> tuple[int, ...] | None:
     if args.hidden:
+        text = args.hidden.lower().replace(" ", "")
         try:
-            return tuple(int(h) for h in args.hidden.replace("x", ",").split(",") if h)
+            if "x" in text:  # WIDTHxLAYERS
+                width, layers = (int(v) for v in text.split("x"))
+                return (width,) * layers
+            return tuple(int(h) for h in text.split(",") if h)
         except ValueError:
             raise SystemExit(
-                f"--hidden must be comma-separated widths, got {args.hidden!r}"
+                f"--hidden takes widths like 256,128,64 or WIDTHxLAYERS like 128x12, "
+                f"got {args.hidden!r}"
             ) from None
     if args.layers is None and args.width is None:
         return None
@@ -143,7 +149,10 @@ def _add_train(sub) -> None:
     p.add_argument("--init", help="plateau (+-0.1, default), normal (+-0.2) or a bound")
     p.add_argument("--layers", type=int, help="hidden layers (default 12)")
     p.add_argument("--width", type=int, help="hidden width (default 128)")
-    p.add_argument("--hidden", help="hidden widths, e.g. 256,128,64 (overrides --layers/--width)")
+    p.add_argument(
+        "--hidden",
+        help="hidden widths, e.g. 256,128,64 or 128x12 (overrides --layers/--width)",
+    )
     p.add_argument("--seed", type=int, help="seed of the weights and the batches (default 0)")
     p.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
     p.add_argument(
@@ -171,7 +180,7 @@ def _add_train(sub) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
     from numeric.experiments import dataset_help
-    from numeric.training import TrainConfig, resume, train
+    from numeric.training import TrainConfig, TrainingFailed, resume, train
 
     hidden = _hidden(args)
     try:
@@ -219,6 +228,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 blas_threads=args.threads,
             )
+    except TrainingFailed as exc:
+        print(f"training failed: {exc}", file=sys.stderr)
+        return 1
     except DatasetError as exc:
         name = args.dataset or "mnist-embedded"
         print(f"error: {exc}\n{dataset_help(name)}", file=sys.stderr)
@@ -231,6 +243,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.status == "interrupted":
         print(f"interrupted; continue with: lowrank train --resume {result.run_dir}")
         return EXIT_INTERRUPTED
+    if result.status == "diverged":
+        print(f"diverged: {s.get('diverged')}; the metrics keep every finite iteration")
+        return 1
     return 0
 
 
@@ -279,6 +294,7 @@ def _add_reproduce(sub) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
     from numeric.experiments import FIGURES, reproduce
+    from numeric.training import TrainingFailed
 
     names = list(FIGURES) if args.target == "all" else [args.target]
     unknown = [n for n in names if n not in FIGURES]
@@ -310,6 +326,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         except FileExistsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except TrainingFailed as exc:
+            print(f"{name}: training failed: {exc}", file=sys.stderr)
+            return 1
         for run in (res.baseline, res.cr):
             if run is not None:
                 print(_summary_line(run.summary, run.run_dir))
@@ -349,48 +368,65 @@ def _banner(text: str) -> None:
     print(f"\n{'=' * 78}\n{text}\n{'=' * 78}", flush=True)
 
 
+def _demo_step(name: str, fn) -> int | str:
+    """Run one step of the demo; an exception fails the step, not the demo."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        raise
+    except Exception:  # report and go on with the next step
+        traceback.print_exc()
+        print(f"{name}: failed (traceback above); continuing", flush=True)
+        return 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     codes: dict[str, int | str] = {}
 
-    if not args.skip_derive:
-        _banner("1/3  derive: self-checks of every equation, then the equation table")
+    def derive_step() -> int | str:
         try:
             derive_cli = _load_forwarded("derive")
         except CommandUnavailable as exc:
             print(exc)
-            codes["derive"] = 2
-        else:
-            check_args = ["check", "--json", str(out / "derive-check.json")]
-            if args.quiet:
-                check_args.append("--quiet")
-            rc = int(derive_cli.main(check_args) or 0)
-            rc_table = int(derive_cli.main(["table"]) or 0)
-            codes["derive"] = max(rc, rc_table)
+            return 2
+        check_args = ["check", "--json", str(out / "derive-check.json")]
+        if args.quiet:
+            check_args.append("--quiet")
+        rc = int(derive_cli.main(check_args) or 0)
+        rc_table = int(derive_cli.main(["table"]) or 0)
+        return max(rc, rc_table)
 
-    if not args.skip_verify:
-        _banner("2/3  verify: quick report of the generated kernels against JAX")
+    def verify_step() -> int | str:
         try:
             verify_cli = _load_forwarded("verify")
         except CommandUnavailable as exc:
             print(f"skipped: {exc}")
-            codes["verify"] = "skipped"
-        else:
-            codes["verify"] = int(
-                verify_cli.main(["report", "--quick", "--out", str(out / "verify")]) or 0
-            )
+            return "skipped"
+        return int(verify_cli.main(["report", "--quick", "--out", str(out / "verify")]) or 0)
 
-    if not args.skip_train:
-        _banner(
-            f"3/3  training: SGD vs CR-SGD from the plateau start, {args.iterations} iterations"
-        )
-        codes["train"] = _demo_train(out, args.iterations, not args.quiet)
+    try:
+        if not args.skip_derive:
+            _banner("1/3  derive: self-checks of every equation, then the equation table")
+            codes["derive"] = _demo_step("derive", derive_step)
+        if not args.skip_verify:
+            _banner("2/3  verify: quick report of the generated kernels against JAX")
+            codes["verify"] = _demo_step("verify", verify_step)
+        if not args.skip_train:
+            _banner(
+                f"3/3  training: SGD vs CR-SGD from the plateau start, {args.iterations} iterations"
+            )
+            codes["train"] = _demo_step(
+                "train", lambda: _demo_train(out, args.iterations, not args.quiet)
+            )
+    except KeyboardInterrupt:
+        codes["interrupted"] = EXIT_INTERRUPTED
 
     _banner(f"demo finished in {time.perf_counter() - t0:.0f} s; outputs under {out}")
     for step, code in codes.items():
-        print(f"  {step:<7} {'ok' if code == 0 else code}")
+        print(f"  {step:<11} {'ok' if code == 0 else code}")
     numeric = [c for c in codes.values() if isinstance(c, int)]
     if EXIT_INTERRUPTED in numeric:
         return EXIT_INTERRUPTED

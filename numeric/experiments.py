@@ -35,6 +35,7 @@ from numeric.training import RunResult, TrainConfig, ensure_run, load_training_d
 __all__ = ["FIGURES", "Figure", "FigureResult", "dataset_help", "reproduce"]
 
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+_FINISHED = ("completed", "diverged")
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class FigureResult:
     ----------
     figure : Figure
     status : str
-        ``"completed"`` or ``"interrupted"``.
+        ``"completed"`` (both runs finished, possibly diverged) or ``"interrupted"``.
     baseline, cr : RunResult or None
     plot : Path or None
         The PNG (when both runs completed).
@@ -270,10 +271,10 @@ def reproduce(
         "blas_threads": blas_threads,
     }
     result.baseline = ensure_run(base_cfg, out_dir / "baseline", **kwargs)
-    if result.baseline.status != "completed":
+    if result.baseline.status not in _FINISHED:
         return result
     result.cr = ensure_run(cr_cfg, out_dir / "cr", **kwargs)
-    if result.cr.status != "completed":
+    if result.cr.status not in _FINISHED:
         return result
     from numeric.plots import plot_runs
 

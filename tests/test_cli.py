@@ -77,6 +77,13 @@ def test_train_options_reach_the_config(tmp_path):
         3,
     )
     assert (cfg["batch_size"], cfg["decay"], cfg["init"], cfg["cr"]) == (16, False, "normal", True)
+    for spec, hidden in (("7x3", [7, 7, 7]), ("9,5", [9, 5])):
+        out = tmp_path / spec
+        argv = ["train", "--hidden", spec, "--iterations", "1", "--quiet", "--out", str(out)]
+        assert cli.main(argv) == 0
+        assert json.loads((out / "config.json").read_text())["config"]["hidden"] == hidden
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--hidden", "wide", "--out", str(tmp_path / "bad")])
 
 
 def test_missing_cifar_says_how_to_get_it(tmp_path, monkeypatch, capsys):
@@ -234,3 +241,64 @@ def test_help(argv, capsys):
         cli.main(argv)
     assert exc.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+def test_reproduce_results_writes_the_page(tmp_path, capsys):
+    doc = tmp_path / "results.md"
+    argv = [
+        "reproduce",
+        "results",
+        "--iterations",
+        "110",
+        "--seeds",
+        "1",
+        "--hidden",
+        "8x2",
+        "--out",
+        str(tmp_path / "runs"),
+        "--doc",
+        str(doc),
+    ]
+    assert cli.main(argv) == 0
+    text = doc.read_text()
+    assert text.startswith("# Measured results")
+    assert "lowrank reproduce results --iterations 110 --seeds 1" in text
+    assert "--hidden 8x2" in text and "2 hidden ReLU layers of 8" in text
+    for heading in (
+        "## Plateau start",
+        "## Normal start",
+        "## Mini-batch averaging",
+        "## Sensitivity to sigma",
+        "## The paper's claims",
+        "## Where these runs",
+    ):
+        assert heading in text
+    assert "| SGD + CR (sigma 100) |" in text and "| alpha-g |" in text
+    assert "nan" not in text.lower()
+    # a second invocation reuses every run
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert (tmp_path / "runs" / "plateau" / "adam-cr" / "seed0" / "summary.json").is_file()
+
+
+def test_diverged_run_exits_1_with_a_message(tmp_path, capsys):
+    argv = ["train", "--lr", "1e300", "--no-decay", "--out", str(tmp_path / "d"), *TINY]
+    assert cli.main(argv) == 1
+    assert "diverged" in capsys.readouterr().out
+
+
+def test_demo_goes_on_when_a_step_raises(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setitem(sys.modules, "derive.cli", fake_module("derive.cli", calls))
+    broken = types.ModuleType("verify.cli")
+
+    def main(argv):
+        raise RuntimeError("verification broke")
+
+    broken.main = main
+    monkeypatch.setitem(sys.modules, "verify.cli", broken)
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--iterations", "5", "--quiet"]) == 1
+    text = capsys.readouterr()
+    assert "verify: failed" in text.out and "verification broke" in text.err
+    assert (out / "train" / "fig2.png").is_file()
