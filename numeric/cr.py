@@ -5,7 +5,9 @@ see :mod:`numeric.optimizers`).  Along ``d`` the cubic model of Eq 8 is
 
     m(alpha) = F + alpha d^T grad F + alpha^2 / 2  d^T H d + sigma / 6 alpha^3 ||d||^3
 
-and CR takes the step ``alpha * d`` with the positive root of ``m'(alpha) = 0`` (Eq 37).
+and CR takes the step ``alpha * d`` with the positive root of ``m'(alpha) = 0`` (Eq 37,
+evaluated in whichever of its two algebraically equal forms does not cancel for the sign
+of ``d^T H d``).
 ``d^T grad F`` and ``d^T H d`` are exact, from the generated low-rank kernels
 (:func:`numeric.kernels.relu_mlp.directional`, or
 :func:`~numeric.kernels.relu_mlp.sgd_curvature` when ``d = -grad F``).
@@ -32,7 +34,7 @@ Each step carries a flag (:data:`FLAGS`):
     ``d^T grad F >= 0`` (possible with Adam's momentum, or Adadelta): the cubic model
     along ``+d`` is minimised at ``alpha = 0``.  Policy ``nondescent="base"`` (default)
     takes the base optimizer's own step, ``alpha = lr`` (the scheduled learning rate),
-    so CR never does worse than the base method on such a step; ``"skip"`` takes
+    so such a step is exactly the base method's; ``"skip"`` takes
     ``alpha = 0`` (no move; the optimizer's accumulators still advance).
 ``"zero"``
     ``||d|| = 0`` (e.g. a vanishing gradient): ``alpha = 0``.
