@@ -56,7 +56,9 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "activation_rel_err_fd": ("<", 1e-6),
         "new_activation_grad_rel_err_fd": ("<", 1e-6),
         "new_activation_b1_hessian_rel_err": (">", 1e-3),
+        "new_activation_b3_hessian_rel_err": ("<", 1e-6),
         "relu_b1_hessian_rel_err": ("<", 1e-6),
+        "regenerated_module_has_activation": ("==", 1),
     },
     "04_cr_training": {
         "fig2_sgd_final_loss_ma100": (">", 2.29),
@@ -69,6 +71,19 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "eq41_case2_rel_err": ("<", 0.01),
         "eq41_case3_rel_err": ("<", 0.01),
         "eq41_printed_case2_real_fraction": ("==", 0),
+    },
+    "05_conv_recurrent": {
+        "conv_rel_err_fd": ("<", 1e-6),
+        "conv_hww_rank_per_position": ("==", 1),
+        "conv_hxx_rank_per_position": ("==", 1),
+        "conv_summed_over_per_position_rank": (">", 1),
+        "conv_conditional_corrected_err": ("<", 1e-12),
+        "conv_printed_nan_fraction_min": (">", 0),
+        "conv_printed_eq56_err": (">", 1e-2),
+        "rec_rel_err_fd": ("<", 1e-6),
+        "rec_printed_eq63_rel_err": (">", 1e-2),
+        "rec_grad_rank_is_steps": ("==", 1),
+        "conv_mlp_ghg_rel_err_fd": ("<", 1e-6),
     },
 }
 
