@@ -553,10 +553,13 @@ def _cr_checks(eq: Equation, which: str) -> Verdict:
     if eq.check == "cr_stable":
         from derive.equations.cubic_regularization import step_length_stable
 
-        diff = sp.radsimp(step_length() - step_length_stable())
-        ok = sp.simplify(diff) == 0
+        ok = True
+        for branch, _cond in step_length_stable().args:
+            ok &= sp.simplify(sp.radsimp(step_length() - branch)) == 0
         return Verdict(
-            "proved" if ok else "disproved", "equals Eq 37 (multiply by the conjugate)", 1
+            "proved" if ok else "disproved",
+            "both branches equal Eq 37 (multiply by the conjugate)",
+            2,
         )
     if eq.check == "cr_roots":
         roots = [(-h + sp.sqrt(h**2 - 2 * d * cc)) / cc, (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc]

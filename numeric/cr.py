@@ -122,25 +122,14 @@ def cubic_model(alpha, gtg, ghg, sigma: float, norm3):
 
 
 def _eq37(ghg, gtg, sigma, norm3):
-    """Eq 37 in the form free of cancellation for the sign of ``ghg`` (broadcasts).
+    """Eq 37 through the generated cancellation-free form C8 (broadcasts).
 
-    ``ghg >= 0``: the rationalized form ``-2 d / (h + sqrt(h^2 - 2 d c))``
-    (:func:`~numeric.kernels.relu_mlp.cr_step_length`); ``ghg < 0``: Eq 37 as printed,
-    ``(-h + sqrt(h^2 - 2 d c)) / c``, whose numerator then adds two positive numbers
-    (:func:`~numeric.kernels.relu_mlp.cr_step_length_printed`).  Each form cancels
-    catastrophically in the other's domain when ``h^2 >> |d| c``.
+    :func:`~numeric.kernels.relu_mlp.cr_step_length` takes the rationalized branch
+    for ``ghg >= 0`` and Eq 37 as printed for ``ghg < 0`` (each cancels in the
+    other's domain when ``h^2 >> |d| c``) and returns inf, not an OverflowError,
+    when the quantities overflow.
     """
-    if np.ndim(ghg) == 0:
-        # NumPy scalars: overflow gives inf (flagged by the caller), not OverflowError
-        ghg, gtg, norm3 = np.float64(ghg), np.float64(gtg), np.float64(norm3)
-        if ghg >= 0:
-            return K.cr_step_length(ghg, gtg, sigma, norm3)
-        return K.cr_step_length_printed(ghg, gtg, sigma, norm3)
-    return np.where(
-        ghg >= 0,
-        K.cr_step_length(ghg, gtg, sigma, norm3),
-        K.cr_step_length_printed(ghg, gtg, sigma, norm3),
-    )
+    return K.cr_step_length(ghg, gtg, sigma, norm3)
 
 
 def step_length(

@@ -137,6 +137,15 @@ def test_cr_step_length_eq_37_minimises_the_cubic_model():
         assert np.isclose(alpha, K.cr_step_length_printed(h, d, c, 1.0), rtol=1e-9)
 
 
+def test_step_length_negative_curvature_no_cancellation():
+    """h < 0 with h^2 >> |d| c: the rationalized branch would cancel; C8 switches."""
+    h, d, sigma, norm3 = -10.0, -1e-4, 0.1, 1e-9
+    alpha = K.cr_step_length(h, d, sigma, norm3)
+    assert np.isfinite(alpha)
+    assert np.isclose(alpha, K.cr_step_length_printed(h, d, sigma, norm3), rtol=1e-12)
+    assert np.isfinite(K.cr_step_length(1e200, -1.0, 1.0, 1.0))  # no overflow in h^2
+
+
 def test_stable_step_length_avoids_cancellation():
     """Away from plateaus h^2 >> |d| c: the printed form (Eq 37) cancels in float32."""
     h, d, c = np.float32(1e3), np.float32(-1e-3), np.float32(1e-3)

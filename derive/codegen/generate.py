@@ -234,12 +234,18 @@ def kernel_source(spec: KernelSpec) -> str:
 
 
 def _cr_source() -> str:
-    from derive.equations.cubic_regularization import step_length, step_length_stable
+    from derive.equations.cubic_regularization import h, step_length, step_length_stable
 
     printer = NumPyPrinter({"fully_qualified_modules": True})
+    root = sp.Symbol("root")
+    pos, neg = (br for br, _ in step_length_stable(root).args)
     lit = printer.doprint(step_length()).replace("numpy.", "np.")
-    stable = printer.doprint(step_length_stable()).replace("numpy.", "np.")
-    return templates.CR.format(literal=lit, stable=stable)
+    return templates.CR.format(
+        literal=lit,
+        positive=printer.doprint(pos).replace("numpy.", "np."),
+        negative=printer.doprint(neg).replace("numpy.", "np."),
+        condition=printer.doprint(h >= 0).replace("numpy.", "np."),
+    )
 
 
 def render_module(module: str = "relu_mlp") -> str:

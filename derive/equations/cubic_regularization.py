@@ -42,14 +42,17 @@ def step_length() -> sp.Expr:
     return (-h + sp.sqrt(h**2 - 2 * d * cc)) / cc
 
 
-def step_length_stable() -> sp.Expr:
-    """Eq 37 rationalized: ``-2 d / (h + sqrt(h^2 - 2 d c))``.
+def step_length_stable(root: sp.Expr | None = None) -> sp.Expr:
+    """Eq 37 without cancellation, for ``d < 0``: a ``Piecewise`` on the sign of ``h``.
 
-    Equal to Eq 37 for ``d < 0`` (multiply by the conjugate); it avoids the
-    cancellation of ``-h + sqrt(h^2 + eps)`` when ``h > 0`` dominates, the usual
-    regime away from plateaus, and stays finite as ``c -> 0``.
+    ``h >= 0``: the rationalized form ``-2 d / (h + S)``; ``h < 0``: Eq 37 itself,
+    ``(S - h) / c``, whose numerator then adds two positive numbers.  Here
+    ``S = sqrt(h^2 - 2 d c)`` (pass ``root`` to name it, e.g. a symbol that a printer
+    renders as ``hypot(h, sqrt(-2 d c))``, which cannot overflow).  Each branch
+    cancels catastrophically in the other's domain when ``h^2 >> |d| c``.
     """
-    return -2 * d / (h + sp.sqrt(h**2 - 2 * d * cc))
+    S = sp.sqrt(h**2 - 2 * d * cc) if root is None else root
+    return sp.Piecewise((-2 * d / (h + S), h >= 0), ((S - h) / cc, True))
 
 
 register(
@@ -106,7 +109,7 @@ register(
     Equation(
         number="C8",
         name="cr_step_length_stable",
-        title="CR step length, rationalized (no cancellation)",
+        title="CR step length without cancellation (rationalized for g^T H g >= 0)",
         section="contracted (derived from Eq 37)",
         paper_latex="",
         lhs_latex=r"\alpha",

@@ -1604,14 +1604,20 @@ def hessian_diagonal(fwd: Forward, etas: dict, ws, u, d2fdp2, reduce: str = "mea
 
 
 def cr_step_length(ghg, gtg, sigma, norm3):
-    """CR step length, Eq 37 in the rationalized form C8 (printed by SymPy's NumPy printer).
+    """CR step length: Eq 37 in the cancellation-free form C8 (branches printed by SymPy).
 
-    ``alpha = -2 d / (h + sqrt(h^2 - 2 d c))`` with ``h = g^T H g``, ``d = g^T grad F``,
-    ``c = sigma ||g||^3``; equal to Eq 37 for ``d < 0`` and free of its cancellation.
-    Callers handle ``d >= 0`` (not a descent direction) before calling.
+    ``h = g^T H g``, ``d = g^T grad F``, ``c = sigma ||g||^3``,
+    ``root = sqrt(h^2 - 2 d c)`` computed as ``hypot(h, sqrt(-2 d c))`` (no overflow);
+    ``h >= 0``: ``-2 d / (h + root)``, ``h < 0``: ``(root - h) / c``.  Equal to Eq 37
+    for ``d < 0``; callers handle ``d >= 0`` (not a descent direction) first.
+    Broadcasts over arrays; always returns NumPy floats (inf, never OverflowError).
     """
-    h, d, c = ghg, gtg, sigma * norm3
-    return -2*d/(h + np.sqrt(-2*c*d + h**2))
+    h, d = np.asarray(ghg, dtype=np.result_type(ghg, 1.0)), np.asarray(gtg)
+    c = sigma * np.asarray(norm3)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        root = np.hypot(h, np.sqrt(-2 * d * c))
+        out = np.where(np.greater_equal(h, 0), -2*d/(h + root), (-h + root)/c)
+    return out[()] if out.ndim == 0 else out
 
 
 def cr_step_length_printed(ghg, gtg, sigma, norm3):
