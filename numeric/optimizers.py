@@ -127,7 +127,10 @@ def _state_shapes(state: Mapping[str, object]) -> list[tuple[int, ...]]:
 
 
 def _check_grads(
-    grads: Sequence[np.ndarray], shapes: list[tuple[int, ...]], name: str = "grads"
+    grads: Sequence[np.ndarray],
+    shapes: list[tuple[int, ...]],
+    name: str = "grads",
+    finite: bool = True,
 ) -> list[np.ndarray]:
     gs = _as_array_list(name, grads)
     if len(gs) != len(shapes):
@@ -137,7 +140,7 @@ def _check_grads(
             raise ValueError(f"{name}[{i}] has shape {g.shape}, expected {shape}")
         if not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.integer)):
             raise ValueError(f"{name}[{i}] must be a real array, got dtype {g.dtype}")
-        if not np.all(np.isfinite(g)):
+        if finite and not np.all(np.isfinite(g)):
             raise ValueError(f"{name}[{i}] contains NaN or inf")
     return gs
 
@@ -219,6 +222,7 @@ class Optimizer:
         grads: Sequence[np.ndarray],
         state: State,
         lr: float | None = None,
+        check: bool = True,
     ) -> tuple[list[np.ndarray], State]:
         """Update ``d`` this optimizer would apply, and the advanced state.
 
@@ -231,6 +235,9 @@ class Optimizer:
             Current state (not modified).
         lr : float, optional
             Learning rate ``>= 0``; defaults to ``self.learning_rate``.
+        check : bool
+            Scan the gradients for NaN and inf (shapes are always checked).  A training
+            loop that already checks its loss and gradients may pass ``False``.
 
         Returns
         -------
@@ -253,7 +260,7 @@ class Optimizer:
             lr = self.learning_rate
         lr = _check_lr(lr)
         shapes = _state_shapes(state)
-        gs = _check_grads(grads, shapes)
+        gs = _check_grads(grads, shapes, finite=check)
         unit, accs = self._unit(gs, state)
         new_state: State = {
             "step": int(state["step"]) + 1,
@@ -261,6 +268,8 @@ class Optimizer:
         }
         # np.asarray: keep 0-d parameters as 0-d arrays, not NumPy scalars
         new_state.update({k: [np.asarray(a) for a in v] for k, v in accs.items()})
+        if lr == 1.0:  # the lr-free direction itself (what CR asks for): no extra pass
+            return [np.asarray(u) for u in unit], new_state
         return [np.asarray(lr * u) for u in unit], new_state
 
     def update(
