@@ -21,6 +21,7 @@ batch 32, MNIST-sized input by default):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import platform
@@ -92,13 +93,15 @@ def numpy_routes(ws, u, x, y) -> dict[str, Callable[[], None]]:
         return step
 
     def tangent(fwd, bwd, wk, uk, dfdp, d2fdp2):
-        return K.directional(fwd, bwd, wk, uk, dfdp, d2fdp2, -bwd.grad_u, [-g for g in bwd.grads_w])
+        omega, phis = -bwd.grad_u, [-g for g in bwd.grads_w]
+        gtg, ghg = K.directional(fwd, bwd, wk, uk, dfdp, d2fdp2, omega, phis)
+        return gtg, ghg, K.norm_cubed(omega, phis)
 
     def literal(fwd, bwd, wk, uk, dfdp, d2fdp2):
         etas = K.eta_chains(wk, fwd.masks)
-        return K.directional_literal(
-            fwd, etas, wk, uk, dfdp, d2fdp2, -bwd.grad_u, [-g for g in bwd.grads_w]
-        )
+        omega, phis = -bwd.grad_u, [-g for g in bwd.grads_w]
+        gtg, ghg = K.directional_literal(fwd, etas, wk, uk, dfdp, d2fdp2, omega, phis)
+        return gtg, ghg, K.norm_cubed(omega, phis)
 
     return {
         "sgd": sgd,
@@ -193,7 +196,8 @@ def format_table(result: dict) -> str:
     cfg = result["config"]
     lines.append("")
     lines.append(
-        f"{cfg['depth']}x{cfg['width']} ReLU net, batch {cfg['batch']}, {cfg['data']}; "
+        f"{cfg['depth']}x{cfg['width']} ReLU net, batch {cfg['batch']}, {cfg['data']}, "
+        f"BLAS threads {cfg.get('blas_threads', 'default')}; "
         f"medians of {cfg['rounds']} interleaved rounds; ratios to the SGD step of the same "
         "code (jax-* to the JAX SGD step). Target for cr-lowrank: at most 1.4."
     )
@@ -211,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-literal", action="store_true", help="skip the literal route")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the measurements to this file")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads (default 1, as training uses: on small matrices more threads "
+        "mostly add synchronisation); 0 leaves the library default",
+    )
     args = parser.parse_args(argv)
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     for name, value in (
@@ -221,16 +232,26 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if value < 1:
             parser.error(f"{name} must be positive")
-    result = run_benchmark(
-        args.depth,
-        args.width,
-        args.batch,
-        dtypes,
-        args.rounds,
-        args.seed,
-        jax=not args.no_jax,
-        literal=not args.no_literal,
-    )
+    limit = contextlib.nullcontext()
+    if args.threads > 0:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            print("threadpoolctl is not installed: BLAS keeps its default thread count")
+        else:
+            limit = threadpool_limits(limits=args.threads, user_api="blas")
+    with limit:
+        result = run_benchmark(
+            args.depth,
+            args.width,
+            args.batch,
+            dtypes,
+            args.rounds,
+            args.seed,
+            jax=not args.no_jax,
+            literal=not args.no_literal,
+        )
+    result["config"]["blas_threads"] = args.threads or "default"
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as fh:
