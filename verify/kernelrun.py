@@ -1,0 +1,149 @@
+"""Kernel outputs of one case, computed on first use.
+
+Each property calls the generated kernels of the module under test (by default
+:mod:`numeric.kernels.relu_mlp`; the mutation tests pass a modified copy).  A kernel
+that raises makes only the checks that use it fail.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from verify.cases import Case, Inputs
+
+__all__ = ["KernelRun"]
+
+
+class KernelRun:
+    """Lazily evaluated kernel quantities of one case.
+
+    Parameters
+    ----------
+    kernels : module
+        Module with the generated kernels and drivers.
+    case, inputs : the case and its arrays (kernels run in ``case.dtype``).
+    """
+
+    def __init__(self, kernels: ModuleType, case: Case, inputs: Inputs) -> None:
+        self.K = kernels
+        self.case = case
+        self.inp = inputs
+
+    @property
+    def n(self) -> int:
+        return self.case.depth
+
+    @cached_property
+    def fwd(self) -> Any:
+        return self.K.forward(self.inp.ws, self.inp.u, self.inp.x)
+
+    @cached_property
+    def loss(self) -> tuple:
+        """``(f, df/dp, d2f/dp2)`` per sample."""
+        return self.K.softmax_cross_entropy(self.fwd.p, self.inp.y)
+
+    @property
+    def dfdp(self) -> np.ndarray:
+        return self.loss[1]
+
+    @property
+    def d2fdp2(self) -> np.ndarray:
+        return self.loss[2]
+
+    @cached_property
+    def bwd(self) -> Any:
+        return self.K.backward(self.fwd, self.inp.ws, self.inp.u, self.dfdp)
+
+    @cached_property
+    def etas(self) -> dict:
+        return self.K.eta_chains(self.inp.ws, self.fwd.masks)
+
+    @cached_property
+    def gammas(self) -> list:
+        return [self.K.eq19_gamma(a1_k=m) for m in self.fwd.masks]
+
+    @cached_property
+    def betas(self) -> list:
+        return [
+            self.K.eq20_beta(gamma_k=g, w_k=w)
+            for g, w in zip(self.gammas, self.inp.ws, strict=True)
+        ]
+
+    @cached_property
+    def alphas(self) -> dict:
+        """``alpha^(k,l)`` for ``0 <= l <= k <= n``: the identity for ``k = l`` (Eq 21 as
+        read), else Eq 20's betas composed by Eq 22's kernel."""
+        wd, B, dt = self.case.widths, self.case.batch, self.inp.x.dtype
+        out = {}
+        for l in range(self.n + 1):  # noqa: E741
+            out[(l, l)] = np.broadcast_to(np.eye(wd[l], dtype=dt), (B, wd[l], wd[l]))
+            for k in range(l + 1, self.n + 1):
+                beta = self.betas[k - 1]
+                out[(k, l)] = (
+                    beta
+                    if k == l + 1
+                    else self.K.eq22_compose(alpha_k_l=beta, alpha_l_m=out[(k - 1, l)])
+                )
+        return out
+
+    def literal_gradient(self, reduce: str) -> tuple:
+        return self.K.gradient_literal(
+            self.fwd, self.etas, self.inp.ws, self.inp.u, self.dfdp, reduce=reduce
+        )
+
+    def hessian_blocks(self, reduce: str) -> dict:
+        return self.K.hessian_blocks(
+            self.fwd, self.etas, self.inp.ws, self.inp.u, self.dfdp, self.d2fdp2, reduce=reduce
+        )
+
+    def directional(self, omega, phis, reduce: str = "mean") -> tuple:
+        """C4-C7 (tangent sweep)."""
+        return self.K.directional(
+            self.fwd,
+            self.bwd,
+            self.inp.ws,
+            self.inp.u,
+            self.dfdp,
+            self.d2fdp2,
+            omega,
+            phis,
+            reduce=reduce,
+        )
+
+    def directional_literal(
+        self, omega, phis, reduce: str = "mean", printed: bool = False
+    ) -> tuple:
+        """Eqs 38-39 term by term."""
+        return self.K.directional_literal(
+            self.fwd,
+            self.etas,
+            self.inp.ws,
+            self.inp.u,
+            self.dfdp,
+            self.d2fdp2,
+            omega,
+            phis,
+            reduce=reduce,
+            printed=printed,
+        )
+
+    @cached_property
+    def sgd_direction(self) -> tuple:
+        """``g = -grad F`` from the kernels' own gradient: ``(omega, phis)``."""
+        return -self.bwd.grad_u, [-g for g in self.bwd.grads_w]
+
+    @cached_property
+    def sgd_curvature(self) -> tuple:
+        """L1-L4: ``(g^T grad F, g^T H g)`` for ``g = -grad F``."""
+        return self.K.sgd_curvature(
+            self.fwd, self.bwd, self.inp.ws, self.inp.u, self.dfdp, self.d2fdp2
+        )
+
+    def hessian_diagonal(self, reduce: str) -> tuple:
+        return self.K.hessian_diagonal(
+            self.fwd, self.etas, self.inp.ws, self.inp.u, self.d2fdp2, reduce=reduce
+        )

@@ -1,0 +1,262 @@
+"""Run the verification over a list of cases: reference, kernels, checks, errata.
+
+:func:`run_verification` is the one entry point (the CLI and the tests call it).  The
+kernel module is a parameter, default :mod:`numeric.kernels.relu_mlp`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import inspect
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from verify import backend as _backend
+from verify.cases import ABS_MARGIN, REL_MARGIN, TOLERANCES, Case, make_inputs
+from verify.measure import Measurement, Result, aggregate, widen
+
+__all__ = ["Outcome", "run_verification", "kernel_inventory"]
+
+
+@dataclass
+class Outcome:
+    """Everything a report needs."""
+
+    results: list[Result]
+    errata: list[Any]
+    notes: list[Result]
+    cases: list[dict]
+    context: dict[str, Any]
+    coverage: dict[str, Any]
+    measurements: list[Measurement] = field(default_factory=list, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == "pass" for r in self.results)
+
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status != "pass"]
+
+
+def kernel_inventory(kernels: ModuleType) -> list[str]:
+    """Public functions defined by the kernel module (kernels and drivers)."""
+    names = []
+    for name, obj in vars(kernels).items():
+        if name.startswith("_") or not inspect.isfunction(obj):
+            continue
+        if obj.__globals__ is vars(kernels):
+            names.append(name)
+    return names
+
+
+class _CallTracker:
+    """Names of the kernel module's functions called while active (``sys.setprofile``)."""
+
+    def __init__(self, kernels: ModuleType) -> None:
+        self.globals = vars(kernels)
+        self.called: set[str] = set()
+        self.active = False
+        self.disabled = False  # set when another profiler was active at some point
+
+    def _profile(self, frame, event, arg) -> None:  # noqa: ANN001
+        if event == "call" and frame.f_globals is self.globals:
+            self.called.add(frame.f_code.co_name)
+
+    def __enter__(self) -> _CallTracker:
+        # a profiler already installed (cProfile, coverage tools) is left alone
+        self.active = sys.getprofile() is None
+        if self.active:
+            sys.setprofile(self._profile)
+        else:
+            self.disabled = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            sys.setprofile(None)
+
+
+def _source_digest(kernels: ModuleType) -> str:
+    try:
+        return hashlib.sha256(inspect.getsource(kernels).encode()).hexdigest()
+    except (OSError, TypeError):
+        return ""
+
+
+def _orient(ref: Any, inp: Any) -> bool:
+    """Make the random direction a descent direction (``g^T grad F < 0``); exact."""
+    if ref.d <= 0:
+        return False
+    inp.omega = -inp.omega
+    inp.phis = [-p for p in inp.phis]
+    ref.d, ref.d_sample = -ref.d, -ref.d_sample
+    return True
+
+
+def _twin(ctx: Any) -> Any:
+    """The same case with float64 kernels on the same (float32-rounded) inputs."""
+    from verify.checks import Ctx
+    from verify.kernelrun import KernelRun
+
+    case64 = dataclasses.replace(ctx.case, dtype="float64")
+    inp = ctx.inp
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+    inp64 = dataclasses.replace(
+        inp,
+        ws=[f64(w) for w in inp.ws],
+        u=f64(inp.u),
+        x=f64(inp.x),
+        y=f64(inp.y),
+        omega=f64(inp.omega),
+        phis=[f64(p) for p in inp.phis],
+    )
+    return Ctx(KernelRun(ctx.run.K, case64, inp64), ctx.ref, case64, inp64, ctx.case.dtype)
+
+
+def _condition(ms32: list[Measurement], ms64: list[Measurement]) -> None:
+    """Pair each float32 comparison with its float64 twin and widen its tolerance."""
+    twins: dict[tuple, Measurement] = {}
+    seen: Counter = Counter()
+    for m in ms64:
+        seen[(m.equation, m.quantity)] += 1
+        twins[(m.equation, m.quantity, seen[(m.equation, m.quantity)])] = m
+    seen.clear()
+    for m in ms32:
+        seen[(m.equation, m.quantity)] += 1
+        widen(
+            m,
+            twins.get((m.equation, m.quantity, seen[(m.equation, m.quantity)])),
+            TOLERANCES["float64"],
+        )
+
+
+def run_verification(
+    cases: Sequence[Case],
+    kernels: ModuleType | None = None,
+    backend: str = "cpu",
+    reference_dtype: str = "float64",
+    progress: bool = False,
+    seed: int | None = None,
+    sweep: str = "custom",
+) -> Outcome:
+    """Verify ``kernels`` on ``cases``.
+
+    Parameters
+    ----------
+    cases : sequence of Case
+    kernels : module, optional
+        Default :mod:`numeric.kernels.relu_mlp`.
+    backend : {"cpu", "gpu"}
+        Where the JAX references run.
+    reference_dtype : {"float64", "match"}
+        ``"float64"``: every reference in float64 (float32 kernels are compared with the
+        float64 reference on the same float32-rounded inputs); ``"match"``: a float32
+        reference for float32 cases.
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+
+    Raises
+    ------
+    verify.backend.BackendError
+        Without JAX, or without the requested backend.
+    """
+    if reference_dtype not in ("float64", "match"):
+        raise ValueError(f"reference_dtype must be 'float64' or 'match'; got {reference_dtype!r}")
+    be = _backend.select_backend(backend)
+    if kernels is None:
+        from numeric.kernels import relu_mlp as kernels
+    from tqdm import tqdm
+
+    from verify.checks import Ctx, printed_step_length, run_checks
+    from verify.errata import measure_errata, summarise
+    from verify.kernelrun import KernelRun
+    from verify.reference import compute_reference, padding_for
+
+    start = time.perf_counter()
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    measurements: list[Measurement] = []
+    notes: list[Measurement] = []
+    errata_ms: list = []
+    case_info: list[dict] = []
+    tracker = _CallTracker(kernels)
+    with _backend.run_settings(be) as settings:
+        for case in tqdm(cases, desc="verify", unit="case", disable=not progress):
+            t0 = time.perf_counter()
+            inp = make_inputs(case)
+            ref_dt = case.dtype if reference_dtype == "match" else "float64"
+            ref = compute_reference(case, inp, dtype=ref_dt)
+            flipped = _orient(ref, inp)
+            ctx = Ctx(KernelRun(kernels, case, inp), ref, case, inp)
+            with np.errstate(all="ignore"), tracker:
+                case_ms = run_checks(ctx)
+                if case.dtype == "float32":
+                    _condition(case_ms, run_checks(_twin(ctx)))
+                measurements.extend(case_ms)
+                errata_ms.extend(measure_errata(ctx))
+                notes.extend(printed_step_length(ctx))
+            pad = padding_for(case)
+            case_info.append(
+                {
+                    **case.to_dict(),
+                    "reference_dtype": ref_dt,
+                    "input_scale": inp.input_scale,
+                    "min_abs_preactivation": inp.min_abs_z,
+                    "min_rel_preactivation": inp.min_rel_z,
+                    "direction_flipped": flipped,
+                    "dense_hessian": ref.hess is not None,
+                    "padding": [pad.depth, pad.width, pad.classes, pad.batch],
+                    "seconds": round(time.perf_counter() - t0, 4),
+                }
+            )
+    inventory = kernel_inventory(kernels)
+    coverage = {
+        "tracked": not tracker.disabled,
+        "module": kernels.__name__,
+        "functions": len(inventory),
+        "exercised": sorted(set(inventory) & tracker.called),
+        "not_exercised": sorted(set(inventory) - tracker.called),
+    }
+    context = {
+        **_backend.versions(),
+        **settings,
+        "reference_dtype": reference_dtype,
+        "seed": seed,
+        "sweep": sweep,
+        "cases": len(cases),
+        "started_at": started_at,
+        "duration_s": round(time.perf_counter() - start, 3),
+        "tolerances": dict(TOLERANCES),
+        "kink_margin": {
+            "absolute": ABS_MARGIN,
+            "relative": REL_MARGIN,
+            "how": (
+                "weights redrawn unit by unit until every pre-activation has |z| >= "
+                f"{REL_MARGIN:g} * sum_i |w_ji v_i| and every sample keeps an active unit "
+                "per layer; inputs then scaled by a power of ten (the network is positively "
+                f"homogeneous) so that |z| >= {ABS_MARGIN:g}"
+            ),
+        },
+        "kernels_module": kernels.__name__,
+        "kernels_sha256": _source_digest(kernels),
+    }
+    return Outcome(
+        results=aggregate(measurements),
+        errata=summarise(errata_ms),
+        notes=aggregate(notes),
+        cases=case_info,
+        context=context,
+        coverage=coverage,
+        measurements=measurements,
+    )
