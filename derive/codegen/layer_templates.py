@@ -454,6 +454,7 @@ def _d2v_terms(fwd: Forward, ch: Chains, ws, n: int, k: int, q: int, printed: bo
     """The terms of Eq 77's row for (k, q) as keyword sets for ``kernels``."""
     vs, A, E, L = fwd.vs, ch.alphas, ch.etas, ch.lams
     terms = []
+    kernels = {**dict.fromkeys(_PARTS), **kernels}
     far = "far_term_printed" if (printed and q < k) else "far_term"
     for r in range(max(k, q) + 1, n + 1):
         terms.append((kernels[far], dict(
@@ -480,7 +481,7 @@ def _d2v_terms(fwd: Forward, ch: Chains, ws, n: int, k: int, q: int, printed: bo
         terms.append((kernels["eta_term_q_lt_k"], dict(
             eta_n_k=E[(n, k)], eta_km1_q=E[(k - 1, q)], v_qm1=vs[q - 1],
         )))
-    return terms
+    return [(fn, kw) for fn, kw in terms if fn is not None]
 
 
 def _call(fn, kwargs, **extra):
@@ -490,6 +491,13 @@ def _call(fn, kwargs, **extra):
     return fn(**{key: val for key, val in {**kwargs, **extra}.items() if key in names})
 
 
+_PARTS = ("far_term", "far_term_printed", "lambda_term_q_gt_k", "eta_term_q_gt_k",
+          "lambda_term_q_eq_k", "lambda_term_q_lt_k", "eta_term_q_lt_k")
+_DETA = {
+    "far_term": eq75_far_term, "far_term_printed": eq75_far_term_printed,
+    "lambda_term_q_gt_k": eq75_lambda_term_q_gt_k, "eta_term_q_gt_k": eq75_eta_term_q_gt_k,
+    "lambda_term_q_eq_k": eq75_lambda_term_q_eq_k, "lambda_term_q_lt_k": eq75_lambda_term_q_lt_k,
+}
 _D2V = {
     "far_term": eq77_far_term, "far_term_printed": eq77_far_term_printed,
     "lambda_term_q_gt_k": eq77_lambda_term_q_gt_k, "eta_term_q_gt_k": eq77_eta_term_q_gt_k,
@@ -502,6 +510,18 @@ _CURV = {
     "lambda_term_q_eq_k": eq80_lambda_term_q_eq_k, "lambda_term_q_lt_k": eq80_lambda_term_q_lt_k,
     "eta_term_q_lt_k": eq80_eta_term_q_lt_k,
 }
+
+
+def deta_literal(fwd: Forward, ch: Chains, ws, k: int, q: int, printed: bool = False):
+    """``d eta^(n,k) / dw^(q)`` per sample by Eq 75 (corrected, or as printed).
+
+    Returns an array (batch, w_n, w_k, w_q, w_(q-1)).
+    """
+    n = len(ws)
+    total = 0.0
+    for fn, kw in _d2v_terms(fwd, ch, ws, n, k, q, printed, _DETA):
+        total = total + _call(fn, kw)
+    return total
 
 
 def d2v_literal(fwd: Forward, ch: Chains, ws, k: int, q: int, printed: bool = False):

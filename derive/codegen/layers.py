@@ -337,11 +337,22 @@ GENERAL_MLP = [
     ],
     *[
         KernelSpec(
+            f"eq75_{part}",
+            "75",
+            part=part,
+            labels=_labels(part),
+            note=_PRINTED_NOTE if part.endswith("printed") else "",
+        )
+        for part in _PARTS_77
+        if part != "eta_term_q_lt_k"
+    ],
+    *[
+        KernelSpec(
             f"eq80_{part}",
             "80",
             part=part,
             labels=_labels(part),
-            reduces=SM,
+            reduces=SMP,
             note=_PRINTED_NOTE if part.endswith("printed") else "",
         )
         for part in _PARTS_77

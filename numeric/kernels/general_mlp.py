@@ -2,7 +2,7 @@
 # DO NOT EDIT: edit the index forms in derive/equations/ and regenerate.
 """NumPy kernels for the feedforward network with a general activation (Appendix B.3, Eqs 66-80).
 
-Generated from the index forms of the ``derive`` registry (equations 10, 13, 19, 20, 22, 23, 27, 28, 40, 67, 77, 78, 79, 80, C3, C4, C5, C6, C7, C10, C11, L1, L2, L3, L4).
+Generated from the index forms of the ``derive`` registry (equations 10, 13, 19, 20, 22, 23, 27, 28, 40, 67, 75, 77, 78, 79, 80, C3, C4, C5, C6, C7, C10, C11, L1, L2, L3, L4).
 The network of Eqs 10-16 with any entry-wise activation of
 :mod:`numeric.kernels.activations` (``forward(..., activation="tanh")``); the drivers
 mirror ``numeric/kernels/relu_mlp.py`` (same names, arguments and results), and with
@@ -477,6 +477,136 @@ def eq77_eta_term_q_lt_k(v_qm1, eta_km1_q, eta_n_k):
     return einsum("Bt,Bis,Bjl->Bjlist", v_qm1, eta_km1_q, eta_n_k)
 
 
+def eq75_far_term(v_qm1, alpha_n_r, eta_rm1_k, eta_rm1_q, w_r, lam_r):
+    """Eq 75: d eta^(n,k)/dw^(q) in eta: far term.
+
+    Index form::
+
+        v(q-1)[t] alpha(n,r)[j,b] eta(r-1,k)[a,l] eta(r-1,q)[c,s] w(r)[d,a] w(r)[p,c] lam(r)[b,d,p]   (sum over a, b, c, d, p)
+
+    Parameters
+    ----------
+    v_qm1 : ndarray, shape (batch, w_(q-1))
+    alpha_n_r : ndarray, shape (batch, w_n, w_r)
+    eta_rm1_k : ndarray, shape (batch, w_(r-1), w_k)
+    eta_rm1_q : ndarray, shape (batch, w_(r-1), w_q)
+    w_r : ndarray, shape (w_r, w_(r-1))
+    lam_r : ndarray, shape (batch, w_r, w_r, w_r)
+
+    Returns
+    -------
+    ndarray: axes (batch, j, l, s, t).
+    """
+    return einsum("Bt,Bjb,Bal,Bcs,da,pc,Bbdp->Bjlst", v_qm1, alpha_n_r, eta_rm1_k, eta_rm1_q, w_r, w_r, lam_r)
+
+
+def eq75_far_term_printed(v_km1, alpha_n_r, eta_rm1_k, w_r, lam_r):
+    """Eq 75: d eta^(n,k)/dw^(q) in eta: far term printed.
+    PRINTED row of Eqs 75 and 77 (q < k): eta^(r-1,k) v^(k-1) in place of eta^(r-1,q)
+    v^(q-1); evidence only (it fits only when the widths agree).
+
+    Index form::
+
+        v(k-1)[t] alpha(n,r)[j,b] eta(r-1,k)[a,l] eta(r-1,k)[c,s] w(r)[d,a] w(r)[p,c] lam(r)[b,d,p]   (sum over a, b, c, d, p)
+
+    Parameters
+    ----------
+    v_km1 : ndarray, shape (batch, w_(k-1))
+    alpha_n_r : ndarray, shape (batch, w_n, w_r)
+    eta_rm1_k : ndarray, shape (batch, w_(r-1), w_k)
+    w_r : ndarray, shape (w_r, w_(r-1))
+    lam_r : ndarray, shape (batch, w_r, w_r, w_r)
+
+    Returns
+    -------
+    ndarray: axes (batch, j, l, s, t).
+    """
+    return einsum("Bt,Bjb,Bal,Bcs,da,pc,Bbdp->Bjlst", v_km1, alpha_n_r, eta_rm1_k, eta_rm1_k, w_r, w_r, lam_r)
+
+
+def eq75_lambda_term_q_gt_k(v_qm1, alpha_n_q, eta_qm1_k, w_q, lam_q):
+    """Eq 75: d eta^(n,k)/dw^(q) in eta: lambda term q gt k.
+
+    Index form::
+
+        v(q-1)[t] alpha(n,q)[j,b] eta(q-1,k)[a,l] w(q)[p,a] lam(q)[b,p,s]   (sum over a, b, p)
+
+    Parameters
+    ----------
+    v_qm1 : ndarray, shape (batch, w_(q-1))
+    alpha_n_q : ndarray, shape (batch, w_n, w_q)
+    eta_qm1_k : ndarray, shape (batch, w_(q-1), w_k)
+    w_q : ndarray, shape (w_q, w_(q-1))
+    lam_q : ndarray, shape (batch, w_q, w_q, w_q)
+
+    Returns
+    -------
+    ndarray: axes (batch, j, l, s, t).
+    """
+    return einsum("Bt,Bjb,Bal,pa,Bbps->Bjlst", v_qm1, alpha_n_q, eta_qm1_k, w_q, lam_q)
+
+
+def eq75_eta_term_q_gt_k(eta_n_q, eta_qm1_k):
+    """Eq 75: d eta^(n,k)/dw^(q) in eta: eta term q gt k.
+
+    Index form::
+
+        eta(n,q)[j,s] eta(q-1,k)[t,l]
+
+    Parameters
+    ----------
+    eta_n_q : ndarray, shape (batch, w_n, w_q)
+    eta_qm1_k : ndarray, shape (batch, w_(q-1), w_k)
+
+    Returns
+    -------
+    ndarray: axes (batch, j, l, s, t).
+    """
+    return einsum("Bjs,Btl->Bjlst", eta_n_q, eta_qm1_k)
+
+
+def eq75_lambda_term_q_eq_k(v_km1, alpha_n_k, lam_k):
+    """Eq 75: d eta^(n,k)/dw^(q) in eta: lambda term q eq k.
+
+    Index form::
+
+        v(k-1)[t] alpha(n,k)[j,m] lam(k)[m,l,s]   (sum over m)
+
+    Parameters
+    ----------
+    v_km1 : ndarray, shape (batch, w_(k-1))
+    alpha_n_k : ndarray, shape (batch, w_n, w_k)
+    lam_k : ndarray, shape (batch, w_k, w_k, w_k)
+
+    Returns
+    -------
+    ndarray: axes (batch, j, l, s, t).
+    """
+    return einsum("Bt,Bjm,Bmls->Bjlst", v_km1, alpha_n_k, lam_k)
+
+
+def eq75_lambda_term_q_lt_k(v_qm1, alpha_n_k, eta_km1_q, w_k, lam_k):
+    """Eq 75: d eta^(n,k)/dw^(q) in eta: lambda term q lt k.
+
+    Index form::
+
+        v(q-1)[t] alpha(n,k)[j,m] eta(k-1,q)[a,s] w(k)[p,a] lam(k)[m,l,p]   (sum over a, m, p)
+
+    Parameters
+    ----------
+    v_qm1 : ndarray, shape (batch, w_(q-1))
+    alpha_n_k : ndarray, shape (batch, w_n, w_k)
+    eta_km1_q : ndarray, shape (batch, w_(k-1), w_q)
+    w_k : ndarray, shape (w_k, w_(k-1))
+    lam_k : ndarray, shape (batch, w_k, w_k, w_k)
+
+    Returns
+    -------
+    ndarray: axes (batch, j, l, s, t).
+    """
+    return einsum("Bt,Bjm,Bas,pa,Bmlp->Bjlst", v_qm1, alpha_n_k, eta_km1_q, w_k, lam_k)
+
+
 def eq80_far_term(
     dfdp,
     v_km1,
@@ -506,9 +636,10 @@ def eq80_far_term(
     eta_rm1_q : ndarray, shape (batch, w_(r-1), w_q)
     w_r : ndarray, shape (w_r, w_(r-1))
     lam_r : ndarray, shape (batch, w_r, w_r, w_r)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -518,7 +649,9 @@ def eq80_far_term(
         return einsum("Bf,Bi,fe,Bt,Beb,Bal,Bcs,da,pc,Bbdp->Blist", dfdp, v_km1, u, v_qm1, alpha_n_r, eta_rm1_k, eta_rm1_q, w_r, w_r, lam_r)
     if reduce == 'mean':
         return einsum("Bf,Bi,fe,Bt,Beb,Bal,Bcs,da,pc,Bbdp->list", dfdp, v_km1, u, v_qm1, alpha_n_r, eta_rm1_k, eta_rm1_q, w_r, w_r, lam_r) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,i,fe,t,eb,al,cs,da,pc,bdp->list", dfdp.mean(axis=0), v_km1.mean(axis=0), u, v_qm1.mean(axis=0), alpha_n_r.mean(axis=0), eta_rm1_k.mean(axis=0), eta_rm1_q.mean(axis=0), w_r, w_r, lam_r.mean(axis=0))
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def eq80_far_term_printed(
@@ -548,9 +681,10 @@ def eq80_far_term_printed(
     eta_rm1_k : ndarray, shape (batch, w_(r-1), w_k)
     w_r : ndarray, shape (w_r, w_(r-1))
     lam_r : ndarray, shape (batch, w_r, w_r, w_r)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -560,7 +694,9 @@ def eq80_far_term_printed(
         return einsum("Bf,Bi,fe,Bt,Beb,Bal,Bcs,da,pc,Bbdp->Blist", dfdp, v_km1, u, v_km1, alpha_n_r, eta_rm1_k, eta_rm1_k, w_r, w_r, lam_r)
     if reduce == 'mean':
         return einsum("Bf,Bi,fe,Bt,Beb,Bal,Bcs,da,pc,Bbdp->list", dfdp, v_km1, u, v_km1, alpha_n_r, eta_rm1_k, eta_rm1_k, w_r, w_r, lam_r) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,i,fe,t,eb,al,cs,da,pc,bdp->list", dfdp.mean(axis=0), v_km1.mean(axis=0), u, v_km1.mean(axis=0), alpha_n_r.mean(axis=0), eta_rm1_k.mean(axis=0), eta_rm1_k.mean(axis=0), w_r, w_r, lam_r.mean(axis=0))
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def eq80_lambda_term_q_gt_k(
@@ -590,9 +726,10 @@ def eq80_lambda_term_q_gt_k(
     eta_qm1_k : ndarray, shape (batch, w_(q-1), w_k)
     w_q : ndarray, shape (w_q, w_(q-1))
     lam_q : ndarray, shape (batch, w_q, w_q, w_q)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -602,7 +739,9 @@ def eq80_lambda_term_q_gt_k(
         return einsum("Bf,Bi,Bt,fe,Beb,Bal,pa,Bbps->Blist", dfdp, v_km1, v_qm1, u, alpha_n_q, eta_qm1_k, w_q, lam_q)
     if reduce == 'mean':
         return einsum("Bf,Bi,Bt,fe,Beb,Bal,pa,Bbps->list", dfdp, v_km1, v_qm1, u, alpha_n_q, eta_qm1_k, w_q, lam_q) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,i,t,fe,eb,al,pa,bps->list", dfdp.mean(axis=0), v_km1.mean(axis=0), v_qm1.mean(axis=0), u, alpha_n_q.mean(axis=0), eta_qm1_k.mean(axis=0), w_q, lam_q.mean(axis=0))
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def eq80_eta_term_q_gt_k(dfdp, v_km1, eta_n_q, eta_qm1_k, u, reduce: str = 'sample'):
@@ -619,9 +758,10 @@ def eq80_eta_term_q_gt_k(dfdp, v_km1, eta_n_q, eta_qm1_k, u, reduce: str = 'samp
     eta_n_q : ndarray, shape (batch, w_n, w_q)
     eta_qm1_k : ndarray, shape (batch, w_(q-1), w_k)
     u : ndarray, shape (classes, w_n)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -631,7 +771,9 @@ def eq80_eta_term_q_gt_k(dfdp, v_km1, eta_n_q, eta_qm1_k, u, reduce: str = 'samp
         return einsum("Bf,Bi,Bes,Btl,fe->Blist", dfdp, v_km1, eta_n_q, eta_qm1_k, u)
     if reduce == 'mean':
         return einsum("Bf,Bi,Bes,Btl,fe->list", dfdp, v_km1, eta_n_q, eta_qm1_k, u) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,i,es,tl,fe->list", dfdp.mean(axis=0), v_km1.mean(axis=0), eta_n_q.mean(axis=0), eta_qm1_k.mean(axis=0), u)
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def eq80_lambda_term_q_eq_k(dfdp, v_km1, u, alpha_n_k, lam_k, reduce: str = 'sample'):
@@ -648,9 +790,10 @@ def eq80_lambda_term_q_eq_k(dfdp, v_km1, u, alpha_n_k, lam_k, reduce: str = 'sam
     u : ndarray, shape (classes, w_n)
     alpha_n_k : ndarray, shape (batch, w_n, w_k)
     lam_k : ndarray, shape (batch, w_k, w_k, w_k)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -660,7 +803,9 @@ def eq80_lambda_term_q_eq_k(dfdp, v_km1, u, alpha_n_k, lam_k, reduce: str = 'sam
         return einsum("Bf,Bi,Bt,fe,Bem,Bmls->Blist", dfdp, v_km1, v_km1, u, alpha_n_k, lam_k)
     if reduce == 'mean':
         return einsum("Bf,Bi,Bt,fe,Bem,Bmls->list", dfdp, v_km1, v_km1, u, alpha_n_k, lam_k) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,i,t,fe,em,mls->list", dfdp.mean(axis=0), v_km1.mean(axis=0), v_km1.mean(axis=0), u, alpha_n_k.mean(axis=0), lam_k.mean(axis=0))
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def eq80_lambda_term_q_lt_k(
@@ -690,9 +835,10 @@ def eq80_lambda_term_q_lt_k(
     eta_km1_q : ndarray, shape (batch, w_(k-1), w_q)
     w_k : ndarray, shape (w_k, w_(k-1))
     lam_k : ndarray, shape (batch, w_k, w_k, w_k)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -702,7 +848,9 @@ def eq80_lambda_term_q_lt_k(
         return einsum("Bf,Bi,Bt,fe,Bem,Bas,pa,Bmlp->Blist", dfdp, v_km1, v_qm1, u, alpha_n_k, eta_km1_q, w_k, lam_k)
     if reduce == 'mean':
         return einsum("Bf,Bi,Bt,fe,Bem,Bas,pa,Bmlp->list", dfdp, v_km1, v_qm1, u, alpha_n_k, eta_km1_q, w_k, lam_k) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,i,t,fe,em,as,pa,mlp->list", dfdp.mean(axis=0), v_km1.mean(axis=0), v_qm1.mean(axis=0), u, alpha_n_k.mean(axis=0), eta_km1_q.mean(axis=0), w_k, lam_k.mean(axis=0))
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def eq80_eta_term_q_lt_k(dfdp, v_qm1, eta_km1_q, eta_n_k, u, reduce: str = 'sample'):
@@ -719,9 +867,10 @@ def eq80_eta_term_q_lt_k(dfdp, v_qm1, eta_km1_q, eta_n_k, u, reduce: str = 'samp
     eta_km1_q : ndarray, shape (batch, w_(k-1), w_q)
     eta_n_k : ndarray, shape (batch, w_n, w_k)
     u : ndarray, shape (classes, w_n)
-    reduce : {'sample', 'mean'}
+    reduce : {'sample', 'mean', 'printed'}
         'sample': per sample; 'mean': batch mean of per-sample products
-        (F = E[f]).
+        (F = E[f]); 'printed': product of batch means, the literal reading
+        of the paper's dF/dp (batch-average erratum; evidence only).
 
     Returns
     -------
@@ -731,7 +880,9 @@ def eq80_eta_term_q_lt_k(dfdp, v_qm1, eta_km1_q, eta_n_k, u, reduce: str = 'samp
         return einsum("Bf,Bt,Bis,Bel,fe->Blist", dfdp, v_qm1, eta_km1_q, eta_n_k, u)
     if reduce == 'mean':
         return einsum("Bf,Bt,Bis,Bel,fe->list", dfdp, v_qm1, eta_km1_q, eta_n_k, u) / dfdp.shape[0]
-    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+    if reduce == 'printed':
+        return einsum("f,t,is,el,fe->list", dfdp.mean(axis=0), v_qm1.mean(axis=0), eta_km1_q.mean(axis=0), eta_n_k.mean(axis=0), u)
+    raise ValueError(f"reduce must be one of ['sample', 'mean', 'printed'], got {reduce!r}")
 
 
 def c10_adjoint_v_top(dfdp, u):
@@ -1485,6 +1636,7 @@ def _d2v_terms(fwd: Forward, ch: Chains, ws, n: int, k: int, q: int, printed: bo
     """The terms of Eq 77's row for (k, q) as keyword sets for ``kernels``."""
     vs, A, E, L = fwd.vs, ch.alphas, ch.etas, ch.lams
     terms = []
+    kernels = {**dict.fromkeys(_PARTS), **kernels}
     far = "far_term_printed" if (printed and q < k) else "far_term"
     for r in range(max(k, q) + 1, n + 1):
         terms.append((kernels[far], dict(
@@ -1511,7 +1663,7 @@ def _d2v_terms(fwd: Forward, ch: Chains, ws, n: int, k: int, q: int, printed: bo
         terms.append((kernels["eta_term_q_lt_k"], dict(
             eta_n_k=E[(n, k)], eta_km1_q=E[(k - 1, q)], v_qm1=vs[q - 1],
         )))
-    return terms
+    return [(fn, kw) for fn, kw in terms if fn is not None]
 
 
 def _call(fn, kwargs, **extra):
@@ -1521,6 +1673,13 @@ def _call(fn, kwargs, **extra):
     return fn(**{key: val for key, val in {**kwargs, **extra}.items() if key in names})
 
 
+_PARTS = ("far_term", "far_term_printed", "lambda_term_q_gt_k", "eta_term_q_gt_k",
+          "lambda_term_q_eq_k", "lambda_term_q_lt_k", "eta_term_q_lt_k")
+_DETA = {
+    "far_term": eq75_far_term, "far_term_printed": eq75_far_term_printed,
+    "lambda_term_q_gt_k": eq75_lambda_term_q_gt_k, "eta_term_q_gt_k": eq75_eta_term_q_gt_k,
+    "lambda_term_q_eq_k": eq75_lambda_term_q_eq_k, "lambda_term_q_lt_k": eq75_lambda_term_q_lt_k,
+}
 _D2V = {
     "far_term": eq77_far_term, "far_term_printed": eq77_far_term_printed,
     "lambda_term_q_gt_k": eq77_lambda_term_q_gt_k, "eta_term_q_gt_k": eq77_eta_term_q_gt_k,
@@ -1533,6 +1692,18 @@ _CURV = {
     "lambda_term_q_eq_k": eq80_lambda_term_q_eq_k, "lambda_term_q_lt_k": eq80_lambda_term_q_lt_k,
     "eta_term_q_lt_k": eq80_eta_term_q_lt_k,
 }
+
+
+def deta_literal(fwd: Forward, ch: Chains, ws, k: int, q: int, printed: bool = False):
+    """``d eta^(n,k) / dw^(q)`` per sample by Eq 75 (corrected, or as printed).
+
+    Returns an array (batch, w_n, w_k, w_q, w_(q-1)).
+    """
+    n = len(ws)
+    total = 0.0
+    for fn, kw in _d2v_terms(fwd, ch, ws, n, k, q, printed, _DETA):
+        total = total + _call(fn, kw)
+    return total
 
 
 def d2v_literal(fwd: Forward, ch: Chains, ws, k: int, q: int, printed: bool = False):
@@ -1601,14 +1772,20 @@ def hessian_dense(blocks: dict, ws, u) -> np.ndarray:
 
 
 def cr_step_length(ghg, gtg, sigma, norm3):
-    """CR step length, Eq 37 in the rationalized form C8 (printed by SymPy's NumPy printer).
+    """CR step length: Eq 37 in the cancellation-free form C8 (branches printed by SymPy).
 
-    ``alpha = -2 d / (h + sqrt(h^2 - 2 d c))`` with ``h = g^T H g``, ``d = g^T grad F``,
-    ``c = sigma ||g||^3``; equal to Eq 37 for ``d < 0`` and free of its cancellation.
-    Callers handle ``d >= 0`` (not a descent direction) before calling.
+    ``h = g^T H g``, ``d = g^T grad F``, ``c = sigma ||g||^3``,
+    ``root = sqrt(h^2 - 2 d c)`` computed as ``hypot(h, sqrt(-2 d c))`` (no overflow);
+    ``h >= 0``: ``-2 d / (h + root)``, ``h < 0``: ``(root - h) / c``.  Equal to Eq 37
+    for ``d < 0``; callers handle ``d >= 0`` (not a descent direction) first.
+    Broadcasts over arrays; always returns NumPy floats (inf, never OverflowError).
     """
-    h, d, c = ghg, gtg, sigma * norm3
-    return -2*d/(h + np.sqrt(-2*c*d + h**2))
+    h, d = np.asarray(ghg, dtype=np.result_type(ghg, 1.0)), np.asarray(gtg)
+    c = sigma * np.asarray(norm3)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        root = np.hypot(h, np.sqrt(-2 * d * c))
+        out = np.where(np.greater_equal(h, 0), -2*d/(h + root), (-h + root)/c)
+    return out[()] if out.ndim == 0 else out
 
 
 def cr_step_length_printed(ghg, gtg, sigma, norm3):
