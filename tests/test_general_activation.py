@@ -245,3 +245,26 @@ def test_general_mlp_against_jax():
     assert un[("77", "dimension")].printed_rel_error is None
     assert un[("80", "batch-average")].printed_rel_error > 1e-3
     assert all(e.corrected_rel_error < 1e-10 for e in [*equal[1], *unequal[1]])
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus", "relu"])
+def test_cr_sgd_training_with_any_activation(activation):
+    """CR-scaled SGD (Eq 37 along g = -grad F, L1-L4 + C11) through the general_mlp API."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6))
+    y = np.eye(3)[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)]
+    ws = [rng.uniform(-0.5, 0.5, (8, 6)), rng.uniform(-0.5, 0.5, (8, 8))]
+    u = rng.uniform(-0.5, 0.5, (3, 8))
+    losses = []
+    for step in range(40):
+        xb, yb = x[(step * 16) % 64 :][:16], y[(step * 16) % 64 :][:16]
+        fwd = general_mlp.forward(ws, u, xb, activation=activation)
+        f, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, yb)
+        bwd = general_mlp.backward(fwd, ws, u, dfdp)
+        gtg, ghg, norm3 = general_mlp.sgd_cr_terms(fwd, bwd, ws, u, dfdp, d2fdp2)
+        alpha = float(general_mlp.cr_step_length(ghg, gtg, 10.0, norm3))
+        assert np.isfinite(alpha) and alpha > 0
+        ws = [w - alpha * g for w, g in zip(ws, bwd.grads_w, strict=True)]
+        u = u - alpha * bwd.grad_u
+        losses.append(general_mlp.loss_and_gradient(ws, u, x, y, activation=activation)[0])
+    assert losses[-1] < 0.95 * losses[0]
