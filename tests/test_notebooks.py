@@ -60,6 +60,15 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "relu_b1_hessian_rel_err": ("<", 1e-6),
         "regenerated_module_has_activation": ("==", 1),
     },
+    "03_verification": {
+        "failed_checks": ("==", 0),
+        "checks": (">=", 100),
+        "max_error_over_tolerance": ("<=", 1),
+        "max_rel_error_float64_derivatives": ("<", 1e-8),
+        "kernel_functions_not_exercised": ("==", 0),
+        "errata_measured": (">=", 8),
+        "errata_min_printed_over_corrected": (">", 100),
+    },
     "04_cr_training": {
         "fig2_sgd_final_loss_ma100": (">", 2.29),
         "fig2_cr_final_loss_ma100": ("<", 2.2),
