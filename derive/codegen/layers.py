@@ -75,9 +75,15 @@ def _header(title: str, body: str, numbers, imports: str, sources: str) -> str:
         command=gen.COMMAND,
         sources=sources,
         title=title,
-        body=body.format(equations=", ".join(sorted(set(numbers), key=_order))),
+        body=_wrap_first(body.format(equations=", ".join(sorted(set(numbers), key=_order)))),
         imports=imports.rstrip("\n"),
     )
+
+
+def _wrap_first(text: str) -> str:
+    """Wrap the first paragraph (the generated list of equations) at 88 columns."""
+    first, sep, rest = text.partition("\n")
+    return "\n".join(textwrap.wrap(first, 88, break_on_hyphens=False)) + sep + rest
 
 
 def _order(number: str) -> tuple:
@@ -219,7 +225,7 @@ def entrywise_source(name: str, number: str, which: str = "form") -> str:
     sig = f"def {name}({', '.join(args)}):"
     if len(sig) > 96:
         sig = f"def {name}(\n" + "".join(f"    {a},\n" for a in args) + "):"
-    doc = [f"Eq {eq.number}: {eq.title} (entry-wise form)."]
+    doc = [f"Eq {eq.number}: {eq.title}."]
     if which == "printed":
         doc.append(f"PRINTED form, kept as evidence (erratum: {eq.erratum.what}).")
     elif eq.erratum is not None:

@@ -2,7 +2,9 @@
 # DO NOT EDIT: edit the index forms in derive/equations/ and regenerate.
 """NumPy kernels for one convolutional layer (Appendix B.2.1, Eqs 44-57).
 
-Generated from the index forms of the ``derive`` registry (equations 45, 46, 46.mc, 47, 47.mc, 48, 49, 49.mc, 50, 50.mc, 51, 51.mc, 52, 52.mc, 53, 54, 55, 56, 57, C12, C13, C14).
+Generated from the index forms of the ``derive`` registry (equations 45, 46, 46.mc, 47,
+47.mc, 48, 49, 49.mc, 50, 50.mc, 51, 51.mc, 52, 52.mc, 53, 54, 55, 56, 57, C12, C13,
+C14).
 One 2D convolutional layer (a VALID cross-correlation) with vertical stride ``sigma``
 and horizontal stride ``tau`` and any activation of :mod:`numeric.kernels.activations`.
 Arrays: inputs ``x`` (batch, C, H, W), kernels ``w`` (O, C, K_h, K_w), outputs ``v``
@@ -511,7 +513,7 @@ def _read(arr, index):
 
 
 def eq45_patch_entrywise(cx, sigma, tau, n_s, n_t, n_l, n_k):
-    """Eq 45: the patch of output (s, t) (entry-wise form).
+    """Eq 45: the patch of output (s, t).
     Corrected form (printed: the left-hand side (x~_t^s)_k lacks the row offset l of the
     right-hand side).
 
@@ -542,7 +544,7 @@ def eq45_patch_entrywise(cx, sigma, tau, n_s, n_t, n_l, n_k):
 
 
 def eq48_dz_dx_entrywise(sigma, tau, n_s, n_t, n_m, n_q, n_i, n_j):
-    """Eq 48: dz/dx: which input entry each patch entry reads (entry-wise form).
+    """Eq 48: dz/dx: which input entry each patch entry reads.
     Corrected form (printed: the condition uses the column offset p, the left-hand side's
     offset is q).
 
@@ -572,7 +574,7 @@ def eq48_dz_dx_entrywise(sigma, tau, n_s, n_t, n_m, n_q, n_i, n_j):
 
 
 def eq53_dv_dw_entrywise(ca1, cx, sigma, tau, n_s, n_t, n_p, n_q):
-    """Eq 53: dv/dw entry by entry (entry-wise form).
+    """Eq 53: dv/dw entry by entry.
 
     Entry-wise form (positions from 0; the paper's kernel offsets are one more)::
 
@@ -602,7 +604,7 @@ def eq53_dv_dw_entrywise(ca1, cx, sigma, tau, n_s, n_t, n_p, n_q):
 
 
 def eq54_dv_dx_entrywise(ca1, cw, sigma, tau, n_s, n_t, n_i, n_j):
-    """Eq 54: dv/dx entry by entry (conditional form) (entry-wise form).
+    """Eq 54: dv/dx entry by entry (conditional form).
     Corrected form (printed: the condition bounds the kernel offset i+1-sigma s (and j+1-tau
     t) from below only; for i+1-sigma s > K_h the form reads w outside the kernel
     (undefined; the derivative is 0 there)).
@@ -638,7 +640,7 @@ def eq54_dv_dx_entrywise(ca1, cw, sigma, tau, n_s, n_t, n_i, n_j):
 
 
 def eq54_dv_dx_entrywise_printed(ca1, cw, sigma, tau, n_s, n_t, n_i, n_j):
-    """Eq 54: dv/dx entry by entry (conditional form) (entry-wise form).
+    """Eq 54: dv/dx entry by entry (conditional form).
     PRINTED form, kept as evidence (erratum: the condition bounds the kernel offset
     i+1-sigma s (and j+1-tau t) from below only; for i+1-sigma s > K_h the form reads w
     outside the kernel (undefined; the derivative is 0 there)).
@@ -672,7 +674,7 @@ def eq54_dv_dx_entrywise_printed(ca1, cw, sigma, tau, n_s, n_t, n_i, n_j):
 
 
 def eq55_d2v_dwdw_entrywise(ca2, cx, sigma, tau, n_s, n_t, n_p, n_q, n_a, n_b):
-    """Eq 55: d2v/dw dw entry by entry (entry-wise form).
+    """Eq 55: d2v/dw dw entry by entry.
 
     Entry-wise form (positions from 0; the paper's kernel offsets are one more)::
 
@@ -704,7 +706,7 @@ def eq55_d2v_dwdw_entrywise(ca2, cx, sigma, tau, n_s, n_t, n_p, n_q, n_a, n_b):
 
 
 def eq56_d2v_dwdx_entrywise(ca2, cw, cx, ca1, sigma, tau, n_s, n_t, n_p, n_q, n_i, n_j):
-    """Eq 56: d2v/dw dx entry by entry (conditional form) (entry-wise form).
+    """Eq 56: d2v/dw dx entry by entry (conditional form).
     Corrected form (printed: the A'' term belongs to every x entry under the kernel except
     the one that w_q^p itself multiplies, i.e. (i+1-sigma s, j+1-tau t) != (p, q); the
     second row asks for i+1-sigma s != p AND j+1-tau t != q, so entries in row p or column q
@@ -748,7 +750,7 @@ def eq56_d2v_dwdx_entrywise(ca2, cw, cx, ca1, sigma, tau, n_s, n_t, n_p, n_q, n_
 
 
 def eq56_d2v_dwdx_entrywise_printed(ca2, cw, cx, ca1, sigma, tau, n_s, n_t, n_p, n_q, n_i, n_j):
-    """Eq 56: d2v/dw dx entry by entry (conditional form) (entry-wise form).
+    """Eq 56: d2v/dw dx entry by entry (conditional form).
     PRINTED form, kept as evidence (erratum: the A'' term belongs to every x entry under the
     kernel except the one that w_q^p itself multiplies, i.e. (i+1-sigma s, j+1-tau t) != (p,
     q); the second row asks for i+1-sigma s != p AND j+1-tau t != q, so entries in row p or
@@ -790,7 +792,7 @@ def eq56_d2v_dwdx_entrywise_printed(ca2, cw, cx, ca1, sigma, tau, n_s, n_t, n_p,
 
 
 def eq57_d2v_dxdx_entrywise(ca2, cw, sigma, tau, n_s, n_t, n_p, n_q, n_i, n_j):
-    """Eq 57: d2v/dx dx entry by entry (conditional form) (entry-wise form).
+    """Eq 57: d2v/dx dx entry by entry (conditional form).
     Corrected form (printed: the condition bounds the kernel offset i+1-sigma s (and j+1-tau
     t) from below only; for i+1-sigma s > K_h the form reads w outside the kernel
     (undefined; the derivative is 0 there)).
@@ -830,7 +832,7 @@ def eq57_d2v_dxdx_entrywise(ca2, cw, sigma, tau, n_s, n_t, n_p, n_q, n_i, n_j):
 
 
 def eq57_d2v_dxdx_entrywise_printed(ca2, cw, sigma, tau, n_s, n_t, n_p, n_q, n_i, n_j):
-    """Eq 57: d2v/dx dx entry by entry (conditional form) (entry-wise form).
+    """Eq 57: d2v/dx dx entry by entry (conditional form).
     PRINTED form, kept as evidence (erratum: the condition bounds the kernel offset
     i+1-sigma s (and j+1-tau t) from below only; for i+1-sigma s > K_h the form reads w
     outside the kernel (undefined; the derivative is 0 there)).

@@ -2,7 +2,8 @@
 # DO NOT EDIT: edit the index forms in derive/equations/ and regenerate.
 """NumPy kernels for a conv layer stacked on ReLU layers and a softmax output.
 
-Generated from the index forms of the ``derive`` registry (equations 10, 13, 27, 46.mc, C1, C2, C3, C4, C5, C6, C7, C10, C12, C13, C14).
+Generated from the index forms of the ``derive`` registry (equations 10, 13, 27, 46.mc,
+C1, C2, C3, C4, C5, C6, C7, C10, C12, C13, C14).
 A small network that stacks the pieces: one convolutional layer (any activation of
 :mod:`numeric.kernels.activations`, kernels ``cw`` (O, C, K_h, K_w), strides ``sigma``,
 ``tau``), its outputs flattened (C order) into ReLU hidden layers ``ws`` and the

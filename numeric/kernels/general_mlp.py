@@ -2,7 +2,8 @@
 # DO NOT EDIT: edit the index forms in derive/equations/ and regenerate.
 """NumPy kernels for the feedforward network with a general activation (Appendix B.3, Eqs 66-80).
 
-Generated from the index forms of the ``derive`` registry (equations 10, 13, 19, 20, 22, 23, 27, 28, 40, 67, 75, 77, 78, 79, 80, C3, C4, C5, C6, C7, C10, C11, L1, L2, L3, L4).
+Generated from the index forms of the ``derive`` registry (equations 10, 13, 19, 20, 22,
+23, 27, 28, 40, 67, 75, 77, 78, 79, 80, C3, C4, C5, C6, C7, C10, C11, L1, L2, L3, L4).
 The network of Eqs 10-16 with any entry-wise activation of
 :mod:`numeric.kernels.activations` (``forward(..., activation="tanh")``); the drivers
 mirror ``numeric/kernels/relu_mlp.py`` (same names, arguments and results), and with

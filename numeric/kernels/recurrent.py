@@ -2,7 +2,8 @@
 # DO NOT EDIT: edit the index forms in derive/equations/ and regenerate.
 """NumPy kernels for the recurrent layer (Appendix B.2.2, Eqs 58-65).
 
-Generated from the index forms of the ``derive`` registry (equations 10, 19, 20, 22, 23, 61, 62, 63, 64.g, 65, 65.g, 67, 75, 77).
+Generated from the index forms of the ``derive`` registry (equations 10, 19, 20, 22, 23,
+61, 62, 63, 64.g, 65, 65.g, 67, 75, 77).
 The recurrent layer ``v_(t) = A(w v_(t-1))``, ``v_(0) = x`` (Eqs 58-59) unrolled ``t``
 steps with one weight matrix ``w`` (d, d); derivatives of ``v_(t)`` with respect to
 ``w`` and ``x`` (Eqs 61-65), for the ReLU as printed (``*_printed``: evidence) and
