@@ -329,15 +329,22 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
     blocks = G.hessian_blocks(fwd, ch, ws, u, dfdp, d2fdp2)
     M.m("80", "Hessian, all blocks (Eqs 78-80 with Eq 77 corrected)", "hessian_blocks, eq78-80_*",
         lambda: G.hessian_dense(blocks, ws, u), hess)  # fmt: skip
-    dense_printed = {}
-    for reduce in ("mean", "printed"):
-        dense_printed[reduce] = lambda reduce=reduce: G.hessian_dense(
-            G.hessian_blocks(fwd, ch, ws, u, dfdp, d2fdp2, reduce=reduce), ws, u
-        )
     if case.batch > 1:
-        for number in ("78", "79", "80"):
-            M.e(number, "batch-average", "Hessian, all blocks, reduce='printed' vs 'mean'",
-                dense_printed["printed"], dense_printed["mean"], hess)  # fmt: skip
+        dense = {
+            reduce: G.hessian_dense(
+                G.hessian_blocks(fwd, ch, ws, u, dfdp, d2fdp2, reduce=reduce), ws, u
+            )
+            for reduce in ("mean", "printed")
+        }
+        nw = sum(w.size for w in ws)
+        parts = {
+            "78": ("(u, u) block", np.s_[nw:, nw:]),
+            "79": ("(u, w) blocks", np.s_[nw:, :nw]),
+            "80": ("(w, w) blocks", np.s_[:nw, :nw]),
+        }
+        for number, (label, sl) in parts.items():
+            M.e(number, "batch-average", f"Hessian {label}, reduce='printed' vs 'mean'",
+                lambda sl=sl: dense["printed"][sl], lambda sl=sl: dense["mean"][sl], hess[sl])  # fmt: skip
 
     gvec = _flat(phis, omega)
     gtg, ghg = G.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
