@@ -23,18 +23,23 @@ __all__ = ["plot_comparison", "plot_runs"]
 Metrics = Mapping[str, np.ndarray]
 
 
-def _pyplot():
+def _figure(**kwargs):
+    """A matplotlib ``Figure`` drawn by the Agg canvas, without pyplot.
+
+    Not touching pyplot leaves the user's backend alone (inline figures in Jupyter
+    keep working) and needs no display.
+    """
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ImportError(
             "plots need matplotlib; install it with `pip install matplotlib` "
             "(or the package's `train` extra)"
         ) from exc
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_comparison(
@@ -68,10 +73,10 @@ def plot_comparison(
     Path
         ``path``.
     """
-    plt = _pyplot()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    fig = _figure(figsize=(12, 4.5), layout="constrained")
+    ax_a, ax_b = fig.subplots(1, 2)
 
     def error_curve(m: Metrics, color: str, label: str) -> None:
         if len(m["iteration"]) == 0:
@@ -127,7 +132,6 @@ def plot_comparison(
     if title:
         fig.suptitle(title)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
