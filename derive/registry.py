@@ -151,6 +151,21 @@ class Equation:
             # forms that loop over layers (Eqs 38-40) need a concrete depth
             return None
 
+    def equation_latex(self, which: str = "form") -> str:
+        """``lhs = rhs`` in LaTeX for the printed (paper's text), ``printed``, ``corrected``
+        or kernel ``form``; empty when that form does not exist."""
+        if which == "paper":
+            rhs = self.paper_latex
+        else:
+            rhs = self.latex(which)
+        if not rhs:
+            return ""
+        if not self.lhs_latex or "=" in rhs.split(r"\begin")[0]:
+            return rhs
+        if self.lhs_latex.rstrip().endswith(r"\approx"):
+            return f"{self.lhs_latex} {rhs}"
+        return f"{self.lhs_latex} = {rhs}"
+
     def latex(self, which: str = "form") -> str:
         """LaTeX of the index form (``which`` is ``form``, ``printed`` or ``corrected``)."""
         expr = self.symbolic(which)

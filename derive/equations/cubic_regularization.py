@@ -301,6 +301,27 @@ def _limits(printed: bool):
     ]
 
 
+def _cond_tex(cond: str) -> str:
+    for a, b in (
+        ("**2", "^2"),
+        ("abs(h)", "|h|"),
+        ("abs(d)*c", r"|d|\,c"),
+        (">>", r"\gg"),
+        ("<<", r"\ll"),
+        (" and ", r",\ "),
+    ):
+        cond = cond.replace(a, b)
+    return cond
+
+
+def _limits_display(limits: list) -> sp.Expr:
+    """Eq 41's cases as one ``Piecewise`` (conditions as symbols, for display)."""
+    return sp.Piecewise(
+        *[(approx, sp.Symbol(_cond_tex(cond))) for approx, cond in limits[:-1]],
+        (limits[-1][0], True),
+    )
+
+
 LIMITS_PRINTED = _limits(True)
 LIMITS_CORRECTED = _limits(False)
 
@@ -323,8 +344,8 @@ register(
             r"\mathbf{H} \mathbf{g} < 0 \end{cases}"
         ),
         lhs_latex=r"\alpha \approx",
-        printed=Form(lambda: sp.Piecewise(*[(e, True) for e, _ in LIMITS_PRINTED[:1]]), ()),
-        corrected=Form(lambda: sp.Piecewise(*[(e, True) for e, _ in LIMITS_CORRECTED[:1]]), ()),
+        printed=Form(lambda: _limits_display(LIMITS_PRINTED), ()),
+        corrected=Form(lambda: _limits_display(LIMITS_CORRECTED), ()),
         erratum=Erratum(
             kinds=("sqrt-sign", "validity"),
             what=(

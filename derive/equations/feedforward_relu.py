@@ -207,7 +207,7 @@ def _alpha_form(reading_delta: bool) -> Form:
                 return sp.KroneckerDelta(j, i)
             return sp.S.Zero
         return sp.Piecewise(
-            (sp.Function("Product_beta")(k, l), k > l),
+            (sp.Symbol(r"\prod_{i=l+1}^{k} \beta^{(i)}"), k > l),
             (sp.KroneckerDelta(j, i), sp.Eq(k, l)),
             (0, True),
         )
