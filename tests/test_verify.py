@@ -89,8 +89,14 @@ def test_every_erratum_kind_is_seen(quick):
             assert m["corrected_rel_error"] is not None and m["corrected_rel_error"] < 1e-3, m
             if kind in ("free-index", "dimension"):
                 assert m["printed_rel_error"] is None, m  # not evaluable as printed
-            else:
-                assert m["printed_rel_error"] > 1e-3, m
+    # every measured erratum shows its error somewhere: not evaluable as printed, or a
+    # printed error above 1e-3 (a missing bound on the conv kernel offsets, say, only
+    # bites when the kernel is smaller than the input, so one regime may agree)
+    for e in report["errata"]:
+        ms = e["measurements"]
+        if not ms:
+            continue
+        assert any(m["printed_rel_error"] is None or m["printed_rel_error"] > 1e-3 for m in ms), e
 
 
 def test_specific_errata(quick):

@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="float64 references for all cases, or float32 ones for float32 cases",
     )
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rep.add_argument(
+        "--no-layers",
+        action="store_true",
+        help="only the ReLU MLP of Appendix B.1 (skip general activations, conv, recurrent)",
+    )
     return parser
 
 
@@ -70,6 +75,7 @@ def _report(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         seed=args.seed,
         sweep=sweep,
+        layers=not args.no_layers,
     )
     report.write(outcome, args.out)
     failing = outcome.failed()

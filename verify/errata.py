@@ -360,9 +360,9 @@ CORRECTED_KERNELS = {
 def summarise(measurements: list[ErratumMeasurement]) -> list[Erratum]:
     """One :class:`Erratum` per printed equation of the registry with an erratum.
 
-    Equations without a generated kernel (Appendix B.3, general activations) are listed
-    with ``measured = False``: their printed forms are checked symbolically by
-    ``python -m derive check``, not here.
+    Printed equations that no run measured (for example B.2/B.3 with ``--no-layers``,
+    or forms with no kernel) are listed with ``measured = False``: their printed forms
+    are still checked symbolically by ``python -m derive check``.
     """
     import derive
 

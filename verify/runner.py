@@ -150,6 +150,7 @@ def run_verification(
     progress: bool = False,
     seed: int | None = None,
     sweep: str = "custom",
+    layers: bool = False,
 ) -> Outcome:
     """Verify ``kernels`` on ``cases``.
 
@@ -158,6 +159,10 @@ def run_verification(
     cases : sequence of Case
     kernels : module, optional
         Default :mod:`numeric.kernels.relu_mlp`.
+    layers : bool
+        Also verify the kernels of Appendix B.2 and B.3 (general activations, the
+        convolutional and recurrent layers, a conv + MLP stack; :mod:`verify.layers`),
+        with the quick or full set of their cases following ``sweep``.
     backend : {"cpu", "gpu"}
         Where the JAX references run.
     reference_dtype : {"float64", "match"}
@@ -220,6 +225,14 @@ def run_verification(
                     "seconds": round(time.perf_counter() - t0, 4),
                 }
             )
+    if layers:
+        from verify.layers import layer_measurements
+
+        layer_ms, layer_errata = layer_measurements(
+            seed or 0, quick=sweep != "full", backend=backend, progress=progress
+        )
+        measurements.extend(layer_ms)
+        errata_ms.extend(layer_errata)
     inventory = kernel_inventory(kernels)
     coverage = {
         "tracked": not tracker.disabled,
