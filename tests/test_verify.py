@@ -25,6 +25,7 @@ MEASURED_KINDS = {
     "missing-bound",
     "sqrt-sign",
     "validity",
+    "case-logic",
     "batch-average",
     "free-index",
 }
