@@ -3,6 +3,7 @@
 ::
 
     lowrank train --optimizer sgd --cr --sigma 100 --init plateau --iterations 3000 --out runs/x
+    lowrank train --cr --activation tanh ...   # relu (default), tanh, sigmoid, softplus
     lowrank train --resume runs/x [--iterations 5000]
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
@@ -112,18 +113,24 @@ _CONFIG_FLAGS = (
     "hidden",
     "layers",
     "width",
+    "activation",
 )
 
 
 def _add_train(sub) -> None:
+    from numeric.kernels import activations
+
     p = sub.add_parser(
         "train",
         help="train one network (optionally with CR) into a run directory",
-        description="Train the ReLU network of Eqs 10-16 with a base optimizer, optionally "
-        "wrapped with cubic regularization (CR). Defaults follow the paper: 12 hidden layers "
-        "of 128, batch 32, TF1 optimizer defaults, decay 0.95 per 100 iterations.",
+        description="Train the network of Eqs 10-16 (ReLU, or another activation with "
+        "--activation) with a base optimizer, optionally wrapped with cubic regularization "
+        "(CR). Defaults follow the paper: ReLU, 12 hidden layers of 128, batch 32, TF1 "
+        "optimizer defaults, decay 0.95 per 100 iterations.",
     )
-    p.add_argument("--out", help="run directory (default runs/<optimizer>[-cr]-<init>)")
+    p.add_argument(
+        "--out", help="run directory (default runs/<optimizer>[-cr]-<init>[-<activation>])"
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--dataset", help="mnist-embedded (default), mnist, fashion-mnist, cifar10")
     p.add_argument("--data-dir", help="directory with the dataset's files")
@@ -152,6 +159,11 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--hidden",
         help="hidden widths, e.g. 256,128,64 or 128x12 (overrides --layers/--width)",
+    )
+    p.add_argument(
+        "--activation",
+        choices=activations.names(),
+        help="hidden activation (default relu, the paper's)",
     )
     p.add_argument("--seed", type=int, help="seed of the weights and the batches (default 0)")
     p.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
@@ -215,11 +227,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "curvature": args.curvature,
                 "dtype": args.dtype,
                 "hidden": hidden,
+                "activation": args.activation,
                 "iterations": args.iterations,
                 "checkpoint_every": args.checkpoint_every,
             }
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
-            out = args.out or (f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}")
+            act = "" if config.activation == "relu" else f"-{config.activation}"
+            out = args.out or (
+                f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}{act}"
+            )
             print(f"{config.label()} -> {out}", flush=True)
             result = train(
                 config,

@@ -9,8 +9,12 @@ and CR takes the step ``alpha * d`` with the positive root of ``m'(alpha) = 0`` 
 evaluated in whichever of its two algebraically equal forms does not cancel for the sign
 of ``d^T H d``).
 ``d^T grad F`` and ``d^T H d`` are exact, from the generated low-rank kernels
-(:func:`numeric.kernels.relu_mlp.directional`, or
-:func:`~numeric.kernels.relu_mlp.sgd_curvature` when ``d = -grad F``).
+(``directional``, or ``sgd_curvature`` when ``d = -grad F``) for the network's
+activation (:attr:`numeric.model.Network.activation`, kernels chosen by
+:func:`numeric.model.kernels_for`): for the ReLU the B.1 forms of
+:mod:`numeric.kernels.relu_mlp` (C7, L1-L4); for any other activation those of
+:mod:`numeric.kernels.general_mlp`, which add the B.3 term
+``vbar^(k) . A''(z^(k)) zdot^(k)^2`` per layer (C11, Eqs 78-80).
 
 Averaging over the mini-batch (Section 3.1)
 -------------------------------------------
@@ -78,8 +82,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from numeric.kernels import relu_mlp as K
-from numeric.model import Network, as_inputs, as_targets
+from numeric.kernels import general_mlp as G
+from numeric.kernels import relu_mlp as R
+from numeric.model import Network, as_inputs, as_targets, forward, kernels_for
 from numeric.optimizers import SGD, Optimizer, State
 from numeric.schedules import Constant
 
@@ -124,12 +129,12 @@ def cubic_model(alpha, gtg, ghg, sigma: float, norm3):
 def _eq37(ghg, gtg, sigma, norm3):
     """Eq 37 through the generated cancellation-free form C8 (broadcasts).
 
-    :func:`~numeric.kernels.relu_mlp.cr_step_length` takes the rationalized branch
+    :func:`~numeric.kernels.general_mlp.cr_step_length` takes the rationalized branch
     for ``ghg >= 0`` and Eq 37 as printed for ``ghg < 0`` (each cancels in the
     other's domain when ``h^2 >> |d| c``) and returns inf, not an OverflowError,
     when the quantities overflow.
     """
-    return K.cr_step_length(ghg, gtg, sigma, norm3)
+    return G.cr_step_length(ghg, gtg, sigma, norm3)
 
 
 def step_length(
@@ -220,21 +225,30 @@ def step_lengths(
 
 
 def per_sample_sgd_curvature(
-    fwd: K.Forward, bwd: K.Backward, ws: Sequence[np.ndarray], u: np.ndarray, dfdp, d2fdp2
+    fwd: G.Forward | R.Forward,
+    bwd: G.Backward | R.Backward,
+    ws: Sequence[np.ndarray],
+    u: np.ndarray,
+    dfdp,
+    d2fdp2,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample ``g_b^T grad f_b``, ``g_b^T H_b g_b`` and ``||g_b||^2`` for ``g_b = -grad f_b``.
 
-    Each sample's gradient is rank one per layer (Eqs 27-28: ``dfdp_b v_b^(n)^T`` and
+    The generated :func:`numeric.kernels.general_mlp.per_sample_sgd_curvature`: each
+    sample's gradient is rank one per layer (Eqs 27-28: ``dfdp_b v_b^(n)^T`` and
     ``delta_b^(k) v_b^(k-1)^T``), so the tangent sweep (C4-C5) along it has the sources
     ``phi_b^(k) v_b^(k-1) = -delta_b^(k) |v_b^(k-1)|^2`` and
     ``omega_b v_b^(n) = -dfdp_b |v_b^(n)|^2``, and the curvature terms of C7 reduce to
     ``-2 |delta_b^(k)|^2 (v_b^(k-1) . vdot_b^(k-1))`` and
-    ``-2 |dfdp_b|^2 (v_b^(n) . vdot_b^(n))``.  All samples at once, O(batch * weights).
+    ``-2 |dfdp_b|^2 (v_b^(n) . vdot_b^(n))``, plus C11's ``vbar_b^(k) . A'' zdot_b^(k)^2``
+    for an activation with ``A'' != 0``.  All samples at once, O(batch * weights).
 
     Parameters
     ----------
     fwd, bwd : Forward, Backward
-        From :func:`~numeric.kernels.relu_mlp.forward` / ``backward`` on the batch.
+        From :func:`~numeric.kernels.general_mlp.forward` (with ``second=True``) and
+        ``backward`` on the batch, or from :mod:`~numeric.kernels.relu_mlp`'s (ReLU,
+        ``A'' = 0``).
     ws : list of np.ndarray
     u : np.ndarray, shape (classes, w_n)
     dfdp : np.ndarray, shape (batch, classes)
@@ -249,24 +263,10 @@ def per_sample_sgd_curvature(
     sqnorm : np.ndarray, shape (batch,)
         ``||grad f_b||^2`` (Eq 40 per sample).
     """
-    n = len(ws)
-    vs, masks, deltas = fwd.vs, fwd.masks, bwd.deltas
-    vv = [np.einsum("bi,bi->b", v, v) for v in vs]
-    dd = [np.einsum("bi,bi->b", d, d) for d in deltas]
-    pp = np.einsum("bi,bi->b", dfdp, dfdp)
-    sqnorm = pp * vv[n]
-    for k in range(1, n + 1):
-        sqnorm = sqnorm + dd[k - 1] * vv[k - 1]
-    vdot = masks[0] * (-deltas[0] * vv[0][:, None])
-    curv = np.zeros_like(pp)
-    for k in range(2, n + 1):
-        curv = curv - 2.0 * dd[k - 1] * np.einsum("bi,bi->b", vs[k - 1], vdot)
-        vdot = masks[k - 1] * (-deltas[k - 1] * vv[k - 1][:, None] + vdot @ ws[k - 1].T)
-    pdot = -dfdp * vv[n][:, None] + vdot @ u.T
-    curv = curv - 2.0 * pp * np.einsum("bi,bi->b", vs[n], vdot)
-    ghg = np.einsum("bi,bij,bj->b", pdot, d2fdp2, pdot) + curv
-    gtg = np.einsum("bi,bi->b", dfdp, pdot)
-    return gtg, ghg, sqnorm
+    if isinstance(fwd, R.Forward):  # the ReLU's passes: A'' = 0, C11 adds nothing
+        fwd = G.Forward(fwd.vs, fwd.masks, fwd.p, [None] * len(ws), "relu")
+        bwd = G.Backward(bwd.deltas, bwd.grad_u, bwd.grads_w, [None] * len(ws))
+    return G.per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
 
 
 # ------------------------------------------------------------------------- methods
@@ -408,13 +408,15 @@ class Method:
         xs = as_inputs(x, dtype)
         ys = as_targets(labels, network.classes, dtype)
         ws, u = network.ws, network.u
+        activation = network.activation
+        K = kernels_for(activation)
         if check:
             K.check_network(ws, u, xs, check_finite=False)
             if not np.all(np.isfinite(xs)):
                 raise ValueError("x contains NaN or infinite entries")
             if not all(np.all(np.isfinite(p)) for p in network.params):
                 raise Diverged(f"the weights are not finite before step {state.step}")
-        fwd = K.forward(ws, u, xs, check=False)
+        fwd = forward(ws, u, xs, activation, check=False, second=self._needs_second)
         f, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, ys, second=self._needs_second)
         bwd = K.backward(fwd, ws, u, dfdp)
         loss = float(f.mean())
@@ -431,7 +433,7 @@ class Method:
         update, info = self._update(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr)
         params = [p + s for p, s in zip(network.params, update, strict=True)]
         info = info._replace(loss=loss)
-        new = Network.from_params(params, check=False)
+        new = Network.from_params(params, check=False, activation=activation)
         return new, MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
@@ -441,6 +443,7 @@ class Method:
 
     def _curvature(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit):
         """``(d^T grad F, d^T H d, ||d||^2)`` for the unit direction."""
+        K = R if isinstance(fwd, R.Forward) else G
         if isinstance(self.optimizer, SGD):
             gtg, ghg = K.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
             sq = _dot(grads, grads)

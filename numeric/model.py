@@ -1,9 +1,11 @@
 """The network of Eqs 10-16: construction, initialisation and evaluation.
 
-A :class:`Network` holds the hidden weights ``ws`` and output weights ``u`` of the ReLU
-feedforward network with a softmax output and categorical cross-entropy (Appendix B.1),
-with the array conventions of ``docs/conventions.md``: ``ws[k-1]`` has shape
-``(w_k, w_{k-1})``, ``u`` has shape ``(classes, w_n)``, no biases.
+A :class:`Network` holds the hidden weights ``ws`` and output weights ``u`` of the
+feedforward network with a softmax output and categorical cross-entropy, and the name of
+its entry-wise hidden activation: the ReLU of Appendix B.1 (default) or any activation of
+:mod:`numeric.kernels.activations` (Appendix B.3; ``"tanh"``, ``"sigmoid"``,
+``"softplus"``).  Array conventions are those of ``docs/conventions.md``: ``ws[k-1]`` has
+shape ``(w_k, w_{k-1})``, ``u`` has shape ``(classes, w_n)``, no biases.
 
 Initialisation follows Appendix A: every weight uniform in ``[-b, b]``, with
 ``b = 0.1`` for the plateau start and ``b = 0.2`` for the normal start.
@@ -13,6 +15,8 @@ Example
 >>> net = Network.create(784, [128] * 12, 10, init="plateau", seed=0)
 >>> net.widths[:3], net.classes, net.num_params
 ((784, 128, 128), 10, 281856)
+>>> Network.create(4, [3], 2, activation="tanh").activation
+'tanh'
 """
 
 from __future__ import annotations
@@ -23,9 +27,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numeric.kernels import relu_mlp as K
+from numeric.kernels import activations
+from numeric.kernels import general_mlp as G
+from numeric.kernels import relu_mlp as R
 
-__all__ = ["INIT_BOUNDS", "Network", "as_inputs", "as_targets", "init_bound"]
+__all__ = [
+    "INIT_BOUNDS",
+    "Network",
+    "as_inputs",
+    "as_targets",
+    "forward",
+    "init_bound",
+    "kernels_for",
+]
 
 #: Named initialisations of Appendix A: half-width ``b`` of the uniform distribution.
 INIT_BOUNDS: dict[str, float] = {"plateau": 0.1, "normal": 0.2}
@@ -66,6 +80,43 @@ def init_bound(init: str | float) -> float:
     return value
 
 
+def kernels_for(activation: str):
+    """The generated kernel module that evaluates a network with ``activation``.
+
+    :mod:`numeric.kernels.relu_mlp` for the ReLU (the B.1 kernels: faster than the
+    general ones, and the results of ReLU runs stay bit for bit those of the B.1 code),
+    :mod:`numeric.kernels.general_mlp` for every other activation (B.3).  Both have the
+    same drivers (``softmax_cross_entropy``, ``backward``, ``directional``,
+    ``sgd_curvature``, ...); their forward passes differ in signature, see
+    :func:`forward`.
+    """
+    activations.get(activation)
+    return R if activation == "relu" else G
+
+
+def forward(ws, u, x, activation: str = "relu", *, check: bool = True, second: bool = True):
+    """Forward pass (Eqs 10-13) with the kernels of :func:`kernels_for`.
+
+    Parameters
+    ----------
+    ws, u, x
+        As for :func:`numeric.kernels.general_mlp.forward`.
+    activation : str
+    check : bool
+        Validate shapes and finiteness first.
+    second : bool
+        Also keep ``A''(z^(k))`` (needed for curvature unless ``A'' = 0``).
+
+    Returns
+    -------
+    Forward
+        ``relu_mlp.Forward`` for the ReLU, else ``general_mlp.Forward``.
+    """
+    if kernels_for(activation) is R:
+        return R.forward(ws, u, x, check=check)
+    return G.forward(ws, u, x, activation=activation, check=check, second=second)
+
+
 def as_inputs(x: np.ndarray, dtype: np.dtype | type = np.float64) -> np.ndarray:
     """Inputs as a C-contiguous ``(batch, d_in)`` array of ``dtype``."""
     return np.ascontiguousarray(x, dtype=dtype)
@@ -104,7 +155,7 @@ def as_targets(labels: np.ndarray, classes: int, dtype: np.dtype | type = np.flo
 
 @dataclass(eq=False)
 class Network:
-    """Weights of the ReLU network of Eqs 10-16 (no biases).
+    """Weights and activation of the network of Eqs 10-16 (no biases).
 
     Parameters
     ----------
@@ -112,6 +163,8 @@ class Network:
         Hidden weights; ``ws[k-1]`` has shape ``(w_k, w_{k-1})`` (``k = 1..n``).
     u : np.ndarray, shape (classes, w_n)
         Output (softmax) weights.
+    activation : str, default "relu"
+        Hidden activation, a name of :func:`numeric.kernels.activations.names`.
 
     Notes
     -----
@@ -121,12 +174,16 @@ class Network:
 
     ws: list[np.ndarray]
     u: np.ndarray
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         self.ws = [np.asarray(w) for w in self.ws]
         self.u = np.asarray(self.u)
+        if not isinstance(self.activation, str):
+            raise TypeError(f"activation must be a name, got {self.activation!r}")
+        activations.get(self.activation)
         dims = self.ws[0].shape[1] if self.ws else 0
-        K.check_network(self.ws, self.u, np.zeros((1, dims), dtype=self.u.dtype))
+        G.check_network(self.ws, self.u, np.zeros((1, dims), dtype=self.u.dtype))
 
     # ---------------------------------------------------------------- construction
 
@@ -140,6 +197,7 @@ class Network:
         init: str | float = "normal",
         seed: int = 0,
         dtype: np.dtype | type = np.float64,
+        activation: str = "relu",
     ) -> Network:
         """A freshly initialised network.
 
@@ -158,6 +216,9 @@ class Network:
             Seed of ``np.random.default_rng``; weights are drawn layer by layer in the
             order ``ws[0], ..., ws[n-1], u``.
         dtype : numpy floating dtype, default float64
+        activation : str, default "relu"
+            Hidden activation (:func:`numeric.kernels.activations.names`); it does not
+            change the weights drawn.
 
         Returns
         -------
@@ -175,23 +236,27 @@ class Network:
             for k in range(len(widths) - 1)
         ]
         u = rng.uniform(-b, b, size=(int(classes), widths[-1])).astype(dtype, copy=False)
-        return cls(ws, u)
+        return cls(ws, u, activation)
 
     @classmethod
-    def from_params(cls, params: Sequence[np.ndarray], *, check: bool = True) -> Network:
+    def from_params(
+        cls, params: Sequence[np.ndarray], *, check: bool = True, activation: str = "relu"
+    ) -> Network:
         """Inverse of :attr:`params`: ``[*ws, u]`` to a network (arrays not copied).
 
-        ``check=False`` skips the validation of shapes and finiteness (for training
-        loops that build a network from arrays they computed themselves).
+        ``check=False`` skips the validation of shapes, finiteness and the activation's
+        name (for training loops that build a network from arrays they computed
+        themselves and the activation of a network that was checked).
         """
         params = list(params)
         if len(params) < 2:
             raise ValueError("params must hold at least one hidden layer and u")
         if check:
-            return cls(params[:-1], params[-1])
+            return cls(params[:-1], params[-1], activation)
         net = object.__new__(cls)
         net.ws = params[:-1]
         net.u = params[-1]
+        net.activation = activation
         return net
 
     # ------------------------------------------------------------------ properties
@@ -228,7 +293,7 @@ class Network:
 
     def copy(self) -> Network:
         """A deep copy."""
-        return Network([w.copy() for w in self.ws], self.u.copy())
+        return Network([w.copy() for w in self.ws], self.u.copy(), self.activation)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -240,7 +305,7 @@ class Network:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Logits ``p`` (Eq 13), shape ``(batch, classes)``."""
         xs, _ = self._xy(x, None)
-        return K.forward(self.ws, self.u, xs).p
+        return forward(self.ws, self.u, xs, self.activation, second=False).p
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class per row, shape ``(batch,)`` int64."""
@@ -255,7 +320,9 @@ class Network:
         labels : np.ndarray, shape (batch,) int or (batch, classes)
         """
         xs, ys = self._xy(x, labels)
-        f, _, _ = K.softmax_cross_entropy(K.forward(self.ws, self.u, xs).p, ys, second=False)
+        fwd = forward(self.ws, self.u, xs, self.activation, second=False)
+        K = kernels_for(self.activation)
+        f, _, _ = K.softmax_cross_entropy(fwd.p, ys, second=False)
         return float(f.mean())
 
     def loss_and_gradient(
@@ -263,7 +330,12 @@ class Network:
     ) -> tuple[float, list[np.ndarray]]:
         """``F`` and its gradient in the order of :attr:`params` (Eqs 27-28)."""
         xs, ys = self._xy(x, labels)
-        loss, grad_u, grads_w = K.loss_and_gradient(self.ws, self.u, xs, ys)
+        if kernels_for(self.activation) is R:
+            loss, grad_u, grads_w = R.loss_and_gradient(self.ws, self.u, xs, ys)
+        else:
+            loss, grad_u, grads_w = G.loss_and_gradient(
+                self.ws, self.u, xs, ys, activation=self.activation
+            )
         return float(loss), [*grads_w, grad_u]
 
     def accuracy(self, x: np.ndarray, labels: np.ndarray) -> float:
@@ -276,29 +348,39 @@ class Network:
     # ---------------------------------------------------------------------- storage
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """``{prefix + "w.0": ws[0], ..., prefix + "u": u}`` (copies)."""
+        """``{prefix + "w.0": ws[0], ..., prefix + "u": u, prefix + "activation": name}``.
+
+        The weights are copies; the activation is a 0-d string array (no pickles).
+        """
         out = {f"{prefix}w.{k}": np.array(w, copy=True) for k, w in enumerate(self.ws)}
         out[f"{prefix}u"] = np.array(self.u, copy=True)
+        out[f"{prefix}activation"] = np.array(self.activation)
         return out
 
     @classmethod
     def from_arrays(cls, arrays, prefix: str = "") -> Network:
-        """Inverse of :meth:`to_arrays` (accepts the mapping ``np.load`` returns)."""
+        """Inverse of :meth:`to_arrays` (accepts the mapping ``np.load`` returns).
+
+        Arrays without an activation entry (written before networks had one) are ReLU
+        networks.
+        """
         n = 0
         while f"{prefix}w.{n}" in arrays:
             n += 1
         if n == 0 or f"{prefix}u" not in arrays:
             raise ValueError(f"no network weights under prefix {prefix!r}")
         ws = [np.array(arrays[f"{prefix}w.{k}"]) for k in range(n)]
-        return cls(ws, np.array(arrays[f"{prefix}u"]))
+        key = f"{prefix}activation"
+        activation = str(np.asarray(arrays[key])[()]) if key in arrays else "relu"
+        return cls(ws, np.array(arrays[f"{prefix}u"]), activation)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the weights to an uncompressed ``.npz`` file."""
+        """Write the weights and the activation's name to an uncompressed ``.npz`` file."""
         np.savez(path, **self.to_arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:
-        """Read weights written by :meth:`save` (no pickles are loaded)."""
+        """Read a network written by :meth:`save` (no pickles are loaded)."""
         with np.load(path, allow_pickle=False) as data:
             return cls.from_arrays({k: data[k] for k in data.files})
 
@@ -307,5 +389,5 @@ class Network:
         shown = f"[{hid[0]}] * {len(hid)}" if len(set(hid)) == 1 else str(list(hid))
         return (
             f"Network(d_in={self.widths[0]}, hidden={shown}, classes={self.classes}, "
-            f"dtype={self.dtype}, params={self.num_params})"
+            f"activation={self.activation!r}, dtype={self.dtype}, params={self.num_params})"
         )

@@ -56,6 +56,7 @@ import numpy as np
 
 from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepInfo
 from numeric.data import BatchSampler, Dataset, load_dataset
+from numeric.kernels import activations
 from numeric.model import Network, init_bound
 from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
 from numeric.schedules import Constant, ExponentialDecay
@@ -126,6 +127,10 @@ class TrainConfig:
         Directory with the dataset's files.
     hidden : tuple of int
         Hidden widths; the paper's networks are ``(128,) * 12``.
+    activation : str
+        Hidden activation, a name of :func:`numeric.kernels.activations.names`:
+        ``"relu"`` (the paper's, default), ``"tanh"``, ``"sigmoid"``, ``"softplus"``.
+        CR's ``d^T H d`` then includes the B.3 term of the activation's ``A''``.
     init : str or float
         ``"plateau"`` (uniform in +-0.1), ``"normal"`` (+-0.2) or a bound.
     seed : int
@@ -162,6 +167,7 @@ class TrainConfig:
     dataset: str = "mnist-embedded"
     data_dir: str | None = None
     hidden: tuple[int, ...] = (128,) * 12
+    activation: str = "relu"
     init: str | float = "plateau"
     seed: int = 0
     batch_size: int = 32
@@ -188,6 +194,8 @@ class TrainConfig:
             )
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden widths must be positive, got {self.hidden}")
+        object.__setattr__(self, "activation", str(self.activation).lower())
+        activations.get(self.activation)
         init_bound(self.init)
         for name in ("seed", "batch_size", "iterations", "checkpoint_every"):
             value = getattr(self, name)
@@ -212,13 +220,13 @@ class TrainConfig:
         return replace(self, lr=lr, sigma=sigma)
 
     def label(self) -> str:
-        """Short human-readable name, e.g. ``"SGD with CR"``."""
+        """Short human-readable name, e.g. ``"SGD with CR"`` or ``"SGD with CR (tanh)"``."""
         names = {"sgd": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta", "adam": "Adam"}
         base = names[self.optimizer]
-        if not self.cr:
-            return base
-        extra = "" if self.averaging == "model" else f", {self.averaging}"
-        return f"{base} with CR{extra}"
+        if self.cr:
+            extra = "" if self.averaging == "model" else f", {self.averaging}"
+            base = f"{base} with CR{extra}"
+        return base if self.activation == "relu" else f"{base} ({self.activation})"
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -437,11 +445,15 @@ def config_key(config: TrainConfig) -> str:
     """Identity of a run's trajectory: the resolved config without its length.
 
     Two configs with equal keys produce the same iterates; only ``iterations`` (and
-    ``checkpoint_every``) may differ between a run and its resumption.
+    ``checkpoint_every``) may differ between a run and its resumption.  The default
+    ``activation="relu"`` is left out, so the key of a ReLU run equals the one stored in
+    checkpoints written before configs had an activation (they still resume).
     """
     d = config.resolved().to_json()
     d.pop("iterations")
     d.pop("checkpoint_every")
+    if d["activation"] == "relu":
+        d.pop("activation")
     return json.dumps(d, sort_keys=True)
 
 
@@ -487,6 +499,10 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> _Snapshot:
     if str(arrays["config_key"]) != config_key(config):
         raise ValueError(f"{path} was written by a run with a different configuration")
     net = Network.from_arrays(arrays, "net/")
+    if net.activation != config.activation:
+        raise ValueError(
+            f"{path} holds a {net.activation} network, the configuration a {config.activation} one"
+        )
     opt = state_from_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
     sampler = {k[8:]: int(v) for k, v in arrays.items() if k.startswith("sampler/")}
     return _Snapshot(
@@ -682,6 +698,7 @@ def train(
         init=config.init,
         seed=config.seed,
         dtype=np.dtype(config.dtype),
+        activation=config.activation,
     )
     method = build_method(config)
     sampler = BatchSampler(len(data), config.batch_size, config.seed)
@@ -736,6 +753,7 @@ def resume(
             init=config.init,
             seed=config.seed,
             dtype=np.dtype(config.dtype),
+            activation=config.activation,
         )
         sampler = BatchSampler(len(data), config.batch_size, config.seed)
         snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)

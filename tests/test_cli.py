@@ -11,10 +11,11 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from numeric import cli
-from numeric.training import read_metrics
+from numeric.training import latest_checkpoint, load_config, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "8,8", "--iterations", "40", "--quiet"]
@@ -86,6 +87,38 @@ def test_train_options_reach_the_config(tmp_path):
         cli.main(["train", "--hidden", "wide", "--out", str(tmp_path / "bad")])
 
 
+def test_train_activation_round_trips_through_config_and_resume(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "tanh"
+    argv = ["train", "--cr", "--activation", "tanh", "--checkpoint-every", "15", "--out", str(out)]
+    assert cli.main([*argv, *TINY]) == 0
+    assert "SGD with CR (tanh): completed after 40 iterations" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert cfg["activation"] == "tanh" and cfg["cr"]
+    with np.load(latest_checkpoint(out)) as ck:
+        assert str(ck["net/activation"]) == "tanh"
+    # resumed from the checkpoint at 30 (the rows after it recomputed): bit for bit
+    full = read_metrics(out)
+    (out / "checkpoints" / "ckpt-000040.npz").unlink()
+    assert cli.main(["train", "--resume", str(out), "--quiet"]) == 0
+    again = read_metrics(out)
+    for name in full:
+        if name not in ("step_ms", "time_s"):
+            assert np.array_equal(full[name], again[name]), name
+    assert cli.main(["train", "--resume", str(out), "--iterations", "45", "--quiet"]) == 0
+    assert len(read_metrics(out)["loss"]) == 45
+    assert load_config(out).activation == "tanh"
+    # the saved activation cannot be changed on resume
+    assert cli.main(["train", "--resume", str(out), "--activation", "relu"]) == 2
+    assert "--activation" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--activation", "cubic", "--out", str(tmp_path / "bad")])
+    # without --out a non-ReLU run gets its own default directory
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--activation", "sigmoid", "--hidden", "4", "--iterations", "2", "--quiet"]
+    assert cli.main(argv) == 0
+    assert load_config(tmp_path / "runs" / "sgd-plateau-sigmoid").activation == "sigmoid"
+
+
 def test_missing_cifar_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOWRANK_DATA_DIR", str(tmp_path / "empty"))
     rc = cli.main(["train", "--dataset", "cifar10", "--out", str(tmp_path / "r"), *TINY])
@@ -112,6 +145,7 @@ def test_reproduce_writes_both_runs_and_the_plot(tmp_path, capsys):
         "plateau",
         [128] * 12,
     )
+    assert base["activation"] == "relu"  # the paper's figures are ReLU networks
     assert "fig2: plot" in capsys.readouterr().out
     assert cli.main(["reproduce", "fig9"]) == 2
 

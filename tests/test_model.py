@@ -124,7 +124,8 @@ def test_save_load_and_arrays_round_trip(tmp_path):
     for a, b in zip(net.params, back.params, strict=True):
         assert np.array_equal(a, b) and a.dtype == b.dtype
     arrays = net.to_arrays("net/")
-    assert sorted(arrays) == ["net/u", "net/w.0", "net/w.1"]
+    assert sorted(arrays) == ["net/activation", "net/u", "net/w.0", "net/w.1"]
+    assert str(arrays["net/activation"]) == "relu"
     again = Network.from_arrays(arrays, "net/")
     assert np.array_equal(again.u, net.u)
     with pytest.raises(ValueError):
@@ -139,3 +140,35 @@ def test_copy_and_from_params_are_independent():
     same = Network.from_params(net.params)
     assert same.u is net.u
     assert "hidden=[2] * 1" in repr(net)
+
+
+def test_activation_is_kept_stored_and_validated(tmp_path):
+    net = Network.create(4, [3, 3], 2, seed=1, activation="tanh")
+    relu = Network.create(4, [3, 3], 2, seed=1)
+    assert net.activation == "tanh" and relu.activation == "relu"
+    for a, b in zip(net.params, relu.params, strict=True):
+        assert np.array_equal(a, b)  # the activation does not change the draw
+    assert net.copy().activation == "tanh"
+    assert Network.from_params(net.params, activation="tanh").activation == "tanh"
+    assert Network.from_params(net.params).activation == "relu"
+    assert "activation='tanh'" in repr(net)
+    net.save(tmp_path / "t.npz")
+    back = Network.load(tmp_path / "t.npz")
+    assert back.activation == "tanh"
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    assert np.array_equal(back.logits(x), net.logits(x))
+    assert not np.allclose(net.logits(x), relu.logits(x))
+    with pytest.raises(ValueError, match="unknown activation"):
+        Network.create(4, [3], 2, activation="cubic")
+    with pytest.raises(ValueError, match="unknown activation"):
+        Network(net.ws, net.u, "Tanh")
+
+
+def test_arrays_without_an_activation_load_as_relu(tmp_path):
+    net = Network.create(5, [4], 3, seed=2)
+    arrays = net.to_arrays()
+    del arrays["activation"]  # as written before networks had an activation
+    np.savez(tmp_path / "old.npz", **arrays)
+    back = Network.load(tmp_path / "old.npz")
+    assert back.activation == "relu"
+    assert np.array_equal(back.u, net.u)

@@ -18,6 +18,7 @@ from numeric.training import (
     TrainConfig,
     TrainingFailed,
     build_method,
+    config_key,
     ensure_run,
     latest_checkpoint,
     load_config,
@@ -156,6 +157,11 @@ RESUME_CASES = {
     "adadelta": dict(optimizer="adadelta", lr=1.0),
     "adagrad-cr-float32": dict(optimizer="adagrad", lr=0.1, cr=True, dtype="float32"),
     "sgd-cr-alpha-g": dict(cr=True, averaging="alpha-g"),
+    "sgd-cr-tanh": dict(cr=True, activation="tanh"),
+    "adam-cr-softplus": dict(
+        optimizer="adam", lr=0.01, cr=True, sigma=1000.0, activation="softplus"
+    ),
+    "sgd-cr-sigmoid-mean-alpha": dict(cr=True, activation="sigmoid", averaging="mean-alpha"),
 }
 
 
@@ -270,12 +276,20 @@ def test_config_validation_and_defaults():
         dict(sigma=0.0),
         dict(dtype="float16"),
         dict(batch_size=0),
+        dict(activation="cubic"),
     ):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
     with pytest.raises(ValueError):
         build_method(TrainConfig(optimizer="adam", cr=True, averaging="mean-alpha"))
     assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
+    tanh = TrainConfig(activation="Tanh", cr=True)
+    assert tanh.activation == "tanh" and tanh.label() == "SGD with CR (tanh)"
+    assert TrainConfig(activation="sigmoid").label() == "SGD (sigmoid)"
+    assert TrainConfig.from_json(tanh.to_json()) == tanh
+    old = TrainConfig().to_json()
+    del old["activation"]  # a config.json written before configs had an activation
+    assert TrainConfig.from_json(old).activation == "relu"
 
 
 def test_never_nan_step_lengths_with_adam(tmp_path):
@@ -328,3 +342,51 @@ def test_divergence_is_a_recorded_result_not_an_error(tmp_path):
     again = ensure_run(cfg, tmp_path / "d", dataset=DATA, progress=False)
     assert again.status == "diverged" and again.iterations_done == res.iterations_done
     assert (tmp_path / "d" / "metrics.csv").stat().st_mtime_ns == stamp
+
+
+# ------------------------------------------------------------------- activations
+
+
+def test_activation_reaches_the_network_config_and_checkpoints(tmp_path):
+    cfg = tiny(cr=True, activation="tanh", iterations=30)
+    res = run(cfg, tmp_path / "t")
+    assert res.network.activation == "tanh"
+    saved = json.loads((tmp_path / "t" / "config.json").read_text())["config"]
+    assert saved["activation"] == "tanh"
+    assert load_config(tmp_path / "t") == cfg.resolved()
+    with np.load(latest_checkpoint(tmp_path / "t")) as ck:
+        assert str(ck["net/activation"]) == "tanh"
+        assert '"activation": "tanh"' in str(ck["config_key"])
+    relu = run(tiny(cr=True, iterations=30), tmp_path / "r")
+    assert not np.array_equal(relu.network.u, res.network.u)
+    # a ReLU run's key is the one written before configs had an activation
+    assert "activation" not in config_key(tiny(cr=True))
+    # the checkpoint of a tanh run does not resume as another activation
+    edited = json.loads((tmp_path / "t" / "config.json").read_text())
+    edited["config"]["activation"] = "sigmoid"
+    (tmp_path / "t" / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(ValueError, match="different configuration"):
+        resume(tmp_path / "t", iterations=40, dataset=DATA, progress=False)
+
+
+def test_run_written_before_activations_resumes_as_relu(tmp_path):
+    cfg = tiny(cr=True)
+    full = run(cfg, tmp_path / "full")
+    old = tmp_path / "old"
+    run(cfg, old, callback=Interrupt(37))
+    # strip what this version adds: the config's and the checkpoint's activation
+    saved = json.loads((old / "config.json").read_text())
+    del saved["config"]["activation"]
+    (old / "config.json").write_text(json.dumps(saved))
+    ckpt = latest_checkpoint(old)
+    with np.load(ckpt) as data:
+        arrays = {k: data[k] for k in data.files if k != "net/activation"}
+    key = cfg.resolved().to_json()  # the key as computed before configs had an activation
+    for name in ("iterations", "checkpoint_every", "activation"):
+        key.pop(name)
+    assert str(arrays["config_key"]) == json.dumps(key, sort_keys=True)
+    np.savez(ckpt, **arrays)
+    done = resume(old, dataset=DATA, progress=False)
+    assert done.status == "completed" and done.network.activation == "relu"
+    same_weights(full.network, done.network)
+    same_trajectory(tmp_path / "full", old)
