@@ -101,6 +101,24 @@ FAMILIES: dict[str, Family] = {
         Family("Vb", r"V", 1, 2, False, "layer outputs of a mini-batch, [sample, unit]"),
         Family("Vdotb", r"\dot{V}", 1, 2, False, "tangents of a mini-batch, [sample, unit]"),
         Family("Pb", r"P", 0, 2, False, "df/dp of a mini-batch, [sample, class]"),
+        # factored Gauss-Newton: d2f/dp2 = R^T R (derived from Eqs 14-15)
+        Family(
+            "rfac",
+            "R",
+            0,
+            2,
+            True,
+            "factor of d2f/dp2 = R^T R: sqrt(s yhat_r) (delta_rl - yhat_l), [r, l]",
+        ),
+        Family(
+            "rjac",
+            r"\mathcal{J}",
+            1,
+            3,
+            True,
+            "R u eta^(n,k) v^(k-1): the factored Jacobian of p by w^(k), [r, i, j]",
+        ),
+        Family("rpdot", r"R\dot{p}", 0, 1, True, "R pdot: the factored tangent of p, [r]"),
         Family("phi", r"\phi", 1, 2, False, "direction for w^(k) (Eq 38)"),
         # Appendix B.3: general entry-wise activations
         Family(

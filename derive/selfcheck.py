@@ -706,3 +706,107 @@ def run_checks(
     if bar is not None:
         bar.close()
     return rows
+
+
+# ------------------------------------------------------ factored Gauss-Newton (C15-C23)
+# C15 is proved for the explicit softmax factor; C16-C23 with R left free and the
+# reference's d2f/dp2 replaced by R^T R (so they hold for any factor of the Hessian).
+def _rfac(ctx: Context) -> np.ndarray:
+    """Free values for the factor ``R`` of ``d2f/dp2 = R^T R``, kept in the context."""
+    if "rfac" not in ctx.base:
+        c = ctx.sizes.classes
+        if ctx.mode == "symbolic":
+            arr = _obj((c, c), lambda p: sp.Symbol(f"R_{p[0]}_{p[1]}", real=True))
+        else:
+            rng = random.Random(15)
+            arr = _obj((c, c), lambda p: sp.Rational(rng.randint(-40, 40), rng.randint(1, 17)))
+        ctx.base["rfac"] = arr
+    return ctx.base["rfac"]
+
+
+def _factored(ctx: Context) -> None:
+    """Put ``R``, ``rjac(k)`` (C16) and ``rpdot`` (C17) where the forms look them up."""
+    _rfac(ctx)
+    n = ctx.sizes.n
+    for k in range(1, n + 1):
+        if f"rjac({k})" not in ctx._cache:
+            ctx._cache[f"rjac({k})"] = ctx.evaluate(get("C16").form, {"n": n, "k": k})
+    if "rpdot" not in ctx._cache:
+        ctx._cache["rpdot"] = ctx.evaluate(get("C17").form, {"n": n})
+
+
+def _gn_f2(ctx: Context, wrt1, wrt2) -> np.ndarray:
+    """Second derivatives of ``f`` (as :func:`_contract_f2`) with ``d2f/dp2 := R^T R``."""
+    R = _rfac(ctx)
+    rr = np.einsum("ea,eb->ab", R, R)
+    j1, j2 = ctx.ref_d1(("p",), wrt1), ctx.ref_d1(("p",), wrt2)
+    gn = np.einsum("ab,aij,bst->ijst", rr, j1, j2)
+    cur = np.einsum("a,aijst->ijst", ctx.base["dfdp"], ctx.ref_d2(("p",), wrt1, wrt2))
+    return gn + cur
+
+
+def _diag(block: np.ndarray) -> np.ndarray:
+    return _obj(block.shape[:2], lambda p: block[p[0], p[1], p[0], p[1]])
+
+
+def _factor_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
+    _factored(ctx)
+    return ctx.evaluate(form, lab)
+
+
+def _softmax_factor_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
+    """C15 with the explicit ``R = sqrt(s yhat_e) (delta_el - yhat_l)``, ``sum yhat = 1``."""
+    c = ctx.sizes.classes
+    y = [sp.Symbol(f"yhat_{e}", positive=True) for e in range(c - 1)]
+    y.append(1 - sum(y))
+    s = sp.Symbol("s", positive=True)
+    R = _obj((c, c), lambda p: sp.sqrt(s * y[p[0]]) * (int(p[0] == p[1]) - y[p[1]]))
+    ctx._cache["softmax_factor"] = (y, s)
+    out = evaluate(form(**_accepted(form, lab)), form.free, {"rfac": R})
+    return _obj(out.shape, lambda p: sp.expand(out[p]))
+
+
+def _softmax_factor_ref(ctx: Context, lab: dict) -> np.ndarray:
+    y, s = ctx._cache["softmax_factor"]
+    c = len(y)
+    return _obj((c, c), lambda p: sp.expand(s * (y[p[0]] * int(p[0] == p[1]) - y[p[0]] * y[p[1]])))
+
+
+register_check("gauss_newton_factor", _softmax_factor_ref, _softmax_factor_lhs)
+register_check(
+    "factored_jacobian",
+    lambda ctx, lab: np.einsum("el,lij->eij", _rfac(ctx), ctx.ref_d1(("p",), ("w", lab["k"]))),
+    _factor_lhs,
+)
+register_check(
+    "factored_tangent",
+    lambda ctx, lab: np.einsum("el,l->e", _rfac(ctx), ctx.reference_pdot()),
+    _factor_lhs,
+)
+register_check("hessian_uu_factored", lambda ctx, lab: _gn_f2(ctx, ("u",), ("u",)), _factor_lhs)
+register_check(
+    "hessian_uw_factored", lambda ctx, lab: _gn_f2(ctx, ("u",), ("w", lab["k"])), _factor_lhs
+)
+register_check(
+    "hessian_ww_factored",
+    lambda ctx, lab: _gn_f2(ctx, ("w", lab["k"]), ("w", lab["r"])),
+    _factor_lhs,
+)
+register_check(
+    "hessian_diag_u_factored", lambda ctx, lab: _diag(_gn_f2(ctx, ("u",), ("u",))), _factor_lhs
+)
+register_check(
+    "hessian_diag_w_factored",
+    lambda ctx, lab: _diag(_gn_f2(ctx, ("w", lab["k"]), ("w", lab["k"]))),
+    _factor_lhs,
+)
+register_check(
+    "pdot_term_factored",
+    lambda ctx, lab: np.asarray(
+        np.einsum(
+            "a,ea,eb,b->", ctx.reference_pdot(), _rfac(ctx), _rfac(ctx), ctx.reference_pdot()
+        ),
+        dtype=object,
+    ),
+    _factor_lhs,
+)

@@ -94,6 +94,9 @@ _WIDTH = {
     "Vb": lambda L: ["batch", f"w_{L[0]}"],
     "Vdotb": lambda L: ["batch", f"w_{L[0]}"],
     "Pb": lambda L: ["batch", "classes"],
+    "rfac": lambda L: ["classes", "classes"],
+    "rjac": lambda L: ["classes", f"w_{L[0]}", f"w_{L[0]}-1"],
+    "rpdot": lambda L: ["classes"],
 }
 
 

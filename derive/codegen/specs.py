@@ -111,6 +111,17 @@ RELU_MLP: list[KernelSpec] = [
     KernelSpec("c7_pdot_term", "C7", part="pdot_term", reduces=SM),
     KernelSpec("c7_output_term", "C7", part="output_term", reduces=SM),
     KernelSpec("c7_layer_term", "C7", part="layer_term", labels=("k",), reduces=SM),
+    # factored Gauss-Newton parts, d2f/dp2 = R^T R (C16-C23): what the drivers use
+    KernelSpec("c16_factored_jacobian", "C16", labels=("k",)),
+    KernelSpec("c17_factored_tangent", "C17"),
+    KernelSpec("c18_hessian_uu", "C18", reduces=SM),
+    KernelSpec("c19_hessian_uw", "C19", labels=("k",), reduces=SM),
+    KernelSpec("c20_hessian_ww_r_gt_k", "C20", labels=("k", "r"), branch=0, reduces=SM),
+    KernelSpec("c20_hessian_ww_r_eq_k", "C20", labels=("k", "r"), branch=1, reduces=SM),
+    KernelSpec("c20_hessian_ww_r_lt_k", "C20", labels=("k", "r"), branch=2, reduces=SM),
+    KernelSpec("c21_hessian_diag_u", "C21", reduces=SM),
+    KernelSpec("c22_hessian_diag_w", "C22", labels=("k",), reduces=SM),
+    KernelSpec("c23_pdot_term", "C23", reduces=SM),
     # low-rank forms for the SGD direction (L1-L5)
     KernelSpec("l1_lowrank_tangent_source", "L1", labels=("k",), reduces=("none",)),
     KernelSpec("l2_lowrank_output_source", "L2", reduces=("none",)),

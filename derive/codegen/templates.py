@@ -134,6 +134,32 @@ def softmax_cross_entropy(p, y, second: bool = True):
     return f, dfdp, d2fdp2
 
 
+def hessian_factor(p, d2fdp2):
+    """Factor ``R`` of the softmax Hessian, ``d2f/dp2 = R^T R`` (C15).
+
+    ``R[e, l] = sqrt(s yhat_e) (delta_el - yhat_l)`` per sample, from the logits;
+    the label sum ``s`` is read off a diagonal entry of ``d2fdp2``
+    (``s yhat_l (1 - yhat_l)``, at the largest ``yhat_l <= 1/2`` so that ``1 - yhat_l``
+    is exact).  Applying ``R`` to a Jacobian before squaring (C16-C23) turns the
+    Gauss-Newton terms' difference of large similar products into centred
+    differences ``A_e - yhat . A``: accurate in float32 when the logits of a sample
+    are nearly equal.
+
+    Returns
+    -------
+    ndarray, shape (batch, classes, classes)
+    """
+    shifted = p - p.max(axis=1, keepdims=True)
+    yhat = np.exp(shifted)
+    yhat = yhat / yhat.sum(axis=1, keepdims=True)
+    pick = np.where(yhat <= 0.5, yhat, -1.0).argmax(axis=1)
+    rows = np.arange(p.shape[0])
+    spread = yhat[rows, pick] * (1 - yhat[rows, pick])
+    s = np.where(spread > 0, d2fdp2[rows, pick, pick] / np.where(spread > 0, spread, 1), 0)
+    root = np.sqrt(np.maximum(s, 0)[:, None] * yhat)
+    return root[:, :, None] * (eye(p.shape[1], p.dtype)[None] - yhat[:, None, :])
+
+
 def backward(fwd: Forward, ws, u, dfdp) -> Backward:
     """Adjoint sweep (C1, C2) and batch-mean gradient blocks (Eq 27, C3 = Eq 28)."""
     n = len(ws)
@@ -184,19 +210,23 @@ def tangent(fwd: Forward, ws, u, omega, phis):
 
 
 def directional(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, omega, phis,
-                reduce: str = "mean"):
+                reduce: str = "mean", rfac=None):
     """``g^T grad F`` and ``g^T H g`` for any direction (C6 = Eq 38, C7 = Eq 39).
 
     Parameters
     ----------
     reduce : {"mean", "sample"}
         Batch mean (the derivatives of ``F``) or per sample (of each ``f``).
+    rfac : ndarray, optional
+        Factor ``R`` of ``d2fdp2`` (:func:`hessian_factor`): the Gauss-Newton term
+        as ``||R pdot||^2`` (C17, C23; accurate in float32 on nearly equal logits)
+        instead of ``pdot^T d2fdp2 pdot`` (C7).
     """
     check_direction(ws, u, omega, phis)
     n = len(ws)
     vdots, pdot = tangent(fwd, ws, u, omega, phis)
     gtg = c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce=reduce)
-    ghg = c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce=reduce) + c7_output_term(
+    ghg = _pdot_term(pdot, d2fdp2, rfac, reduce) + c7_output_term(
         dfdp=dfdp, omega=omega, vdot_n=vdots[n - 1], reduce=reduce
     )
     for k in range(2, n + 1):
@@ -206,8 +236,17 @@ def directional(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, omega, phis,
     return gtg, ghg
 
 
-def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
+def _pdot_term(pdot, d2fdp2, rfac, reduce):
+    """``pdot^T d2fdp2 pdot``: C23 with a factor ``R`` of ``d2fdp2``, else C7's form."""
+    if rfac is None:
+        return c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce=reduce)
+    return c23_pdot_term(rpdot=c17_factored_tangent(pdot=pdot, rfac=rfac), reduce=reduce)
+
+
+def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, rfac=None):
     """``g^T grad F`` and ``g^T H g`` for the SGD direction ``g = -grad F`` (L1-L4).
+
+    ``rfac`` as in :func:`directional`.
 
     The mini-batch gradient is never formed as a dense direction here: each
     ``phi^(k) = -E[delta^(k) v^(k-1)^T]`` is applied through its ``batch`` outer
@@ -242,7 +281,7 @@ def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
                 Db_k=deltas[k - 1], Vb_km1=vs[k - 1], Vdotb_km1=vdots[k - 2]
             )
     pdot = l2_lowrank_output_source(Pb=dfdp, Vb_n=vs[n]) + c5_u_term(u=u, vdot_n=vdot)
-    ghg = c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce="mean") + (2.0 / batch) * (
+    ghg = _pdot_term(pdot, d2fdp2, rfac, "mean") + (2.0 / batch) * (
         l4_lowrank_output_curvature(Pb=dfdp, Vb_n=vs[n], Vdotb_n=vdot) + curvature
     )
     gtg = c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce="mean")
@@ -310,8 +349,19 @@ def gradient_literal(fwd: Forward, etas: dict, ws, u, dfdp, reduce: str = "mean"
     return grad_u, grads_w
 
 
-def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = "mean"):
+def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = "mean",
+                   factored: bool = True, rfac=None):
     """All Hessian blocks by Eqs 34-36.
+
+    Parameters
+    ----------
+    reduce : {"mean", "sample"} (and "printed" with ``factored=False``)
+    factored : bool
+        Gauss-Newton parts through the factor ``R`` of ``d2fdp2`` (C16, C18-C20;
+        default, accurate in float32 on nearly equal logits), or the paper's forms
+        with ``d2fdp2`` (Eqs 34-36).
+    rfac : ndarray, optional
+        ``R``; default :func:`hessian_factor` of ``fwd.p`` and ``d2fdp2``.
 
     Returns
     -------
@@ -322,6 +372,8 @@ def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = 
     """
     n = len(ws)
     vs = fwd.vs
+    if factored:
+        return _hessian_blocks_factored(fwd, etas, ws, u, dfdp, d2fdp2, reduce, rfac)
     blocks = {("u", "u"): eq34_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], reduce=reduce)}
     for k in range(1, n + 1):
         blocks[("u", k)] = eq35_hessian_uw(
@@ -341,6 +393,38 @@ def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = 
             else:
                 blocks[(k, r)] = eq36_hessian_ww_r_lt_k(
                     dfdp=dfdp, eta_km1_r=etas[(k - 1, r)], **common
+                )
+    return blocks
+
+
+def _hessian_blocks_factored(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce, rfac):
+    """:func:`hessian_blocks` with the factored Gauss-Newton parts (C16, C18-C20)."""
+    n = len(ws)
+    vs = fwd.vs
+    if rfac is None:
+        rfac = hessian_factor(fwd.p, d2fdp2)
+    jacs = {k: c16_factored_jacobian(rfac=rfac, u=u, eta_n_k=etas[(n, k)], v_km1=vs[k - 1])
+            for k in range(1, n + 1)}
+    blocks = {("u", "u"): c18_hessian_uu(rfac=rfac, v_n=vs[n], reduce=reduce)}
+    for k in range(1, n + 1):
+        blocks[("u", k)] = c19_hessian_uw(
+            dfdp=dfdp, eta_n_k=etas[(n, k)], v_km1=vs[k - 1], v_n=vs[n], rfac=rfac,
+            rjac_k=jacs[k], reduce=reduce,
+        )
+    for k in range(1, n + 1):
+        for r in range(1, n + 1):
+            if r > k:
+                blocks[(k, r)] = c20_hessian_ww_r_gt_k(
+                    rjac_k=jacs[k], rjac_r=jacs[r], dfdp=dfdp, u=u, eta_n_r=etas[(n, r)],
+                    eta_rm1_k=etas[(r - 1, k)], v_km1=vs[k - 1], reduce=reduce,
+                )
+            elif r == k:
+                blocks[(k, r)] = c20_hessian_ww_r_eq_k(rjac_k=jacs[k], rjac_r=jacs[r],
+                                                       reduce=reduce)
+            else:
+                blocks[(k, r)] = c20_hessian_ww_r_lt_k(
+                    rjac_k=jacs[k], rjac_r=jacs[r], dfdp=dfdp, u=u, eta_n_k=etas[(n, k)],
+                    eta_km1_r=etas[(k - 1, r)], v_rm1=vs[r - 1], reduce=reduce,
                 )
     return blocks
 
@@ -418,9 +502,27 @@ def directional_literal(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, omega, ph
     return gtg, ghg
 
 
-def hessian_diagonal(fwd: Forward, etas: dict, ws, u, d2fdp2, reduce: str = "mean"):
-    """Diagonal of the Hessian (Table 2, corrected): ``(diag_u, diag_ws)``."""
+def hessian_diagonal(fwd: Forward, etas: dict, ws, u, d2fdp2, reduce: str = "mean",
+                     factored: bool = True, rfac=None):
+    """Diagonal of the Hessian (Table 2, corrected): ``(diag_u, diag_ws)``.
+
+    ``factored``, ``rfac`` as in :func:`hessian_blocks` (C16, C21-C22, or Table 2's
+    forms with ``d2fdp2``).
+    """
     n = len(ws)
+    if factored:
+        if rfac is None:
+            rfac = hessian_factor(fwd.p, d2fdp2)
+        diag_u = c21_hessian_diag_u(rfac=rfac, v_n=fwd.vs[n], reduce=reduce)
+        diag_ws = [
+            c22_hessian_diag_w(
+                rjac_k=c16_factored_jacobian(rfac=rfac, u=u, eta_n_k=etas[(n, k)],
+                                             v_km1=fwd.vs[k - 1]),
+                reduce=reduce,
+            )
+            for k in range(1, n + 1)
+        ]
+        return diag_u, diag_ws
     diag_u = table2_hessian_diag_u(d2fdp2=d2fdp2, v_n=fwd.vs[n], reduce=reduce)
     diag_ws = [
         table2_hessian_diag_w(d2fdp2=d2fdp2, u=u, eta_n_k=etas[(n, k)], v_km1=fwd.vs[k - 1],

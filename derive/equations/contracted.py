@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.equations.feedforward_relu import cases
 from derive.notation import FAMILIES, contract, idx
 from derive.registry import Equation, Form, get, register
 
@@ -246,4 +247,142 @@ _reg(
     "Eq 40 with phi = -E[delta v^T]",
     _k,
     ("k",),
+)
+
+# ---------------------------------------------------------------- factored Gauss-Newton
+# The softmax cross-entropy Hessian factors as d2f/dp2 = R^T R with
+# R[e, l] = sqrt(s yhat_e) (delta_el - yhat_l) (s = sum of the label row, sum yhat = 1).
+# Contracting R with the Jacobian of p first gives sqrt(s yhat_e) (A_e - yhat . A):
+# the centred differences of Eqs 34-36, Table 2 and C7's pdot term, instead of
+# their difference of large similar products (which loses accuracy in float32 when
+# the logits of a sample are nearly equal).  C15 states the factorization; C16-C17
+# apply R to the Jacobian and to pdot; C18-C23 are the Gauss-Newton parts with R.
+rfac, rpdot, rjac, eta_f = F["rfac"](), F["rpdot"](), F["rjac"], F["eta"]
+e, q, a = idx("e q a")
+_rr = contract(rfac[e, i] * rfac[e, s], e)
+
+_reg(
+    "C15",
+    "gauss_newton_factor",
+    "softmax Hessian as a Gram matrix: d2f/dp2 = R^T R, R = sqrt(s yhat) (I - 1 yhat^T)",
+    r"\frac{\partial^2 f}{\partial p^i \partial p^s}",
+    Form(lambda n: _rr, ("i", "s")),
+    "gauss_newton_factor",
+    "Eqs 14-15",
+)
+_reg(
+    "C16",
+    "factored_jacobian",
+    "factored Jacobian of p by w^(k): J^(k) = R u eta^(n,k) v^(k-1)",
+    r"\mathcal{J}^{(k),e}_{ij}",
+    Form(
+        lambda n, k: contract(rfac[e, l] * u[l, m] * eta_f(n, k)[m, i] * v(k - 1)[j], l, m),
+        ("e", "i", "j"),
+    ),
+    "factored_jacobian",
+    "Eqs 28, 36 with C15",
+    _k,
+    ("k",),
+)
+_reg(
+    "C17",
+    "factored_tangent",
+    "factored tangent of the logits: R pdot",
+    r"(R \dot{p})_e",
+    Form(lambda n: contract(rfac[e, l] * pdot[l], l), ("e",)),
+    "factored_tangent",
+    "C5 with C15",
+)
+_reg(
+    "C18",
+    "hessian_uu_factored",
+    "Hessian block (u, u) with d2f/dp2 = R^T R: sum_e R_ei v_j R_es v_t",
+    r"\frac{\partial^2 f}{\partial u_j^i \partial u_t^s}",
+    Form(lambda n: contract(rfac[e, i] * v(n)[j] * rfac[e, s] * v(n)[t], e), ("i", "j", "s", "t")),
+    "hessian_uu_factored",
+    "Eq 34 with C15",
+)
+_reg(
+    "C19",
+    "hessian_uw_factored",
+    "Hessian block (u, w^(k)) with d2f/dp2 = R^T R: df/dp eta v + sum_e R_ei v_j J^(k)_est",
+    r"\frac{\partial^2 f}{\partial u_j^i \partial w_t^{(k),s}}",
+    Form(
+        lambda n, k: (
+            dfdp[i] * eta_f(n, k)[j, s] * v(k - 1)[t]
+            + contract(rfac[e, i] * v(n)[j] * rjac(k)[e, s, t], e)
+        ),
+        ("i", "j", "s", "t"),
+    ),
+    "hessian_uw_factored",
+    "Eq 35 with C15, C16",
+    _k,
+    ("k",),
+)
+
+
+def _pairs(n: int) -> list[dict]:
+    return [{"n": n, "k": k, "r": r} for k in range(1, n + 1) for r in range(1, n + 1)]
+
+
+def _hww_factored(n, k, r):
+    gauss_newton = contract(rjac(k)[e, i, j] * rjac(r)[e, s, t], e)
+    curvature = cases(
+        (
+            r > k,
+            lambda: contract(
+                dfdp[l] * u[l, m] * eta_f(n, r)[m, s] * eta_f(r - 1, k)[t, i] * v(k - 1)[j], l, m
+            ),
+        ),
+        (sp.Eq(r, k), lambda: sp.S.Zero),
+        (
+            r < k,
+            lambda: contract(
+                dfdp[l] * u[l, m] * eta_f(n, k)[m, i] * eta_f(k - 1, r)[j, s] * v(r - 1)[t], l, m
+            ),
+        ),
+    )
+    return gauss_newton + curvature
+
+
+_reg(
+    "C20",
+    "hessian_ww_factored",
+    "Hessian block (w^(k), w^(r)) with d2f/dp2 = R^T R: sum_e J^(k)_eij J^(r)_est + Eq 36's "
+    "curvature term",
+    r"\frac{\partial^2 f}{\partial w_j^{(k),i} \partial w_t^{(r),s}}",
+    Form(_hww_factored, ("i", "j", "s", "t")),
+    "hessian_ww_factored",
+    "Eq 36 with C15, C16",
+    _pairs,
+    ("k", "r"),
+)
+_reg(
+    "C21",
+    "hessian_diag_u_factored",
+    "Hessian diagonal, u entries, with d2f/dp2 = R^T R: sum_e R_ei^2 v_j^2",
+    r"\frac{\partial^2 f}{(\partial u_j^i)^2}",
+    Form(lambda n: contract(rfac[e, i] * rfac[e, i] * v(n)[j] * v(n)[j], e), ("i", "j")),
+    "hessian_diag_u_factored",
+    "Table 2 with C15",
+)
+_reg(
+    "C22",
+    "hessian_diag_w_factored",
+    "Hessian diagonal, w^(k) entries, with d2f/dp2 = R^T R: sum_e (J^(k)_eij)^2",
+    r"\frac{\partial^2 f}{(\partial w_j^{(k),i})^2}",
+    Form(lambda n, k: contract(rjac(k)[e, i, j] * rjac(k)[e, i, j], e), ("i", "j")),
+    "hessian_diag_w_factored",
+    "Table 2 with C15, C16",
+    _k,
+    ("k",),
+)
+_reg(
+    "C23",
+    "pdot_term_factored",
+    "Gauss-Newton term of g^T H g with d2f/dp2 = R^T R: ||R pdot||^2",
+    r"\dot{p}^T \frac{\partial^2 f}{\partial p^2} \dot{p}",
+    Form(lambda n: contract(rpdot[e] * rpdot[e], e), ()),
+    "pdot_term_factored",
+    "Eq 39, C7 with C15, C17",
 )

@@ -2,7 +2,7 @@
 # DO NOT EDIT: edit the index forms in derive/equations/ and regenerate.
 """NumPy kernels for the ReLU feedforward network of Appendix B.1 (Eqs 10-41).
 
-Generated from the index forms of the ``derive`` registry (equations 10, 13, 19, 20, 22, 23, 24, 27, 28, 34, 35, 36, 38, 39, 40, C1, C2, C3, C4, C5, C6, C7, L1, L2, L3, L4, L5, T2.u, T2.w).
+Generated from the index forms of the ``derive`` registry (equations 10, 13, 19, 20, 22, 23, 24, 27, 28, 34, 35, 36, 38, 39, 40, C1, C16, C17, C18, C19, C2, C20, C21, C22, C23, C3, C4, C5, C6, C7, L1, L2, L3, L4, L5, T2.u, T2.w).
 Array conventions: ``docs/conventions.md``.  Every per-sample array has a leading
 batch axis.  Kernels that average over the batch average per-sample *products*
 (``F = E[f]``, Eq 16); ``reduce="printed"`` gives the paper's literal product of
@@ -1052,6 +1052,322 @@ def c7_layer_term(delta_k, vdot_km1, phi_k, reduce: str = 'sample'):
     raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
 
 
+def c16_factored_jacobian(v_km1, eta_n_k, rfac, u):
+    """C16: factored Jacobian of p by w^(k): J^(k) = R u eta^(n,k) v^(k-1).
+    Derived form, contracted (derived from Eqs 28, 36 with C15).
+
+    Index form::
+
+        v(k-1)[j] eta(n,k)[m,i] rfac[e,l] u[l,m]   (sum over l, m)
+
+    Parameters
+    ----------
+    v_km1 : ndarray, shape (batch, w_(k-1))
+    eta_n_k : ndarray, shape (batch, w_n, w_k)
+    rfac : ndarray, shape (batch, classes, classes)
+    u : ndarray, shape (classes, w_n)
+
+    Returns
+    -------
+    ndarray: axes (batch, e, i, j).
+    """
+    return einsum("Bj,Bmi,Bel,lm->Beij", v_km1, eta_n_k, rfac, u)
+
+
+def c17_factored_tangent(pdot, rfac):
+    """C17: factored tangent of the logits: R pdot.
+    Derived form, contracted (derived from C5 with C15).
+
+    Index form::
+
+        pdot[l] rfac[e,l]   (sum over l)
+
+    Parameters
+    ----------
+    pdot : ndarray, shape (batch, classes)
+    rfac : ndarray, shape (batch, classes, classes)
+
+    Returns
+    -------
+    ndarray: axes (batch, e).
+    """
+    return einsum("Bl,Bel->Be", pdot, rfac)
+
+
+def c18_hessian_uu(v_n, rfac, reduce: str = 'sample'):
+    """C18: Hessian block (u, u) with d2f/dp2 = R^T R: sum_e R_ei v_j R_es v_t.
+    Derived form, contracted (derived from Eq 34 with C15).
+
+    Index form::
+
+        v(n)[j] v(n)[t] rfac[e,i] rfac[e,s]   (sum over e)
+
+    Parameters
+    ----------
+    v_n : ndarray, shape (batch, w_n)
+    rfac : ndarray, shape (batch, classes, classes)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j, s, t) per sample, (i, j, s, t) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("Bj,Bt,Bei,Bes->Bijst", v_n, v_n, rfac, rfac)
+    if reduce == 'mean':
+        return einsum("Bj,Bt,Bei,Bes->ijst", v_n, v_n, rfac, rfac) / v_n.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c19_hessian_uw(dfdp, v_km1, eta_n_k, v_n, rfac, rjac_k, reduce: str = 'sample'):
+    """C19: Hessian block (u, w^(k)) with d2f/dp2 = R^T R: df/dp eta v + sum_e R_ei v_j
+    J^(k)_est.
+    Derived form, contracted (derived from Eq 35 with C15, C16).
+
+    Index form::
+
+        dfdp[i] v(k-1)[t] eta(n,k)[j,s]
+        v(n)[j] rfac[e,i] rjac(k)[e,s,t]   (sum over e)
+
+    Parameters
+    ----------
+    dfdp : ndarray, shape (batch, classes)
+    v_km1 : ndarray, shape (batch, w_(k-1))
+    eta_n_k : ndarray, shape (batch, w_n, w_k)
+    v_n : ndarray, shape (batch, w_n)
+    rfac : ndarray, shape (batch, classes, classes)
+    rjac_k : ndarray, shape (batch, classes, w_k, w_(k-1))
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j, s, t) per sample, (i, j, s, t) reduced.
+    """
+    if reduce == 'sample':
+        return (
+            einsum("Bi,Bt,Bjs->Bijst", dfdp, v_km1, eta_n_k)
+            + einsum("Bj,Bei,Best->Bijst", v_n, rfac, rjac_k)
+        )
+    if reduce == 'mean':
+        return (
+            einsum("Bi,Bt,Bjs->ijst", dfdp, v_km1, eta_n_k)
+            + einsum("Bj,Bei,Best->ijst", v_n, rfac, rjac_k)
+        ) / dfdp.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c20_hessian_ww_r_gt_k(
+    rjac_k,
+    rjac_r,
+    dfdp,
+    v_km1,
+    eta_n_r,
+    eta_rm1_k,
+    u,
+    reduce: str = 'sample',
+):
+    """C20: Hessian block (w^(k), w^(r)) with d2f/dp2 = R^T R: sum_e J^(k)_eij J^(r)_est + Eq
+    36's curvature term.
+    Derived form, contracted (derived from Eq 36 with C15, C16).
+    Branch of the piecewise form: k < r.
+
+    Index form::
+
+        rjac(k)[e,i,j] rjac(r)[e,s,t]   (sum over e)
+        dfdp[l] v(k-1)[j] eta(n,r)[m,s] eta(r-1,k)[t,i] u[l,m]   (sum over l, m)
+
+    Parameters
+    ----------
+    rjac_k : ndarray, shape (batch, classes, w_k, w_(k-1))
+    rjac_r : ndarray, shape (batch, classes, w_r, w_(r-1))
+    dfdp : ndarray, shape (batch, classes)
+    v_km1 : ndarray, shape (batch, w_(k-1))
+    eta_n_r : ndarray, shape (batch, w_n, w_r)
+    eta_rm1_k : ndarray, shape (batch, w_(r-1), w_k)
+    u : ndarray, shape (classes, w_n)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j, s, t) per sample, (i, j, s, t) reduced.
+    """
+    if reduce == 'sample':
+        return (
+            einsum("Beij,Best->Bijst", rjac_k, rjac_r)
+            + einsum("Bl,Bj,Bms,Bti,lm->Bijst", dfdp, v_km1, eta_n_r, eta_rm1_k, u)
+        )
+    if reduce == 'mean':
+        return (
+            einsum("Beij,Best->ijst", rjac_k, rjac_r)
+            + einsum("Bl,Bj,Bms,Bti,lm->ijst", dfdp, v_km1, eta_n_r, eta_rm1_k, u)
+        ) / rjac_k.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c20_hessian_ww_r_eq_k(rjac_k, rjac_r, reduce: str = 'sample'):
+    """C20: Hessian block (w^(k), w^(r)) with d2f/dp2 = R^T R: sum_e J^(k)_eij J^(r)_est + Eq
+    36's curvature term.
+    Derived form, contracted (derived from Eq 36 with C15, C16).
+    Branch of the piecewise form: Eq(k, r).
+
+    Index form::
+
+        rjac(k)[e,i,j] rjac(r)[e,s,t]   (sum over e)
+
+    Parameters
+    ----------
+    rjac_k : ndarray, shape (batch, classes, w_k, w_(k-1))
+    rjac_r : ndarray, shape (batch, classes, w_r, w_(r-1))
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j, s, t) per sample, (i, j, s, t) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("Beij,Best->Bijst", rjac_k, rjac_r)
+    if reduce == 'mean':
+        return einsum("Beij,Best->ijst", rjac_k, rjac_r) / rjac_k.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c20_hessian_ww_r_lt_k(
+    rjac_k,
+    rjac_r,
+    dfdp,
+    v_rm1,
+    eta_km1_r,
+    eta_n_k,
+    u,
+    reduce: str = 'sample',
+):
+    """C20: Hessian block (w^(k), w^(r)) with d2f/dp2 = R^T R: sum_e J^(k)_eij J^(r)_est + Eq
+    36's curvature term.
+    Derived form, contracted (derived from Eq 36 with C15, C16).
+    Branch of the piecewise form: k > r.
+
+    Index form::
+
+        rjac(k)[e,i,j] rjac(r)[e,s,t]   (sum over e)
+        dfdp[l] v(r-1)[t] eta(k-1,r)[j,s] eta(n,k)[m,i] u[l,m]   (sum over l, m)
+
+    Parameters
+    ----------
+    rjac_k : ndarray, shape (batch, classes, w_k, w_(k-1))
+    rjac_r : ndarray, shape (batch, classes, w_r, w_(r-1))
+    dfdp : ndarray, shape (batch, classes)
+    v_rm1 : ndarray, shape (batch, w_(r-1))
+    eta_km1_r : ndarray, shape (batch, w_(k-1), w_r)
+    eta_n_k : ndarray, shape (batch, w_n, w_k)
+    u : ndarray, shape (classes, w_n)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j, s, t) per sample, (i, j, s, t) reduced.
+    """
+    if reduce == 'sample':
+        return (
+            einsum("Beij,Best->Bijst", rjac_k, rjac_r)
+            + einsum("Bl,Bt,Bjs,Bmi,lm->Bijst", dfdp, v_rm1, eta_km1_r, eta_n_k, u)
+        )
+    if reduce == 'mean':
+        return (
+            einsum("Beij,Best->ijst", rjac_k, rjac_r)
+            + einsum("Bl,Bt,Bjs,Bmi,lm->ijst", dfdp, v_rm1, eta_km1_r, eta_n_k, u)
+        ) / rjac_k.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c21_hessian_diag_u(v_n, rfac, reduce: str = 'sample'):
+    """C21: Hessian diagonal, u entries, with d2f/dp2 = R^T R: sum_e R_ei^2 v_j^2.
+    Derived form, contracted (derived from Table 2 with C15).
+
+    Index form::
+
+        v(n)[j] v(n)[j] rfac[e,i] rfac[e,i]   (sum over e)
+
+    Parameters
+    ----------
+    v_n : ndarray, shape (batch, w_n)
+    rfac : ndarray, shape (batch, classes, classes)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j) per sample, (i, j) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("Bj,Bj,Bei,Bei->Bij", v_n, v_n, rfac, rfac)
+    if reduce == 'mean':
+        return einsum("Bj,Bj,Bei,Bei->ij", v_n, v_n, rfac, rfac) / v_n.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c22_hessian_diag_w(rjac_k, reduce: str = 'sample'):
+    """C22: Hessian diagonal, w^(k) entries, with d2f/dp2 = R^T R: sum_e (J^(k)_eij)^2.
+    Derived form, contracted (derived from Table 2 with C15, C16).
+
+    Index form::
+
+        rjac(k)[e,i,j] rjac(k)[e,i,j]   (sum over e)
+
+    Parameters
+    ----------
+    rjac_k : ndarray, shape (batch, classes, w_k, w_(k-1))
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, i, j) per sample, (i, j) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("Beij,Beij->Bij", rjac_k, rjac_k)
+    if reduce == 'mean':
+        return einsum("Beij,Beij->ij", rjac_k, rjac_k) / rjac_k.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def c23_pdot_term(rpdot, reduce: str = 'sample'):
+    """C23: Gauss-Newton term of g^T H g with d2f/dp2 = R^T R: ||R pdot||^2.
+    Derived form, contracted (derived from Eq 39, C7 with C15, C17).
+
+    Index form::
+
+        rpdot[e] rpdot[e]   (sum over e)
+
+    Parameters
+    ----------
+    rpdot : ndarray, shape (batch, classes)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': batch mean of per-sample products
+        (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (batch, scalar) per sample, (scalar) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("Be,Be->B", rpdot, rpdot)
+    if reduce == 'mean':
+        return einsum("Be,Be->", rpdot, rpdot) / rpdot.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
 def l1_lowrank_tangent_source(Db_k, Vb_km1):
     """L1: phi^(k) v_b^(k-1) for phi = -E[delta v^T], through B x B Gram factors.
     Derived form, contracted (derived from C4 with phi = -E[delta v^T] (Eq 28)).
@@ -1304,6 +1620,32 @@ def softmax_cross_entropy(p, y, second: bool = True):
     return f, dfdp, d2fdp2
 
 
+def hessian_factor(p, d2fdp2):
+    """Factor ``R`` of the softmax Hessian, ``d2f/dp2 = R^T R`` (C15).
+
+    ``R[e, l] = sqrt(s yhat_e) (delta_el - yhat_l)`` per sample, from the logits;
+    the label sum ``s`` is read off a diagonal entry of ``d2fdp2``
+    (``s yhat_l (1 - yhat_l)``, at the largest ``yhat_l <= 1/2`` so that ``1 - yhat_l``
+    is exact).  Applying ``R`` to a Jacobian before squaring (C16-C23) turns the
+    Gauss-Newton terms' difference of large similar products into centred
+    differences ``A_e - yhat . A``: accurate in float32 when the logits of a sample
+    are nearly equal.
+
+    Returns
+    -------
+    ndarray, shape (batch, classes, classes)
+    """
+    shifted = p - p.max(axis=1, keepdims=True)
+    yhat = np.exp(shifted)
+    yhat = yhat / yhat.sum(axis=1, keepdims=True)
+    pick = np.where(yhat <= 0.5, yhat, -1.0).argmax(axis=1)
+    rows = np.arange(p.shape[0])
+    spread = yhat[rows, pick] * (1 - yhat[rows, pick])
+    s = np.where(spread > 0, d2fdp2[rows, pick, pick] / np.where(spread > 0, spread, 1), 0)
+    root = np.sqrt(np.maximum(s, 0)[:, None] * yhat)
+    return root[:, :, None] * (eye(p.shape[1], p.dtype)[None] - yhat[:, None, :])
+
+
 def backward(fwd: Forward, ws, u, dfdp) -> Backward:
     """Adjoint sweep (C1, C2) and batch-mean gradient blocks (Eq 27, C3 = Eq 28)."""
     n = len(ws)
@@ -1354,19 +1696,23 @@ def tangent(fwd: Forward, ws, u, omega, phis):
 
 
 def directional(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, omega, phis,
-                reduce: str = "mean"):
+                reduce: str = "mean", rfac=None):
     """``g^T grad F`` and ``g^T H g`` for any direction (C6 = Eq 38, C7 = Eq 39).
 
     Parameters
     ----------
     reduce : {"mean", "sample"}
         Batch mean (the derivatives of ``F``) or per sample (of each ``f``).
+    rfac : ndarray, optional
+        Factor ``R`` of ``d2fdp2`` (:func:`hessian_factor`): the Gauss-Newton term
+        as ``||R pdot||^2`` (C17, C23; accurate in float32 on nearly equal logits)
+        instead of ``pdot^T d2fdp2 pdot`` (C7).
     """
     check_direction(ws, u, omega, phis)
     n = len(ws)
     vdots, pdot = tangent(fwd, ws, u, omega, phis)
     gtg = c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce=reduce)
-    ghg = c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce=reduce) + c7_output_term(
+    ghg = _pdot_term(pdot, d2fdp2, rfac, reduce) + c7_output_term(
         dfdp=dfdp, omega=omega, vdot_n=vdots[n - 1], reduce=reduce
     )
     for k in range(2, n + 1):
@@ -1376,8 +1722,17 @@ def directional(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, omega, phis,
     return gtg, ghg
 
 
-def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
+def _pdot_term(pdot, d2fdp2, rfac, reduce):
+    """``pdot^T d2fdp2 pdot``: C23 with a factor ``R`` of ``d2fdp2``, else C7's form."""
+    if rfac is None:
+        return c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce=reduce)
+    return c23_pdot_term(rpdot=c17_factored_tangent(pdot=pdot, rfac=rfac), reduce=reduce)
+
+
+def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, rfac=None):
     """``g^T grad F`` and ``g^T H g`` for the SGD direction ``g = -grad F`` (L1-L4).
+
+    ``rfac`` as in :func:`directional`.
 
     The mini-batch gradient is never formed as a dense direction here: each
     ``phi^(k) = -E[delta^(k) v^(k-1)^T]`` is applied through its ``batch`` outer
@@ -1412,7 +1767,7 @@ def sgd_curvature(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2):
                 Db_k=deltas[k - 1], Vb_km1=vs[k - 1], Vdotb_km1=vdots[k - 2]
             )
     pdot = l2_lowrank_output_source(Pb=dfdp, Vb_n=vs[n]) + c5_u_term(u=u, vdot_n=vdot)
-    ghg = c7_pdot_term(pdot=pdot, d2fdp2=d2fdp2, reduce="mean") + (2.0 / batch) * (
+    ghg = _pdot_term(pdot, d2fdp2, rfac, "mean") + (2.0 / batch) * (
         l4_lowrank_output_curvature(Pb=dfdp, Vb_n=vs[n], Vdotb_n=vdot) + curvature
     )
     gtg = c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce="mean")
@@ -1480,8 +1835,19 @@ def gradient_literal(fwd: Forward, etas: dict, ws, u, dfdp, reduce: str = "mean"
     return grad_u, grads_w
 
 
-def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = "mean"):
+def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = "mean",
+                   factored: bool = True, rfac=None):
     """All Hessian blocks by Eqs 34-36.
+
+    Parameters
+    ----------
+    reduce : {"mean", "sample"} (and "printed" with ``factored=False``)
+    factored : bool
+        Gauss-Newton parts through the factor ``R`` of ``d2fdp2`` (C16, C18-C20;
+        default, accurate in float32 on nearly equal logits), or the paper's forms
+        with ``d2fdp2`` (Eqs 34-36).
+    rfac : ndarray, optional
+        ``R``; default :func:`hessian_factor` of ``fwd.p`` and ``d2fdp2``.
 
     Returns
     -------
@@ -1492,6 +1858,8 @@ def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = 
     """
     n = len(ws)
     vs = fwd.vs
+    if factored:
+        return _hessian_blocks_factored(fwd, etas, ws, u, dfdp, d2fdp2, reduce, rfac)
     blocks = {("u", "u"): eq34_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], reduce=reduce)}
     for k in range(1, n + 1):
         blocks[("u", k)] = eq35_hessian_uw(
@@ -1511,6 +1879,38 @@ def hessian_blocks(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce: str = 
             else:
                 blocks[(k, r)] = eq36_hessian_ww_r_lt_k(
                     dfdp=dfdp, eta_km1_r=etas[(k - 1, r)], **common
+                )
+    return blocks
+
+
+def _hessian_blocks_factored(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, reduce, rfac):
+    """:func:`hessian_blocks` with the factored Gauss-Newton parts (C16, C18-C20)."""
+    n = len(ws)
+    vs = fwd.vs
+    if rfac is None:
+        rfac = hessian_factor(fwd.p, d2fdp2)
+    jacs = {k: c16_factored_jacobian(rfac=rfac, u=u, eta_n_k=etas[(n, k)], v_km1=vs[k - 1])
+            for k in range(1, n + 1)}
+    blocks = {("u", "u"): c18_hessian_uu(rfac=rfac, v_n=vs[n], reduce=reduce)}
+    for k in range(1, n + 1):
+        blocks[("u", k)] = c19_hessian_uw(
+            dfdp=dfdp, eta_n_k=etas[(n, k)], v_km1=vs[k - 1], v_n=vs[n], rfac=rfac,
+            rjac_k=jacs[k], reduce=reduce,
+        )
+    for k in range(1, n + 1):
+        for r in range(1, n + 1):
+            if r > k:
+                blocks[(k, r)] = c20_hessian_ww_r_gt_k(
+                    rjac_k=jacs[k], rjac_r=jacs[r], dfdp=dfdp, u=u, eta_n_r=etas[(n, r)],
+                    eta_rm1_k=etas[(r - 1, k)], v_km1=vs[k - 1], reduce=reduce,
+                )
+            elif r == k:
+                blocks[(k, r)] = c20_hessian_ww_r_eq_k(rjac_k=jacs[k], rjac_r=jacs[r],
+                                                       reduce=reduce)
+            else:
+                blocks[(k, r)] = c20_hessian_ww_r_lt_k(
+                    rjac_k=jacs[k], rjac_r=jacs[r], dfdp=dfdp, u=u, eta_n_k=etas[(n, k)],
+                    eta_km1_r=etas[(k - 1, r)], v_rm1=vs[r - 1], reduce=reduce,
                 )
     return blocks
 
@@ -1588,9 +1988,27 @@ def directional_literal(fwd: Forward, etas: dict, ws, u, dfdp, d2fdp2, omega, ph
     return gtg, ghg
 
 
-def hessian_diagonal(fwd: Forward, etas: dict, ws, u, d2fdp2, reduce: str = "mean"):
-    """Diagonal of the Hessian (Table 2, corrected): ``(diag_u, diag_ws)``."""
+def hessian_diagonal(fwd: Forward, etas: dict, ws, u, d2fdp2, reduce: str = "mean",
+                     factored: bool = True, rfac=None):
+    """Diagonal of the Hessian (Table 2, corrected): ``(diag_u, diag_ws)``.
+
+    ``factored``, ``rfac`` as in :func:`hessian_blocks` (C16, C21-C22, or Table 2's
+    forms with ``d2fdp2``).
+    """
     n = len(ws)
+    if factored:
+        if rfac is None:
+            rfac = hessian_factor(fwd.p, d2fdp2)
+        diag_u = c21_hessian_diag_u(rfac=rfac, v_n=fwd.vs[n], reduce=reduce)
+        diag_ws = [
+            c22_hessian_diag_w(
+                rjac_k=c16_factored_jacobian(rfac=rfac, u=u, eta_n_k=etas[(n, k)],
+                                             v_km1=fwd.vs[k - 1]),
+                reduce=reduce,
+            )
+            for k in range(1, n + 1)
+        ]
+        return diag_u, diag_ws
     diag_u = table2_hessian_diag_u(d2fdp2=d2fdp2, v_n=fwd.vs[n], reduce=reduce)
     diag_ws = [
         table2_hessian_diag_w(d2fdp2=d2fdp2, u=u, eta_n_k=etas[(n, k)], v_km1=fwd.vs[k - 1],
