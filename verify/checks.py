@@ -23,7 +23,7 @@ from verify.kernelrun import KernelRun
 from verify.measure import Measurement, compare, guarded
 from verify.reference import ReferenceValues, cr_root, dense_hessian
 
-__all__ = ["Ctx", "GROUPS", "run_checks", "printed_step_length"]
+__all__ = ["Ctx", "GROUPS", "PAPER_FORM", "run_checks", "printed_step_length"]
 
 
 @dataclass
@@ -283,46 +283,57 @@ def _branch(k: int, r: int) -> str:
     return "r > k" if r > k else ("r = k" if r == k else "r < k")
 
 
+#: suffix of the quantities computed by the paper's forms with d2f/dp2 (Eqs 34-36,
+#: Table 2, C7) rather than the drivers' factored ones (C16-C23)
+PAPER_FORM = "paper form with d2f/dp2"
+
+
 def check_hessian(c: Ctx) -> Iterator[Measurement]:
+    """Eqs 34-36: the drivers' factored blocks (C16, C18-C20) and the paper's forms."""
     if c.ref.hess is None:
         return
     run, ref, n = c.run, c.ref, c.n
-    for reduce, label, want in (
-        ("mean", "batch mean", ref.hess),
-        ("sample", "per sample", ref.hess_sample),
-    ):
-        ps = reduce == "sample"
-        yield c.m(
-            "34",
-            f"(u, u) block, {label}",
-            "hessian_blocks, eq34_hessian_uu",
-            lambda reduce=reduce: run.hessian_blocks(reduce)[("u", "u")],
-            want[("u", "u")],
-            per_sample=ps,
-        )
-        for k in _layers(n):
+    for factored, form in ((True, ""), (False, f", {PAPER_FORM}")):
+        for reduce, label, want in (
+            ("mean", "batch mean", ref.hess),
+            ("sample", "per sample", ref.hess_sample),
+        ):
+            ps = reduce == "sample"
+            kern = (
+                ("c18_hessian_uu", "c19_hessian_uw", "c20_hessian_ww_")
+                if factored
+                else ("eq34_hessian_uu", "eq35_hessian_uw", "eq36_hessian_ww_")
+            )
+            drv = "hessian_blocks, c16_factored_jacobian, " if factored else "hessian_blocks, "
             yield c.m(
-                "35",
-                f"(u, w(k)) blocks, {label}",
-                "hessian_blocks, eq35_hessian_uw",
-                lambda k=k, reduce=reduce: run.hessian_blocks(reduce)[("u", k)],
-                want[("u", k)],
+                "34",
+                f"(u, u) block, {label}{form}",
+                drv + kern[0],
+                lambda reduce=reduce, f=factored: run.hessian_blocks(reduce, f)[("u", "u")],
+                want[("u", "u")],
                 per_sample=ps,
             )
-            for r in _layers(n):
-                kernel = {
-                    "r > k": "eq36_hessian_ww_r_gt_k",
-                    "r = k": "eq36_hessian_ww_r_eq_k",
-                    "r < k": "eq36_hessian_ww_r_lt_k",
-                }[_branch(k, r)]
+            for k in _layers(n):
                 yield c.m(
-                    "36",
-                    f"(w(k), w(r)) blocks, {_branch(k, r)}, {label}",
-                    f"hessian_blocks, {kernel}",
-                    lambda k=k, r=r, reduce=reduce: run.hessian_blocks(reduce)[(k, r)],
-                    want[(k, r)],
+                    "35",
+                    f"(u, w(k)) blocks, {label}{form}",
+                    drv + kern[1],
+                    lambda k=k, reduce=reduce, f=factored: run.hessian_blocks(reduce, f)[("u", k)],
+                    want[("u", k)],
                     per_sample=ps,
                 )
+                for r in _layers(n):
+                    branch = {"r > k": "r_gt_k", "r = k": "r_eq_k", "r < k": "r_lt_k"}
+                    yield c.m(
+                        "36",
+                        f"(w(k), w(r)) blocks, {_branch(k, r)}, {label}{form}",
+                        drv + kern[2] + branch[_branch(k, r)],
+                        lambda k=k, r=r, reduce=reduce, f=factored: run.hessian_blocks(reduce, f)[
+                            (k, r)
+                        ],
+                        want[(k, r)],
+                        per_sample=ps,
+                    )
     yield c.m(
         "34-36",
         "dense Hessian of F (hessian_dense) vs jax.hessian",
@@ -342,31 +353,40 @@ def _diag_blocks(case: Case, blocks: dict, lead: str = "") -> tuple:
 
 
 def check_diagonal(c: Ctx) -> Iterator[Measurement]:
+    """Table 2: the drivers' factored diagonal (C16, C21-C22) and the paper's forms."""
     run, ref = c.run, c.ref
     if ref.hess is not None:
-        for reduce, label, blocks, lead in (
-            ("mean", "batch mean", ref.hess, ""),
-            ("sample", "per sample", ref.hess_sample, "B"),
-        ):
-            want_u, want_w = _diag_blocks(c.case, blocks, lead)
-            ps = reduce == "sample"
-            yield c.m(
-                "T2",
-                f"Hessian diagonal, u entries, {label}",
-                "hessian_diagonal, table2_hessian_diag_u",
-                lambda reduce=reduce: run.hessian_diagonal(reduce)[0],
-                want_u,
-                per_sample=ps,
+        for factored, form in ((True, ""), (False, f", {PAPER_FORM}")):
+            ku, kw = (
+                ("c21_hessian_diag_u", "c16_factored_jacobian, c22_hessian_diag_w")
+                if factored
+                else ("table2_hessian_diag_u", "table2_hessian_diag_w")
             )
-            for k in _layers(c.n):
+            for reduce, label, blocks, lead in (
+                ("mean", "batch mean", ref.hess, ""),
+                ("sample", "per sample", ref.hess_sample, "B"),
+            ):
+                want_u, want_w = _diag_blocks(c.case, blocks, lead)
+                ps = reduce == "sample"
                 yield c.m(
                     "T2",
-                    f"Hessian diagonal, w(k) entries, {label}",
-                    "hessian_diagonal, table2_hessian_diag_w",
-                    lambda k=k, reduce=reduce: run.hessian_diagonal(reduce)[1][k - 1],
-                    want_w[k - 1],
+                    f"Hessian diagonal, u entries, {label}{form}",
+                    f"hessian_diagonal, {ku}",
+                    lambda reduce=reduce, f=factored: run.hessian_diagonal(reduce, f)[0],
+                    want_u,
                     per_sample=ps,
                 )
+                for k in _layers(c.n):
+                    yield c.m(
+                        "T2",
+                        f"Hessian diagonal, w(k) entries, {label}{form}",
+                        f"hessian_diagonal, {kw}",
+                        lambda k=k, reduce=reduce, f=factored: run.hessian_diagonal(reduce, f)[1][
+                            k - 1
+                        ],
+                        want_w[k - 1],
+                        per_sample=ps,
+                    )
 
     def sampled() -> np.ndarray:
         diag_u, diag_w = run.hessian_diagonal("mean")
@@ -421,8 +441,11 @@ def check_directional(c: Ctx) -> Iterator[Measurement]:
         "eq39_ww_curvature_term"
     )
     con = "directional, tangent, c4_tangent_source, c4_tangent_propagate, c5_*, c6_g_dot_grad"
-    con39 = "directional, tangent, c7_pdot_term, c7_output_term, c7_layer_term"
-    lowrank = "sgd_curvature, l1_*, l2_*, l3_*, l4_* (stacked and per layer)"
+    con39 = (
+        "directional, tangent, hessian_factor, c17_factored_tangent, c23_pdot_term, "
+        "c7_output_term, c7_layer_term"
+    )
+    lowrank = "sgd_curvature, l1_*, l2_*, l3_*, l4_* (stacked and per layer), c23_pdot_term"
     for idx, eq in ((0, "38"), (1, "39")):
         what = "g^T grad F" if eq == "38" else "g^T H g"
         lk, ck = (lit, con) if eq == "38" else (lit39, con39)
@@ -453,6 +476,15 @@ def check_directional(c: Ctx) -> Iterator[Measurement]:
             want,
             scale=s,
         )
+        if eq == "39":
+            yield c.m(
+                eq,
+                f"{what}, random direction, contracted (C7), {PAPER_FORM}",
+                "directional, c7_pdot_term",
+                lambda: run.directional(om, ph, factored=False)[1],
+                want,
+                scale=s,
+            )
         yield c.m(
             eq,
             f"{what}, per sample, literal",

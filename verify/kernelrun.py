@@ -55,6 +55,11 @@ class KernelRun:
         return self.loss[2]
 
     @cached_property
+    def rfac(self) -> np.ndarray:
+        """Factor ``R`` of ``d2f/dp2 = R^T R`` per sample (C15)."""
+        return self.K.hessian_factor(self.fwd.p, self.d2fdp2)
+
+    @cached_property
     def bwd(self) -> Any:
         return self.K.backward(self.fwd, self.inp.ws, self.inp.u, self.dfdp)
 
@@ -95,13 +100,22 @@ class KernelRun:
             self.fwd, self.etas, self.inp.ws, self.inp.u, self.dfdp, reduce=reduce
         )
 
-    def hessian_blocks(self, reduce: str) -> dict:
+    def hessian_blocks(self, reduce: str, factored: bool = True) -> dict:
+        """Eqs 34-36; Gauss-Newton parts factored (C16, C18-C20) or with ``d2f/dp2``."""
         return self.K.hessian_blocks(
-            self.fwd, self.etas, self.inp.ws, self.inp.u, self.dfdp, self.d2fdp2, reduce=reduce
+            self.fwd,
+            self.etas,
+            self.inp.ws,
+            self.inp.u,
+            self.dfdp,
+            self.d2fdp2,
+            reduce=reduce,
+            factored=factored,
+            rfac=self.rfac if factored else None,
         )
 
-    def directional(self, omega, phis, reduce: str = "mean") -> tuple:
-        """C4-C7 (tangent sweep)."""
+    def directional(self, omega, phis, reduce: str = "mean", factored: bool = True) -> tuple:
+        """C4-C7 (tangent sweep); C7's pdot term factored (C17, C23) or with ``d2f/dp2``."""
         return self.K.directional(
             self.fwd,
             self.bwd,
@@ -112,6 +126,7 @@ class KernelRun:
             omega,
             phis,
             reduce=reduce,
+            rfac=self.rfac if factored else None,
         )
 
     def directional_literal(
@@ -140,10 +155,18 @@ class KernelRun:
     def sgd_curvature(self) -> tuple:
         """L1-L4: ``(g^T grad F, g^T H g)`` for ``g = -grad F``."""
         return self.K.sgd_curvature(
-            self.fwd, self.bwd, self.inp.ws, self.inp.u, self.dfdp, self.d2fdp2
+            self.fwd, self.bwd, self.inp.ws, self.inp.u, self.dfdp, self.d2fdp2, rfac=self.rfac
         )
 
-    def hessian_diagonal(self, reduce: str) -> tuple:
+    def hessian_diagonal(self, reduce: str, factored: bool = True) -> tuple:
+        """Table 2; factored (C16, C21-C22) or with ``d2f/dp2``."""
         return self.K.hessian_diagonal(
-            self.fwd, self.etas, self.inp.ws, self.inp.u, self.d2fdp2, reduce=reduce
+            self.fwd,
+            self.etas,
+            self.inp.ws,
+            self.inp.u,
+            self.d2fdp2,
+            reduce=reduce,
+            factored=factored,
+            rfac=self.rfac if factored else None,
         )

@@ -22,7 +22,6 @@ __all__ = [
     "compare",
     "failed",
     "guarded",
-    "widen",
     "aggregate",
 ]
 
@@ -42,19 +41,10 @@ class Measurement:
     tolerance: float
     kernels: str = ""
     error: str | None = None
-    base_tolerance: float | None = None  # before conditioning (float32, see widen)
 
     @property
     def passed(self) -> bool:
         return self.error is None and self.rel_error <= self.tolerance
-
-    @property
-    def needed_widening(self) -> bool:
-        return (
-            self.base_tolerance is not None
-            and self.passed
-            and (self.rel_error > self.base_tolerance)
-        )
 
 
 def _as_array(value: object) -> np.ndarray:
@@ -167,36 +157,11 @@ def guarded(
     return run
 
 
-#: float32 tolerance widening: factor over the float64 twin's error (in float32 units), cap
-TWIN_FACTOR = 100.0
-TWIN_CAP = 1e-2
-EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
-
-
-def widen(m32: Measurement, m64: Measurement | None, tol64: float) -> None:
-    """Condition a float32 tolerance on the float64 twin of the same comparison.
-
-    The twin runs the same kernels in float64 on the same (float32-rounded) inputs
-    against the same reference.  Its error in units of float64's epsilon measures how
-    ill-conditioned the block is for these kernels; the float32 tolerance becomes
-    ``max(tol, min(TWIN_CAP, TWIN_FACTOR * (err64 / eps64) * eps32))``.  Only a twin
-    that passes its own float64 tolerance widens anything.
-    """
-    if m64 is None or not m64.passed or m64.rel_error > tol64:
-        return
-    conditioned = TWIN_FACTOR * (m64.rel_error / EPS["float64"]) * EPS["float32"]
-    effective = max(m32.tolerance, min(TWIN_CAP, conditioned))
-    if effective > m32.tolerance:
-        m32.base_tolerance = m32.tolerance
-        m32.tolerance = effective
-
-
 @dataclass
 class Result:
     """Aggregate of one (equation, quantity, dtype) over cases.
 
-    ``tolerance`` is the stated one; ``max_tolerance`` the largest after conditioning
-    (float32, :func:`widen`); ``widened`` counts comparisons that passed only thanks to it.
+    ``tolerance`` is the stated one (the same for every comparison of a result).
     """
 
     equation: str
@@ -209,8 +174,6 @@ class Result:
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
     worst_case: str = ""
-    max_tolerance: float = 0.0
-    widened: int = 0
     messages: list[str] = field(default_factory=list)
     case_names: set[str] = field(default_factory=set)
 
@@ -225,8 +188,6 @@ class Result:
     def add(self, m: Measurement) -> None:
         self.comparisons += 1
         self.case_names.add(m.case)
-        self.max_tolerance = max(self.max_tolerance, m.tolerance)
-        self.widened += int(m.needed_widening)
         if not m.passed:
             self.failures += 1
             if m.error and len(self.messages) < 3:
@@ -252,7 +213,6 @@ def aggregate(measurements: Iterable[Measurement]) -> list[Result]:
     for m in measurements:
         key = (m.equation, m.quantity, m.dtype)
         if key not in results:
-            base = m.base_tolerance if m.base_tolerance is not None else m.tolerance
-            results[key] = Result(m.equation, m.quantity, m.dtype, base, m.kernels)
+            results[key] = Result(m.equation, m.quantity, m.dtype, m.tolerance, m.kernels)
         results[key].add(m)
     return sorted(results.values(), key=lambda r: _order(r.equation))

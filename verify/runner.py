@@ -6,13 +6,11 @@ kernel module is a parameter, default :mod:`numeric.kernels.relu_mlp`.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import inspect
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -22,7 +20,7 @@ import numpy as np
 
 from verify import backend as _backend
 from verify.cases import ABS_MARGIN, REL_MARGIN, TOLERANCES, Case, make_inputs
-from verify.measure import Measurement, Result, aggregate, widen
+from verify.measure import Measurement, Result, aggregate
 
 __all__ = ["Outcome", "run_verification", "kernel_inventory"]
 
@@ -102,44 +100,16 @@ def _orient(ref: Any, inp: Any) -> bool:
     return True
 
 
-def _twin(ctx: Any) -> Any:
-    """The same case with float64 kernels on the same (float32-rounded) inputs."""
-    from verify.checks import Ctx
-    from verify.kernelrun import KernelRun
+def paper_form_note(m: Measurement) -> bool:
+    """A float32 comparison of a paper-form Gauss-Newton kernel (with ``d2f/dp2``).
 
-    case64 = dataclasses.replace(ctx.case, dtype="float64")
-    inp = ctx.inp
+    Reported as a numerical note, not a verdict: on nearly equal logits the paper's
+    ``sum_lq d2f/dp2[l, q] A_l B_q`` cancels and loses accuracy in float32; the drivers
+    use the factored forms (C16-C23), which are verdicts in both dtypes.
+    """
+    from verify.checks import PAPER_FORM
 
-    def f64(a: np.ndarray) -> np.ndarray:
-        return np.asarray(a, dtype=np.float64)
-
-    inp64 = dataclasses.replace(
-        inp,
-        ws=[f64(w) for w in inp.ws],
-        u=f64(inp.u),
-        x=f64(inp.x),
-        y=f64(inp.y),
-        omega=f64(inp.omega),
-        phis=[f64(p) for p in inp.phis],
-    )
-    return Ctx(KernelRun(ctx.run.K, case64, inp64), ctx.ref, case64, inp64, ctx.case.dtype)
-
-
-def _condition(ms32: list[Measurement], ms64: list[Measurement]) -> None:
-    """Pair each float32 comparison with its float64 twin and widen its tolerance."""
-    twins: dict[tuple, Measurement] = {}
-    seen: Counter = Counter()
-    for m in ms64:
-        seen[(m.equation, m.quantity)] += 1
-        twins[(m.equation, m.quantity, seen[(m.equation, m.quantity)])] = m
-    seen.clear()
-    for m in ms32:
-        seen[(m.equation, m.quantity)] += 1
-        widen(
-            m,
-            twins.get((m.equation, m.quantity, seen[(m.equation, m.quantity)])),
-            TOLERANCES["float64"],
-        )
+    return m.dtype == "float32" and m.quantity.endswith(PAPER_FORM)
 
 
 def run_verification(
@@ -206,9 +176,8 @@ def run_verification(
             ctx = Ctx(KernelRun(kernels, case, inp), ref, case, inp)
             with np.errstate(all="ignore"), tracker:
                 case_ms = run_checks(ctx)
-                if case.dtype == "float32":
-                    _condition(case_ms, run_checks(_twin(ctx)))
-                measurements.extend(case_ms)
+                measurements.extend(m for m in case_ms if not paper_form_note(m))
+                notes.extend(m for m in case_ms if paper_form_note(m))
                 errata_ms.extend(measure_errata(ctx))
                 notes.extend(printed_step_length(ctx))
             pad = padding_for(case)
