@@ -411,9 +411,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         check_args = ["check", "--json", str(out / "derive-check.json")]
         if args.quiet:
             check_args.append("--quiet")
+        # regenerate every kernel module in memory and compare with the checked-in code
+        rc_generate = int(derive_cli.main(["generate", "--check"]) or 0)
         rc = int(derive_cli.main(check_args) or 0)
         rc_table = int(derive_cli.main(["table"]) or 0)
-        return max(rc, rc_table)
+        return max(rc_generate, rc, rc_table)
 
     def verify_step() -> int | str:
         try:
@@ -425,7 +427,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     try:
         if not args.skip_derive:
-            _banner("1/3  derive: self-checks of every equation, then the equation table")
+            _banner(
+                "1/3  derive: regenerate and compare the kernels, self-check every equation, "
+                "print the equation table"
+            )
             codes["derive"] = _demo_step("derive", derive_step)
         if not args.skip_verify:
             _banner("2/3  verify: quick report of the generated kernels against JAX")
