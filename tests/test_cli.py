@@ -197,9 +197,10 @@ def test_demo_runs_all_three_steps(tmp_path, monkeypatch, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--iterations", "12", "--quiet"]) == 0
     names = [c[0] for c in calls]
-    assert names == ["derive.cli", "derive.cli", "verify.cli"]
-    assert calls[0][1][0] == "check" and calls[1][1] == ["table"]
-    assert calls[2][1] == ["report", "--quick", "--out", str(out / "verify")]
+    assert names == ["derive.cli", "derive.cli", "derive.cli", "verify.cli"]
+    assert calls[0][1] == ["generate", "--check"]
+    assert calls[1][1][0] == "check" and calls[2][1] == ["table"]
+    assert calls[3][1] == ["report", "--quick", "--out", str(out / "verify")]
     assert (out / "train" / "fig2.png").is_file()
     assert "demo finished" in capsys.readouterr().out
 
