@@ -210,26 +210,8 @@ def _a2(fwd: Forward, k: int):
     return a2
 
 
-def softmax_cross_entropy(p, y, second: bool = True):
-    """Eqs 14-15 and the derivatives the paper leaves unevaluated.
-
-    Returns ``f`` (batch,), ``df/dp`` (batch, classes) and, with ``second``,
-    ``d2f/dp2`` (batch, classes, classes) (else ``None``); ``df/dp = s softmax(p) - y``
-    with ``s = sum(y)`` per row.
-    """
-    shifted = p - p.max(axis=1, keepdims=True)
-    logyhat = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    yhat = np.exp(logyhat)
-    f = -(y * logyhat).sum(axis=1)
-    s = y.sum(axis=1, keepdims=True)
-    dfdp = s * yhat - y
-    if not second:
-        return f, dfdp, None
-    eye_c = eye(p.shape[1], p.dtype)
-    d2fdp2 = s[:, :, None] * (
-        yhat[:, :, None] * eye_c[None] - yhat[:, :, None] * yhat[:, None, :]
-    )
-    return f, dfdp, d2fdp2
+# Eqs 14-15 and their p-derivatives: one definition, shared with the B.1 module
+from numeric.kernels.relu_mlp import softmax_cross_entropy  # noqa: E402
 
 
 def backward(fwd: Forward, ws, u, dfdp) -> Backward:
@@ -1004,19 +986,6 @@ def directional(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, cphi, phis, om
     return gtg, ghg
 
 
-def softmax_cross_entropy(p, y, second: bool = True):
-    """Eqs 14-15 with ``df/dp`` and (``second``) ``d2f/dp2``, as in ``relu_mlp``."""
-    shifted = p - p.max(axis=1, keepdims=True)
-    logyhat = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    yhat = np.exp(logyhat)
-    f = -(y * logyhat).sum(axis=1)
-    s = y.sum(axis=1, keepdims=True)
-    dfdp = s * yhat - y
-    if not second:
-        return f, dfdp, None
-    eye_c = eye(p.shape[1], p.dtype)
-    d2fdp2 = s[:, :, None] * (
-        yhat[:, :, None] * eye_c[None] - yhat[:, :, None] * yhat[:, None, :]
-    )
-    return f, dfdp, d2fdp2
+# Eqs 14-15 and their p-derivatives: one definition, shared with the B.1 module
+from numeric.kernels.relu_mlp import softmax_cross_entropy  # noqa: E402
 '''

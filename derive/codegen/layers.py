@@ -546,7 +546,7 @@ MODULES: list[ModuleSpec] = [
             "NumPy kernels for a conv layer stacked on ReLU layers and a softmax output.",
             T.CONV_MLP_BODY,
             _numbers(CONV_MLP),
-            _IMPORTS.format(names="einsum, eye"),
+            _IMPORTS.format(names="einsum"),
             "derive/equations/convolution.py, contracted.py, feedforward_relu.py",
         ),
         CONV_MLP,

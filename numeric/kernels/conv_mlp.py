@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from numeric.kernels import activations
-from numeric.kernels._runtime import einsum, eye
+from numeric.kernels._runtime import einsum
 
 
 def eq46mc_preactivation(mw, mz):
@@ -577,18 +577,5 @@ def directional(fwd: Forward, bwd: Backward, ws, u, dfdp, d2fdp2, cphi, phis, om
     return gtg, ghg
 
 
-def softmax_cross_entropy(p, y, second: bool = True):
-    """Eqs 14-15 with ``df/dp`` and (``second``) ``d2f/dp2``, as in ``relu_mlp``."""
-    shifted = p - p.max(axis=1, keepdims=True)
-    logyhat = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    yhat = np.exp(logyhat)
-    f = -(y * logyhat).sum(axis=1)
-    s = y.sum(axis=1, keepdims=True)
-    dfdp = s * yhat - y
-    if not second:
-        return f, dfdp, None
-    eye_c = eye(p.shape[1], p.dtype)
-    d2fdp2 = s[:, :, None] * (
-        yhat[:, :, None] * eye_c[None] - yhat[:, :, None] * yhat[:, None, :]
-    )
-    return f, dfdp, d2fdp2
+# Eqs 14-15 and their p-derivatives: one definition, shared with the B.1 module
+from numeric.kernels.relu_mlp import softmax_cross_entropy  # noqa: E402
