@@ -8,13 +8,12 @@ see :mod:`numeric.optimizers`).  Along ``d`` the cubic model of Eq 8 is
 and CR takes the step ``alpha * d`` with the positive root of ``m'(alpha) = 0`` (Eq 37,
 evaluated in whichever of its two algebraically equal forms does not cancel for the sign
 of ``d^T H d``).
-``d^T grad F`` and ``d^T H d`` are exact, from the generated low-rank kernels
-(``directional``, or ``sgd_curvature`` when ``d = -grad F``) for the network's
-activation (:attr:`numeric.model.Network.activation`, kernels chosen by
-:func:`numeric.model.kernels_for`): for the ReLU the B.1 forms of
-:mod:`numeric.kernels.relu_mlp` (C7, L1-L4); for any other activation those of
-:mod:`numeric.kernels.general_mlp`, which add the B.3 term
-``vbar^(k) . A''(z^(k)) zdot^(k)^2`` per layer (C11, Eqs 78-80).
+``d^T grad F`` and ``d^T H d`` are exact, from the generated contracted and low-rank
+kernels through :mod:`numeric.curvature` (:func:`~numeric.curvature.directional`, or
+:func:`~numeric.curvature.sgd_curvature` when ``d = -grad F``): each layer of the network
+adds its own terms (for a dense layer C7 and L1-L4, plus C11's
+``vbar^(k) . A''(z^(k)) zdot^(k)^2`` when its activation has ``A'' != 0``), so CR never
+branches on layer or activation type.
 
 Averaging over the mini-batch (Section 3.1)
 -------------------------------------------
@@ -78,13 +77,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from numeric.kernels import general_mlp as G
-from numeric.kernels import relu_mlp as R
-from numeric.model import Network, as_inputs, as_targets, forward, kernels_for
+from numeric import curvature as cv
+from numeric.kernels._runtime import namespace
+from numeric.kernels.cubic_regularization import cr_step_length
+from numeric.losses import softmax_cross_entropy
+from numeric.network import Network, backward, forward
 from numeric.optimizers import SGD, Optimizer, State
 from numeric.schedules import Constant
 
@@ -99,7 +100,6 @@ __all__ = [
     "MethodState",
     "StepInfo",
     "cubic_model",
-    "per_sample_sgd_curvature",
     "step_length",
     "step_lengths",
 ]
@@ -126,17 +126,6 @@ def cubic_model(alpha, gtg, ghg, sigma: float, norm3):
     return alpha * gtg + 0.5 * alpha**2 * ghg + sigma / 6.0 * np.abs(alpha) ** 3 * norm3
 
 
-def _eq37(ghg, gtg, sigma, norm3):
-    """Eq 37 through the generated cancellation-free form C8 (broadcasts).
-
-    :func:`~numeric.kernels.general_mlp.cr_step_length` takes the rationalized branch
-    for ``ghg >= 0`` and Eq 37 as printed for ``ghg < 0`` (each cancels in the
-    other's domain when ``h^2 >> |d| c``) and returns inf, not an OverflowError,
-    when the quantities overflow.
-    """
-    return G.cr_step_length(ghg, gtg, sigma, norm3)
-
-
 def step_length(
     gtg: float,
     ghg: float,
@@ -146,6 +135,9 @@ def step_length(
     nondescent: str = "base",
 ) -> tuple[float, str]:
     """CR step length (Eq 37) along one direction, with the edge cases of the module.
+
+    Eq 37 is evaluated through the generated cancellation-free form C8
+    (:func:`numeric.kernels.cubic_regularization.cr_step_length`).
 
     Parameters
     ----------
@@ -176,97 +168,41 @@ def step_length(
         return 0.0, "zero"
     if gtg >= 0.0:
         return (float(fallback) if nondescent == "base" else 0.0), "nondescent"
-    with np.errstate(all="ignore"):
-        alpha = float(_eq37(ghg, gtg, sigma, norm3))
+    alpha = float(cr_step_length(ghg, gtg, sigma, norm3))
     if not (math.isfinite(alpha) and alpha > 0.0):
         return float(fallback), "nonfinite"
     return alpha, ""
 
 
-def step_lengths(
-    gtg: np.ndarray,
-    ghg: np.ndarray,
-    sigma: float,
-    norm3: np.ndarray,
-    fallback: float,
-    nondescent: str = "base",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`step_length` (one ``alpha`` per sample).
+def step_lengths(gtg, ghg, sigma: float, norm3, fallback, nondescent: str = "base"):
+    """Vectorised :func:`step_length` in the arrays' namespace (NumPy or JAX, ``jit``-able).
 
     Returns
     -------
-    alpha : np.ndarray, shape (batch,), float64
-    flags : np.ndarray, shape (batch,), int
+    alpha : array, shape of ``gtg``
+        Finite and ``>= 0``.
+    flags : array of int, shape of ``gtg``
         Index into :data:`FLAGS`.
     """
-    gtg = np.asarray(gtg, dtype=np.float64)
-    ghg = np.asarray(ghg, dtype=np.float64)
-    norm3 = np.asarray(norm3, dtype=np.float64)
-    flags = np.zeros(gtg.shape, dtype=np.int64)
-    alpha = np.zeros(gtg.shape, dtype=np.float64)
-    finite = np.isfinite(gtg) & np.isfinite(ghg) & np.isfinite(norm3)
+    xp = namespace(gtg, ghg, norm3)
+    if xp is np:
+        gtg = np.asarray(gtg, dtype=np.float64)
+        ghg = np.asarray(ghg, dtype=np.float64)
+        norm3 = np.asarray(norm3, dtype=np.float64)
+    finite = xp.isfinite(gtg) & xp.isfinite(ghg) & xp.isfinite(norm3)
     zero = finite & ((norm3 <= 0.0) | (sigma * norm3 == 0.0))
     nondesc = finite & ~zero & (gtg >= 0.0)
     regular = finite & ~zero & ~nondesc
-    with np.errstate(all="ignore"):
-        a = _eq37(ghg, gtg, sigma, norm3)
-    bad = regular & ~(np.isfinite(a) & (a > 0.0))
+    a = cr_step_length(ghg, gtg, sigma, norm3)
+    bad = regular & ~(xp.isfinite(a) & (a > 0.0))
     ok = regular & ~bad
-    alpha[ok] = a[ok]
-    alpha[~finite | bad] = fallback
-    alpha[nondesc] = fallback if nondescent == "base" else 0.0
-    flags[nondesc] = FLAGS.index("nondescent")
-    flags[zero] = FLAGS.index("zero")
-    flags[~finite | bad] = FLAGS.index("nonfinite")
+    alpha = xp.where(ok, a, 0.0 * a)
+    alpha = xp.where(~finite | bad, fallback, alpha)
+    alpha = xp.where(nondesc, fallback if nondescent == "base" else 0.0, alpha)
+    flags = xp.where(nondesc, FLAGS.index("nondescent"), 0)
+    flags = xp.where(zero, FLAGS.index("zero"), flags)
+    flags = xp.where(~finite | bad, FLAGS.index("nonfinite"), flags)
     return alpha, flags
-
-
-# ------------------------------------------------------- per-sample SGD directions
-
-
-def per_sample_sgd_curvature(
-    fwd: G.Forward | R.Forward,
-    bwd: G.Backward | R.Backward,
-    ws: Sequence[np.ndarray],
-    u: np.ndarray,
-    dfdp,
-    d2fdp2,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-sample ``g_b^T grad f_b``, ``g_b^T H_b g_b`` and ``||g_b||^2`` for ``g_b = -grad f_b``.
-
-    The generated :func:`numeric.kernels.general_mlp.per_sample_sgd_curvature`: each
-    sample's gradient is rank one per layer (Eqs 27-28: ``dfdp_b v_b^(n)^T`` and
-    ``delta_b^(k) v_b^(k-1)^T``), so the tangent sweep (C4-C5) along it has the sources
-    ``phi_b^(k) v_b^(k-1) = -delta_b^(k) |v_b^(k-1)|^2`` and
-    ``omega_b v_b^(n) = -dfdp_b |v_b^(n)|^2``, and the curvature terms of C7 reduce to
-    ``-2 |delta_b^(k)|^2 (v_b^(k-1) . vdot_b^(k-1))`` and
-    ``-2 |dfdp_b|^2 (v_b^(n) . vdot_b^(n))``, plus C11's ``vbar_b^(k) . A'' zdot_b^(k)^2``
-    for an activation with ``A'' != 0``.  All samples at once, O(batch * weights).
-
-    Parameters
-    ----------
-    fwd, bwd : Forward, Backward
-        From :func:`~numeric.kernels.general_mlp.forward` (with ``second=True``) and
-        ``backward`` on the batch, or from :mod:`~numeric.kernels.relu_mlp`'s (ReLU,
-        ``A'' = 0``).
-    ws : list of np.ndarray
-    u : np.ndarray, shape (classes, w_n)
-    dfdp : np.ndarray, shape (batch, classes)
-    d2fdp2 : np.ndarray, shape (batch, classes, classes)
-
-    Returns
-    -------
-    gtg : np.ndarray, shape (batch,)
-        ``-||grad f_b||^2`` through the tangent sweep.
-    ghg : np.ndarray, shape (batch,)
-        ``grad f_b^T (d^2 f_b / dw^2) grad f_b``.
-    sqnorm : np.ndarray, shape (batch,)
-        ``||grad f_b||^2`` (Eq 40 per sample).
-    """
-    if isinstance(fwd, R.Forward):  # the ReLU's passes: A'' = 0, C11 adds nothing
-        fwd = G.Forward(fwd.vs, fwd.masks, fwd.p, [None] * len(ws), "relu")
-        bwd = G.Backward(bwd.deltas, bwd.grad_u, bwd.grads_w, [None] * len(ws))
-    return G.per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
 
 
 # ------------------------------------------------------------------------- methods
@@ -332,8 +268,26 @@ class MethodState:
     opt: State
 
 
-def _dot(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
-    return float(sum(float(np.vdot(x, y)) for x, y in zip(a, b, strict=True)))
+class Evaluation(NamedTuple):
+    """The network's sweeps on one batch: what every step length rule reads."""
+
+    loss: Any
+    tape: Any
+    adj: Any
+    dfdp: Any
+    d2fdp2: Any
+
+    @property
+    def grads(self) -> list:
+        return self.adj.grads
+
+
+def evaluate(layers: Sequence, params: Sequence, xs, ys, second: bool) -> Evaluation:
+    """Forward and adjoint sweeps, loss and its p-derivatives on one batch (any backend)."""
+    tape = forward(layers, params, xs, second)
+    f, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, ys, second=second)
+    adj = backward(layers, params, tape, dfdp)
+    return Evaluation(f.mean(), tape, adj, dfdp, d2fdp2)
 
 
 def _schedule(lr: float | Schedule | None, optimizer: Optimizer) -> Schedule:
@@ -373,8 +327,8 @@ class Method:
         self,
         network: Network,
         state: MethodState,
-        x: np.ndarray,
-        labels: np.ndarray,
+        x,
+        labels,
         *,
         check: bool = True,
     ) -> tuple[Network, MethodState, StepInfo]:
@@ -386,11 +340,11 @@ class Method:
             Current weights (not modified).
         state : MethodState
             Current state (not modified).
-        x : np.ndarray, shape (batch, d_in)
-        labels : np.ndarray, shape (batch,) int or (batch, classes)
+        x : array, shape (batch, *in_shape)
+        labels : array, shape (batch,) int or (batch, classes)
         check : bool, default True
             Validate shapes and finiteness of the inputs first (training loops pass
-            False after their first step).
+            False after their first step; labels are always matched to the batch).
 
         Returns
         -------
@@ -404,52 +358,45 @@ class Method:
         Diverged
             The loss or the gradient at ``network`` is not finite (nothing is updated).
         """
-        dtype = network.dtype
-        xs = as_inputs(x, dtype)
-        ys = as_targets(labels, network.classes, dtype)
-        ws, u = network.ws, network.u
-        activation = network.activation
-        K = kernels_for(activation)
         if check:
-            K.check_network(ws, u, xs, check_finite=False)
+            xs = network.inputs(x)
             if not np.all(np.isfinite(xs)):
                 raise ValueError("x contains NaN or infinite entries")
             if not all(np.all(np.isfinite(p)) for p in network.params):
                 raise Diverged(f"the weights are not finite before step {state.step}")
-        fwd = forward(ws, u, xs, activation, check=False, second=self._needs_second)
-        f, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, ys, second=self._needs_second)
-        bwd = K.backward(fwd, ws, u, dfdp)
-        loss = float(f.mean())
+        else:
+            xs = x if x.dtype == network.dtype else x.astype(network.dtype)
+        ys = network.targets(labels, xs.shape[0])
+        ev = evaluate(network.layers, network.params, xs, ys, self._needs_second)
+        loss = float(ev.loss)
         if not math.isfinite(loss):
             raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
-        grads = [*bwd.grads_w, bwd.grad_u]
-        try:
-            unit, opt_state = self.optimizer.direction(grads, state.opt, 1.0)
-        except ValueError as exc:
-            if not all(np.all(np.isfinite(g)) for g in grads):
-                raise Diverged(f"the gradient is not finite at step {state.step}") from exc
-            raise
+        unit, opt_state = self.optimizer.unit(ev.grads, state.opt)
         lr = float(self.schedule(state.step))
-        update, info = self._update(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr)
+        update, info = self._update(network, ev, unit, lr)
+        if not math.isfinite(info.dnorm):
+            raise Diverged(f"the gradient is not finite at step {state.step}")
         params = [p + s for p, s in zip(network.params, update, strict=True)]
         info = info._replace(loss=loss)
-        new = Network.from_params(params, check=False, activation=activation)
-        return new, MethodState(state.step + 1, opt_state), info
+        opt_state["step"] = int(opt_state["step"])
+        return network.with_params(params), MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
 
-    def _update(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr):
+    def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
         raise NotImplementedError
 
-    def _curvature(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit):
+    def _curvature(self, network: Network, ev: Evaluation, unit: list):
         """``(d^T grad F, d^T H d, ||d||^2)`` for the unit direction."""
-        K = R if isinstance(fwd, R.Forward) else G
+        layers, params = network.layers, network.params
         if isinstance(self.optimizer, SGD):
-            gtg, ghg = K.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
-            sq = _dot(grads, grads)
+            gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
+            sq = cv.sq_norm(ev.grads)
         else:
-            gtg, ghg = K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, unit[-1], unit[:-1])
-            sq = _dot(unit, unit)
+            gtg, ghg = cv.directional(
+                layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit
+            )
+            sq = cv.sq_norm(unit)
         return float(gtg), float(ghg), sq
 
 
@@ -472,11 +419,11 @@ class Baseline(Method):
         self.curvature = bool(curvature)
         self._needs_second = self.curvature
 
-    def _update(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr):
+    def _update(self, network, ev, unit, lr):
         if self.curvature:
-            gtg, ghg, sq = self._curvature(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit)
+            gtg, ghg, sq = self._curvature(network, ev, unit)
         else:
-            gtg, ghg, sq = _dot(unit, grads), math.nan, _dot(unit, unit)
+            gtg, ghg, sq = cv.dot(unit, ev.grads), math.nan, cv.sq_norm(unit)
         update = [lr * d for d in unit]
         return update, StepInfo(math.nan, lr, lr, lr, gtg, ghg, math.sqrt(sq), "")
 
@@ -533,25 +480,30 @@ class CR(Method):
         self.averaging = averaging
         self.nondescent = nondescent
 
-    def _update(self, fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit, lr):
+    def _update(self, network, ev, unit, lr):
         if self.averaging == "model":
-            gtg, ghg, sq = self._curvature(fwd, bwd, ws, u, dfdp, d2fdp2, grads, unit)
+            gtg, ghg, sq = self._curvature(network, ev, unit)
             alpha, flag = step_length(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
             update = [alpha * d for d in unit]
             return update, StepInfo(math.nan, alpha, lr, alpha, gtg, ghg, math.sqrt(sq), flag)
-        gtg_b, ghg_b, sq_b = per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+        layers, params = network.layers, network.params
+        gtg_b, ghg_b, sq_b = cv.per_sample_sgd_curvature(
+            layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2
+        )
         alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
         alpha = float(alpha_b.mean())
         if self.averaging == "mean-alpha":
             update = [alpha * d for d in unit]
             lr_eff = alpha
         else:  # E[alpha g]: -(1/B) sum_b alpha_b grad f_b, rank one per sample and layer
-            batch = dfdp.shape[0]
+            batch = ev.dfdp.shape[0]
             wa = alpha_b / batch
-            update = [-((bwd.deltas[k] * wa[:, None]).T @ fwd.vs[k]) for k in range(len(ws))]
-            update.append(-((dfdp * wa[:, None]).T @ fwd.vs[len(ws)]))
-            sq_unit = _dot(unit, unit)
-            lr_eff = _dot(update, unit) / sq_unit if sq_unit > 0 else 0.0
+            vs, deltas = ev.tape.inputs, ev.adj.deltas
+            n = len(deltas)
+            update = [-((deltas[k] * wa[:, None]).T @ vs[k]) for k in range(n)]
+            update.append(-((ev.dfdp * wa[:, None]).T @ vs[n]))
+            sq_unit = cv.dot(unit, unit)
+            lr_eff = cv.dot(update, unit) / sq_unit if sq_unit > 0 else 0.0
         worst = int(flags.max()) if flags.size else 0
         info = StepInfo(
             math.nan,

@@ -36,6 +36,13 @@ Unit directions (``g`` the gradient, all operations elementwise)::
               m <- beta1*m + (1-beta1)*g;  v <- beta2*v + (1-beta2)*g^2
               u = -(sqrt(1-beta2^t) / (1-beta1^t)) * m / (sqrt(v) + eps)
 
+Backends
+--------
+:meth:`Optimizer.unit` is the pure rule ``(grads, state) -> (u, new_state)`` without
+validation, written in the namespace of the gradients: the same code runs on NumPy
+arrays and on JAX arrays under ``jax.jit`` (where ``state["step"]`` is a traced
+integer).  :meth:`Optimizer.direction` validates its inputs and calls it.
+
 Numerics
 --------
 Accumulators have the parameters' floating dtype (float64 for integer parameters);
@@ -56,6 +63,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import numpy as np
+
+from numeric.kernels._runtime import namespace
 
 __all__ = [
     "SGD",
@@ -101,6 +110,11 @@ def _float_dtype(dtype: np.dtype) -> np.dtype:
     if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
         return np.dtype(np.float64)
     raise ValueError(f"parameters must be real (floating or integer) arrays, got dtype {dtype}")
+
+
+def _as_dtype(a, dtype):
+    """``a`` in ``dtype`` (no copy when it already is; NumPy or JAX)."""
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 def _as_array_list(name: str, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -261,16 +275,28 @@ class Optimizer:
         lr = _check_lr(lr)
         shapes = _state_shapes(state)
         gs = _check_grads(grads, shapes, finite=check)
-        unit, accs = self._unit(gs, state)
-        new_state: State = {
-            "step": int(state["step"]) + 1,
-            "shapes": [np.array(s, copy=True) for s in state["shapes"]],
-        }
+        for key in self._accumulator_keys:
+            _state_list(state, key, len(gs))
+        unit, new_state = self.unit(gs, state)
+        new_state["step"] = int(new_state["step"])
+        new_state["shapes"] = [np.array(s, copy=True) for s in state["shapes"]]
         # np.asarray: keep 0-d parameters as 0-d arrays, not NumPy scalars
-        new_state.update({k: [np.asarray(a) for a in v] for k, v in accs.items()})
+        for key in self._accumulator_keys:
+            new_state[key] = [np.asarray(a) for a in new_state[key]]
         if lr == 1.0:  # the lr-free direction itself (what CR asks for): no extra pass
             return [np.asarray(u) for u in unit], new_state
         return [np.asarray(lr * u) for u in unit], new_state
+
+    def unit(self, grads: Sequence, state: State) -> tuple[list, State]:
+        """The lr-free unit direction and the advanced state, without validation.
+
+        Pure and backend-generic (NumPy, or JAX under ``jit``): ``grads`` must match
+        the state's shapes.  ``new_state`` shares ``"shapes"`` with ``state``.
+        """
+        unit, accs = self._unit(list(grads), state)
+        new_state: State = {"step": state["step"] + 1, "shapes": state["shapes"]}
+        new_state.update(accs)
+        return unit, new_state
 
     def update(
         self,
@@ -284,6 +310,9 @@ class Optimizer:
         return apply(params, d), new_state
 
     # -- subclass hooks ---------------------------------------------------------
+
+    #: names of the state's accumulator lists
+    _accumulator_keys: ClassVar[tuple[str, ...]] = ()
 
     def _init_accumulators(self, params: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
         return {}
@@ -311,7 +340,7 @@ class SGD(Optimizer):
     def _unit(self, grads, state):
         out = []
         for g in grads:
-            g = g.astype(_float_dtype(g.dtype), copy=False)
+            g = _as_dtype(g, _float_dtype(g.dtype))
             out.append(-g)
         return out, {}
 
@@ -341,18 +370,21 @@ class Adagrad(Optimizer):
                 f"initial_accumulator_value must be > 0, got {self.initial_accumulator_value!r}"
             )
 
+    _accumulator_keys: ClassVar[tuple[str, ...]] = ("acc",)
+
     def _init_accumulators(self, params):
         a0 = float(self.initial_accumulator_value)
         return {"acc": [np.full(p.shape, a0, dtype=_float_dtype(p.dtype)) for p in params]}
 
     def _unit(self, grads, state):
-        accs = _state_list(state, "acc", len(grads))
+        accs = state["acc"]
+        xp = namespace(*grads)
         unit, new_acc = [], []
         for g, acc in zip(grads, accs, strict=True):
-            g = g.astype(acc.dtype, copy=False)
+            g = _as_dtype(g, acc.dtype)
             acc = acc + g * g
             new_acc.append(acc)
-            unit.append(-g / np.sqrt(acc))
+            unit.append(-g / xp.sqrt(acc))
         return unit, {"acc": new_acc}
 
 
@@ -387,20 +419,21 @@ class Adadelta(Optimizer):
         if _real("epsilon", self.epsilon) <= 0:
             raise ValueError(f"epsilon must be > 0, got {self.epsilon!r}")
 
+    _accumulator_keys: ClassVar[tuple[str, ...]] = ("acc", "acc_upd")
+
     def _init_accumulators(self, params):
         zeros = [np.zeros(p.shape, dtype=_float_dtype(p.dtype)) for p in params]
         return {"acc": zeros, "acc_upd": [z.copy() for z in zeros]}
 
     def _unit(self, grads, state):
-        n = len(grads)
-        accs = _state_list(state, "acc", n)
-        acc_upds = _state_list(state, "acc_upd", n)
+        accs, acc_upds = state["acc"], state["acc_upd"]
+        xp = namespace(*grads)
         rho, eps = float(self.rho), float(self.epsilon)
         unit, new_acc, new_acc_upd = [], [], []
         for g, acc, acc_upd in zip(grads, accs, acc_upds, strict=True):
-            g = g.astype(acc.dtype, copy=False)
+            g = _as_dtype(g, acc.dtype)
             acc = acc * rho + (g * g) * (1.0 - rho)
-            upd = np.sqrt(acc_upd + eps) / np.sqrt(acc + eps) * g
+            upd = xp.sqrt(acc_upd + eps) / xp.sqrt(acc + eps) * g
             acc_upd = acc_upd * rho + (upd * upd) * (1.0 - rho)
             new_acc.append(acc)
             new_acc_upd.append(acc_upd)
@@ -440,25 +473,31 @@ class Adam(Optimizer):
         if _real("epsilon", self.epsilon) <= 0:
             raise ValueError(f"epsilon must be > 0, got {self.epsilon!r}")
 
+    _accumulator_keys: ClassVar[tuple[str, ...]] = ("m", "v")
+
     def _init_accumulators(self, params):
         zeros = [np.zeros(p.shape, dtype=_float_dtype(p.dtype)) for p in params]
         return {"m": zeros, "v": [z.copy() for z in zeros]}
 
     def _unit(self, grads, state):
-        n = len(grads)
-        ms = _state_list(state, "m", n)
-        vs = _state_list(state, "v", n)
+        ms, vs = state["m"], state["v"]
+        xp = namespace(*grads)
         b1, b2, eps = float(self.beta1), float(self.beta2), float(self.epsilon)
-        t = int(state["step"]) + 1
-        scale = math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        step = state["step"]
+        if isinstance(step, numbers.Integral):
+            t = int(step) + 1
+            scale = math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        else:  # a traced step (JAX): the same formula on a 0-d array
+            t = step + 1
+            scale = xp.sqrt(1.0 - b2**t) / (1.0 - b1**t)
         unit, new_m, new_v = [], [], []
         for g, m, v in zip(grads, ms, vs, strict=True):
-            g = g.astype(m.dtype, copy=False)
+            g = _as_dtype(g, m.dtype)
             m = m * b1 + g * (1.0 - b1)
             v = v * b2 + (g * g) * (1.0 - b2)
             new_m.append(m)
             new_v.append(v)
-            unit.append(-scale * m / (np.sqrt(v) + eps))
+            unit.append(-scale * m / (xp.sqrt(v) + eps))
         return unit, {"m": new_m, "v": new_v}
 
 

@@ -14,7 +14,8 @@ So this printer works from :func:`derive.indexform.terms` instead: every
 contraction is an explicit ``Sum``, the output axes are the equation's free indices
 in order, a per-sample batch axis ``b`` is added to per-sample tensors, and each
 call goes through :func:`numeric.kernels._runtime.einsum`, which caches an
-optimized contraction path.
+optimized contraction path for NumPy arrays and hands JAX arrays to
+``jax.numpy.einsum`` (one printed kernel, two backends).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class EinsumPrinter:
             if f.base is not None and index in f.indices:
                 axis = f.indices.index(index) + (1 if f.base in batched else 0)
                 name = ops[f.base].name
-                return f"eye({name}.shape[{axis}], {name}.dtype)"
+                return f"eye_like({name}, {axis})"
         raise ValueError(f"cannot size the delta over {index}")
 
     def term_source(self, term: Term, free: tuple[str, ...], ops: dict[str, Operand]) -> str:

@@ -1,11 +1,18 @@
-"""Run-time support for the generated kernels (hand-written, NumPy only).
+"""Run-time support for the generated kernels (hand-written; NumPy, and JAX when given).
 
-* :func:`einsum` caches a contraction plan per (subscripts, shapes): numpy's
-  greedy path, each pairwise step a single ``np.matmul`` on transposed and
-  reshaped operands.  ``np.einsum`` without ``optimize`` never uses BLAS; with a
-  path it re-validates that path on every call, tens of microseconds that
-  dominate at the sizes of the paper's networks.  (``opt_einsum``'s
-  ``contract_expression`` does the same job; the numeric layer stays NumPy-only.)
+* :func:`einsum` runs one printed contraction on either backend.  NumPy arrays go
+  along a contraction plan cached per (subscripts, shapes): numpy's greedy path, each
+  pairwise step a single ``np.matmul`` on transposed and reshaped operands
+  (``np.einsum`` without ``optimize`` never uses BLAS; with a path it re-validates that
+  path on every call, tens of microseconds at the sizes of the paper's networks).
+  :func:`set_planner` switches the NumPy path to ``opt_einsum``'s cached
+  ``contract_expression`` (``lowrank bench`` times both in one run).  Any other array
+  (JAX, also under ``jit``) goes to its own namespace's ``einsum``.
+* :func:`namespace` is the one backend shim: NumPy for NumPy arrays, otherwise the
+  array's ``__array_namespace__`` (``jax.numpy`` for JAX arrays) through
+  ``array-api-compat``.  The NumPy path never imports JAX.
+* :func:`eye_like`, :func:`as_float`, :func:`quiet` and :func:`read_masked` are the
+  other helpers printed kernels call.
 * :func:`check_network` and friends raise clear ``ValueError``\\ s for bad input
   before any contraction runs.
 """
@@ -16,7 +23,38 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["einsum", "eye", "check_network", "check_direction", "check_labels"]
+__all__ = [
+    "as_float",
+    "check_direction",
+    "check_labels",
+    "check_network",
+    "einsum",
+    "eye",
+    "eye_like",
+    "namespace",
+    "planner",
+    "quiet",
+    "read_masked",
+    "set_planner",
+]
+
+_NUMPY_TYPES = (np.ndarray, np.generic, float, int)
+
+
+def namespace(*arrays):
+    """Array namespace of ``arrays``: ``numpy`` unless one of them is another library's.
+
+    NumPy arrays, NumPy scalars and Python numbers are NumPy's; anything else (a JAX
+    array or tracer) answers through ``array_api_compat.array_namespace``.
+    """
+    for a in arrays:
+        if a is None or isinstance(a, _NUMPY_TYPES):
+            continue
+        import array_api_compat
+
+        return array_api_compat.array_namespace(*(b for b in arrays if b is not None))
+    return np
+
 
 _PLANS: dict[tuple, list] = {}
 
@@ -108,13 +146,55 @@ def _plan(subscripts: str, shapes: tuple) -> list:
     return steps
 
 
-def einsum(subscripts: str, *operands: np.ndarray) -> np.ndarray:
-    """``np.einsum`` along a cached greedy path, one BLAS call per pairwise step.
+_PLANNER = ["runtime"]
+_OPT_PLANS: dict[tuple, object] = {}
 
-    NumPy's own ``einsum(..., optimize=path)`` re-validates the path on every call
-    (tens of microseconds), which dominates at the sizes of this paper's networks;
-    here the plan is built once per (subscripts, shapes).
+
+def planner() -> str:
+    """The NumPy contraction planner in use: ``"runtime"`` (default) or ``"opt_einsum"``."""
+    return _PLANNER[0]
+
+
+def set_planner(name: str) -> str:
+    """Choose the NumPy planner (``"runtime"`` or ``"opt_einsum"``); returns the old one."""
+    if name not in ("runtime", "opt_einsum"):
+        raise ValueError(f"planner must be 'runtime' or 'opt_einsum', got {name!r}")
+    old = _PLANNER[0]
+    _PLANNER[0] = name
+    return old
+
+
+def _opt_einsum(subscripts: str, operands) -> np.ndarray:
+    key = (subscripts, *(op.shape for op in operands))
+    expr = _OPT_PLANS.get(key)
+    if expr is None:
+        import opt_einsum
+
+        expr = opt_einsum.contract_expression(
+            subscripts, *(op.shape for op in operands), optimize="greedy"
+        )
+        _OPT_PLANS[key] = expr
+    return expr(*operands, backend="numpy")
+
+
+def einsum(subscripts: str, *operands):
+    """One contraction on the operands' backend.
+
+    NumPy: along a cached greedy path, one BLAS call per pairwise step (or through
+    ``opt_einsum``, see :func:`set_planner`).  Other arrays (JAX): the namespace's
+    ``einsum`` with a greedy path (under ``jit`` the path is found once, at tracing).
     """
+    for op in operands:
+        if type(op) is not np.ndarray:
+            if isinstance(op, np.ndarray):
+                continue
+            xp = namespace(*operands)
+            if xp is not np:
+                return xp.einsum(subscripts, *operands, optimize="greedy")
+            operands = tuple(np.asarray(o) for o in operands)
+            break
+    if _PLANNER[0] == "opt_einsum":
+        return _opt_einsum(subscripts, operands)
     key = (subscripts, *(op.shape for op in operands))
     plan = _PLANS.get(key)
     if plan is None:
@@ -128,8 +208,44 @@ def einsum(subscripts: str, *operands: np.ndarray) -> np.ndarray:
 
 
 def eye(size: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
-    """Identity matrix standing for a Kronecker delta of the index form."""
+    """NumPy identity matrix (a Kronecker delta)."""
     return np.eye(size, dtype=dtype)
+
+
+def eye_like(arr, axis: int):
+    """Identity of size ``arr.shape[axis]`` in ``arr``'s dtype and namespace: the
+    Kronecker delta of an index form, sized by the operand it pairs with."""
+    xp = namespace(arr)
+    if xp is np:
+        return np.eye(arr.shape[axis], dtype=arr.dtype)
+    return xp.eye(arr.shape[axis], dtype=arr.dtype)
+
+
+def as_float(x):
+    """``x`` as an array of a floating dtype (float64 for Python and integer input)."""
+    xp = namespace(x)
+    if xp is np:
+        return np.asarray(x, dtype=np.result_type(x, 1.0))
+    x = xp.asarray(x)
+    return x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float64)
+
+
+def quiet():
+    """Context in which NumPy's floating-point warnings are off (inf and NaN are
+    results the callers handle); a no-op for other backends."""
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
+def read_masked(arr: np.ndarray, index: tuple) -> np.ndarray:
+    """``arr[index]`` for broadcast integer index grids; NaN where an index is outside
+    ``arr`` (an entry-wise form read there is undefined).  NumPy only."""
+    index = np.broadcast_arrays(*index)
+    inside = np.ones(index[0].shape, dtype=bool)
+    clipped = []
+    for ix, size in zip(index, arr.shape, strict=True):
+        inside &= (ix >= 0) & (ix < size)
+        clipped.append(np.clip(ix, 0, size - 1))
+    return np.where(inside, arr[tuple(clipped)], np.nan)
 
 
 def _finite(name: str, arr: np.ndarray) -> None:
