@@ -118,7 +118,7 @@ _CONFIG_FLAGS = (
 
 
 def _add_train(sub) -> None:
-    from numeric.kernels import activations
+    from numeric.layers import activation_names
 
     p = sub.add_parser(
         "train",
@@ -162,7 +162,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--activation",
-        choices=activations.names(),
+        choices=activation_names(),
         help="hidden activation (default relu, the paper's)",
     )
     p.add_argument("--seed", type=int, help="seed of the weights and the batches (default 0)")

@@ -196,7 +196,7 @@ def step_lengths(gtg, ghg, sigma: float, norm3, fallback, nondescent: str = "bas
     a = cr_step_length(ghg, gtg, sigma, norm3)
     bad = regular & ~(xp.isfinite(a) & (a > 0.0))
     ok = regular & ~bad
-    alpha = xp.where(ok, a, 0.0 * a)
+    alpha = xp.where(ok, a, 0.0)
     alpha = xp.where(~finite | bad, fallback, alpha)
     alpha = xp.where(nondesc, fallback if nondescent == "base" else 0.0, alpha)
     flags = xp.where(nondesc, FLAGS.index("nondescent"), 0)
@@ -393,9 +393,7 @@ class Method:
             gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
             sq = cv.sq_norm(ev.grads)
         else:
-            gtg, ghg = cv.directional(
-                layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit
-            )
+            gtg, ghg = cv.directional(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit)
             sq = cv.sq_norm(unit)
         return float(gtg), float(ghg), sq
 

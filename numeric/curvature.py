@@ -124,7 +124,11 @@ def directional(
         second = _add(
             second,
             layers[i].second_order(
-                per_layer[i], tape.inputs[i], tape.caches[i], adj.adjoints[i], tan.tangents[i],
+                per_layer[i],
+                tape.inputs[i],
+                tape.caches[i],
+                adj.adjoints[i],
+                tan.tangents[i],
                 reduce,
             ),
         )
@@ -162,7 +166,7 @@ def sgd_curvature(
     batch = dfdp.shape[0]
     groups = _stack_groups(layers)
     sources: dict[int, object] = {}
-    for start, (lo, hi) in groups.items():
+    for _start, (lo, hi) in groups.items():
         stacked = type(layers[lo]).stacked_sources(
             [adj.adjoints[i] for i in range(lo, hi)], [tape.inputs[i] for i in range(lo, hi)]
         )
@@ -172,7 +176,11 @@ def sgd_curvature(
     xdot = None
     for i, layer in enumerate(layers):
         xdot, tan = layer.lowrank_tangent(
-            per_layer[i], tape.inputs[i], tape.caches[i], adj.adjoints[i], xdot,
+            per_layer[i],
+            tape.inputs[i],
+            tape.caches[i],
+            adj.adjoints[i],
+            xdot,
             source=sources.get(i),
         )
         outputs.append(xdot)
@@ -192,13 +200,19 @@ def sgd_curvature(
         curvature = _add(
             curvature,
             layers[i].lowrank_cross(
-                per_layer[i], tape.inputs[i], tape.caches[i], adj.adjoints[i],
+                per_layer[i],
+                tape.inputs[i],
+                tape.caches[i],
+                adj.adjoints[i],
                 outputs[i - 1] if i > 0 else None,
             ),
         )
         i += 1
     out_cross = layers[-1].lowrank_cross(
-        per_layer[-1], tape.inputs[-1], tape.caches[-1], adj.adjoints[-1],
+        per_layer[-1],
+        tape.inputs[-1],
+        tape.caches[-1],
+        adj.adjoints[-1],
         outputs[-2] if n > 1 else None,
     )
     pdot = outputs[-1]
@@ -208,7 +222,11 @@ def sgd_curvature(
         second = _add(
             second,
             layers[i].second_order(
-                per_layer[i], tape.inputs[i], tape.caches[i], adj.adjoints[i], tangents[i],
+                per_layer[i],
+                tape.inputs[i],
+                tape.caches[i],
+                adj.adjoints[i],
+                tangents[i],
                 "mean",
             ),
         )

@@ -49,9 +49,7 @@ def softmax_cross_entropy(p, y, second: bool = True):
     if not second:
         return f, dfdp, None
     eye_c = eye_like(p, 1)
-    d2fdp2 = s[:, :, None] * (
-        yhat[:, :, None] * eye_c[None] - yhat[:, :, None] * yhat[:, None, :]
-    )
+    d2fdp2 = s[:, :, None] * (yhat[:, :, None] * eye_c[None] - yhat[:, :, None] * yhat[:, None, :])
     return f, dfdp, d2fdp2
 
 

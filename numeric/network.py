@@ -323,9 +323,7 @@ class Network:
         for k, w in enumerate([*ws, u]):
             name = f"ws[{k}]" if k < len(ws) else "u"
             if getattr(w, "ndim", None) != 2:
-                raise ValueError(
-                    f"{name} must be a 2-D array (out, in); got shape {np.shape(w)}"
-                )
+                raise ValueError(f"{name} must be a 2-D array (out, in); got shape {np.shape(w)}")
         layers = []
         for k, w in enumerate(ws):
             if k and w.shape[1] != ws[k - 1].shape[0]:
@@ -383,8 +381,9 @@ class Network:
         return cls.initialise(layers, init=init, seed=seed, dtype=dtype)
 
     @classmethod
-    def initialise(cls, layers: Sequence[Layer], *, init="normal", seed: int = 0,
-                   dtype=np.float64) -> Network:
+    def initialise(
+        cls, layers: Sequence[Layer], *, init="normal", seed: int = 0, dtype=np.float64
+    ) -> Network:
         """Parameters for ``layers`` drawn uniform in ``[-b, b]``, layer by layer."""
         b = init_bound(init)
         dtype = float_dtype(dtype)
@@ -452,8 +451,10 @@ class Network:
     @property
     def widths(self) -> tuple[int, ...]:
         """``(d_in, w_1, ..., w_n)`` of a dense network."""
-        return (int(np.prod(self.layers[0].in_shape)),
-                *(int(np.prod(layer.out_shape)) for layer in self.layers[:-1]))
+        return (
+            int(np.prod(self.layers[0].in_shape)),
+            *(int(np.prod(layer.out_shape)) for layer in self.layers[:-1]),
+        )
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -479,8 +480,11 @@ class Network:
     def inputs(self, x):
         """``x`` checked and converted: (batch, *in_shape) in the network's dtype."""
         xp = namespace(x, self.params[0])
-        x = xp.asarray(x, dtype=self.dtype) if xp is not np else np.ascontiguousarray(
-            x, dtype=self.dtype)
+        x = (
+            xp.asarray(x, dtype=self.dtype)
+            if xp is not np
+            else np.ascontiguousarray(x, dtype=self.dtype)
+        )
         shape = self.in_shape
         if x.ndim == 2 and len(shape) > 1 and x.shape[1] == int(np.prod(shape)):
             x = xp.reshape(x, (x.shape[0], *shape))

@@ -56,7 +56,7 @@ import numpy as np
 
 from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepInfo
 from numeric.data import BatchSampler, Dataset, load_dataset
-from numeric.kernels import activations
+from numeric.layers import get_activation
 from numeric.model import Network, init_bound
 from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
 from numeric.schedules import Constant, ExponentialDecay
@@ -128,7 +128,7 @@ class TrainConfig:
     hidden : tuple of int
         Hidden widths; the paper's networks are ``(128,) * 12``.
     activation : str
-        Hidden activation, a name of :func:`numeric.kernels.activations.names`:
+        Hidden activation, a name of :func:`numeric.layers.activation_names`:
         ``"relu"`` (the paper's, default), ``"tanh"``, ``"sigmoid"``, ``"softplus"``.
         CR's ``d^T H d`` then includes the B.3 term of the activation's ``A''``.
     init : str or float
@@ -195,7 +195,7 @@ class TrainConfig:
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden widths must be positive, got {self.hidden}")
         object.__setattr__(self, "activation", str(self.activation).lower())
-        activations.get(self.activation)
+        get_activation(self.activation)
         init_bound(self.init)
         for name in ("seed", "batch_size", "iterations", "checkpoint_every"):
             value = getattr(self, name)

@@ -9,11 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from numeric.cr import CR, per_sample_sgd_curvature, step_length
-from numeric.kernels import general_mlp as G
-from numeric.kernels import relu_mlp as R
-from numeric.model import Network, as_targets, forward, kernels_for
+from numeric.cr import CR, step_length
+from numeric.layers import Dense
+from numeric.model import Network, as_targets
 from numeric.optimizers import SGD, Adagrad, Adam
+from verify.kernelset import default_kernels
+
+G = default_kernels()
+per_sample_sgd_curvature = G.per_sample_sgd_curvature
 
 SMOOTH = ["tanh", "sigmoid", "softplus"]
 
@@ -44,18 +47,18 @@ def fd_curvature(net, x, labels, direction, eps=1e-5):
     return float((up - down) / (2 * eps) @ flat(direction))
 
 
-def test_kernels_follow_the_activation():
-    assert kernels_for("relu") is R
-    assert all(kernels_for(a) is G for a in SMOOTH)
+def test_layers_follow_the_activation():
+    """One dense layer type for every activation; A'' is kept only where it is not 0."""
     with pytest.raises(ValueError, match="tanh"):
-        kernels_for("cubic")
+        Dense(3, 4, "cubic")
     net, x, _ = problem("tanh")
-    fwd = forward(net.ws, net.u, x, "tanh")
-    assert fwd.activation == "tanh" and fwd.a2s[0] is not None
+    assert all(layer.activation == "tanh" for layer in net.layers[:-1])
+    fwd = net.forward(net.inputs(x))
+    assert fwd.a2s[0] is not None
     relu = problem("relu")[0]
-    assert np.array_equal(
-        forward(relu.ws, relu.u, x, "relu").p, G.forward(relu.ws, relu.u, x, activation="relu").p
-    )
+    fwd = relu.forward(relu.inputs(x))
+    assert fwd.a2s[0] is None and all(c.vanishes for c in fwd.caches[:-1])
+    assert np.array_equal(fwd.p, G.forward(relu.ws, relu.u, x, activation="relu").p)
 
 
 @pytest.mark.parametrize("activation", SMOOTH)
@@ -74,7 +77,7 @@ def test_gradient_matches_finite_differences(activation):
             p[idx] = old
             assert g[idx] == pytest.approx((up - down) / (2 * eps), abs=1e-8)
     # the activation is what the network evaluates: a ReLU network differs
-    relu = Network([w.copy() for w in net.ws], net.u.copy())
+    relu = Network.mlp([w.copy() for w in net.ws], net.u.copy())
     assert abs(relu.loss(x, labels) - loss) > 1e-3
 
 
@@ -107,7 +110,7 @@ def test_cr_step_uses_the_b3_curvature(activation, opt):
     fwd = G.forward(net.ws, net.u, x, activation=activation)
     _, dfdp, d2fdp2 = G.softmax_cross_entropy(fwd.p, y)
     bwd = G.backward(fwd, net.ws, net.u, dfdp)
-    b1 = fwd._replace(a2s=[np.zeros_like(m) for m in fwd.masks])
+    b1 = fwd._replace(caches=[*(c._replace(vanishes=True) for c in fwd.caches[:-1]), None])
     _, ghg_b1 = G.directional(b1, bwd, net.ws, net.u, dfdp, d2fdp2, unit[-1], unit[:-1])
     assert abs(ghg_b1 - fd) > 1e-4 * abs(fd)
 
@@ -118,8 +121,8 @@ def literal_per_sample(net, x, labels):
     fwd = G.forward(net.ws, net.u, x, activation=net.activation)
     _, dfdp, d2 = G.softmax_cross_entropy(fwd.p, y)
     ch = G.chains(fwd, net.ws)
-    gu, gw = G.gradient_literal(fwd, ch, net.ws, net.u, dfdp, reduce="sample")
-    blocks = G.hessian_blocks(fwd, ch, net.ws, net.u, dfdp, d2, reduce="sample")
+    gu, gw = G.gradient_literal(fwd, ch.etas, net.ws, net.u, dfdp, reduce="sample")
+    blocks = G.hessian_blocks_general(fwd, ch, net.ws, net.u, dfdp, d2, reduce="sample")
     g = np.concatenate([a.reshape(a.shape[0], -1) for a in [*gw, gu]], axis=1)
     return g, G.hessian_dense(blocks, net.ws, net.u)
 
@@ -174,8 +177,8 @@ def test_cr_sgd_decreases_the_loss(activation, averaging):
     assert net.loss(x, labels) < 0.95 * start
 
 
-def test_relu_steps_agree_with_the_general_kernels():
-    """The ReLU runs the B.1 kernels; the B.3 kernels at A'' = 0 give the same step."""
+def test_relu_steps_agree_with_the_curvature_drivers():
+    """A CR step's inputs are the low-rank SGD quantities of the network's sweeps."""
     net, x, labels = problem("relu", seed=4)
     info = CR(SGD(), sigma=10.0).step(net, CR(SGD(), 10.0).init(net), x, labels)[2]
     y = as_targets(labels, net.classes)

@@ -1,6 +1,7 @@
-"""A convolutional layer stacked on ReLU layers and the softmax output: ``g^T H g`` and
-``g^T grad F`` from one adjoint and one tangent sweep (C1-C7 with C12-C14), against
-finite differences and against a JAX Hessian-vector product."""
+"""A convolutional layer stacked on ReLU layers and the softmax output (a
+:class:`numeric.network.Network` of Conv2D, Flatten, Dense and Output layers):
+``g^T H g`` and ``g^T grad F`` from one adjoint and one tangent sweep (C4-C7 with
+C12-C14), against finite differences and against a JAX Hessian-vector product."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import numpy as np
 import pytest
 
 from derive.selfcheck import run_checks
-from numeric.kernels import conv_mlp
+from numeric.curvature import directional
+from numeric.layers import Conv2D, Dense, Flatten, Output
+from numeric.losses import softmax_cross_entropy
+from numeric.network import Network, backward, forward
+
+
+def _layers(x, cw, ws, u, sigma, tau, activation):
+    conv = Conv2D(x.shape[1:], cw.shape[0], cw.shape[2:], (sigma, tau), activation)
+    layers = [conv, Flatten(conv.out_shape)]
+    layers += [Dense(w.shape[1], w.shape[0], "relu") for w in ws]
+    return [*layers, Output(u.shape[1], u.shape[0])]
 
 
 def test_stacking_forms_are_proved():
@@ -34,20 +45,21 @@ def _stack(activation, seed=0):
 def test_stack_curvature_against_finite_differences(activation):
     x, y, cw, ws, u, sigma, tau, (dcw, dws, du) = _stack(activation, seed=1)
 
+    layers = _layers(x, cw, ws, u, sigma, tau, activation)
+
     def flat_grad(e):
-        _, gcw, gws, gu = conv_mlp.loss_and_gradient(
-            cw + e * dcw, [m + e * d for m, d in zip(ws, dws, strict=True)], u + e * du, x, y,
-            sigma, tau, activation,
-        )  # fmt: skip
-        return np.concatenate([gcw.ravel(), *[g.ravel() for g in gws], gu.ravel()])
+        params = [cw + e * dcw, *[m + e * d for m, d in zip(ws, dws, strict=True)], u + e * du]
+        _, grads = Network(layers, params).loss_and_gradient(x, y)
+        return np.concatenate([g.ravel() for g in grads])
 
     g = np.concatenate([dcw.ravel(), *[d.ravel() for d in dws], du.ravel()])
     eps = 1e-5
     fd = (flat_grad(eps) - flat_grad(-eps)) / (2 * eps) @ g
-    fwd = conv_mlp.forward(cw, ws, u, x, sigma, tau, activation)
-    _, dfdp, d2fdp2 = conv_mlp.softmax_cross_entropy(fwd.p, y)
-    bwd = conv_mlp.backward(fwd, cw, ws, u, dfdp)
-    gtg, ghg = conv_mlp.directional(fwd, bwd, ws, u, dfdp, d2fdp2, dcw, dws, du)
+    params = [cw, *ws, u]
+    fwd = forward(layers, params, x)
+    _, dfdp, d2fdp2 = softmax_cross_entropy(fwd.p, y)
+    bwd = backward(layers, params, fwd, dfdp)
+    gtg, ghg = directional(layers, params, fwd, bwd, dfdp, d2fdp2, [dcw, *dws, du])
     assert abs(ghg - fd) <= 1e-7 * max(1.0, abs(fd))
     assert abs(gtg - flat_grad(0.0) @ g) <= 1e-12 * max(1.0, abs(gtg))
 

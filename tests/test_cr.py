@@ -17,13 +17,15 @@ from numeric.cr import (
     FLAGS,
     Baseline,
     cubic_model,
-    per_sample_sgd_curvature,
     step_length,
     step_lengths,
 )
-from numeric.kernels import relu_mlp as K
 from numeric.model import Network, as_targets
 from numeric.optimizers import SGD, Adadelta, Adagrad, Adam, Optimizer, apply
+from verify.kernelset import default_kernels
+
+K = default_kernels()
+per_sample_sgd_curvature = K.per_sample_sgd_curvature
 
 # ------------------------------------------------------------------ brute force on Eq 8
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numeric.kernels import relu_mlp as K
 from verify.cases import full_sweep, make_inputs
+from verify.kernelset import default_kernels
+
+K = default_kernels()
 
 
 def _case():

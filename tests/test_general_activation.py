@@ -12,7 +12,11 @@ import sympy as sp
 from derive import activations as acts
 from derive.layer_checks import reduces_to_b1
 from derive.selfcheck import run_checks
-from numeric.kernels import activations, general_mlp, relu_mlp
+from numeric.kernels import activations
+from numeric.layers import activation_names, get_activation
+from verify.kernelset import default_kernels
+
+general_mlp = default_kernels()
 
 B3 = [
     "66",
@@ -52,7 +56,7 @@ def test_activation_check_catches_a_wrong_form():
 
 def test_shipped_activations_and_relu_special_case():
     assert {"relu", "tanh", "sigmoid", "softplus"} <= set(acts.names())
-    assert set(activations.names()) == set(acts.names())
+    assert set(activation_names()) == set(acts.names())
     assert acts.get("relu").second_vanishes and not acts.get("tanh").second_vanishes
     assert activations.SECOND_VANISHES == frozenset({"relu"})
 
@@ -61,7 +65,7 @@ def test_shipped_activations_and_relu_special_case():
 def test_generated_activation_matches_sympy(name):
     act = acts.get(name)
     zs = np.array([-4.5, -1.25, -0.3, 0.4, 1.7, 6.0])
-    got = activations.get(name)(zs)
+    got = get_activation(name)(zs)
     for order in range(3):
         expr = act.derivative(order)
         want = [float(sp.N(expr.subs(acts.z, sp.Rational(str(zz))).doit(), 30)) for zz in zs]
@@ -70,15 +74,15 @@ def test_generated_activation_matches_sympy(name):
 
 def test_activation_extremes_stay_finite():
     z = np.array([-800.0, -40.0, 40.0, 800.0])
-    for name in activations.names():
+    for name in activation_names():
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            v, a1, a2 = activations.get(name)(z)
+            v, a1, a2 = get_activation(name)(z)
         assert np.all(np.isfinite(v)) and np.all(np.isfinite(a1)) and np.all(np.isfinite(a2))
 
 
 def test_unknown_activation_is_a_clear_error():
     with pytest.raises(ValueError, match="tanh"):
-        activations.get("swish")
+        get_activation("swish")
     with pytest.raises(ValueError, match="unknown activation"):
         general_mlp.forward([np.ones((2, 2))], np.ones((2, 2)), np.ones((1, 2)), activation="nope")
 
@@ -138,20 +142,24 @@ def _net(widths=(4, 5, 3, 6), classes=3, batch=3, seed=0):
     return ws, u, x, y, omega, phis
 
 
-def test_general_mlp_with_relu_is_relu_mlp():
+def test_relu_is_the_vanishing_case_of_the_general_code():
+    """One dense code path: for the ReLU the C11 terms are skipped (A'' = 0), and the
+    result equals the general formula evaluated with A'' = 0."""
     ws, u, x, y, omega, phis = _net(seed=3)
-    fg = general_mlp.forward(ws, u, x, activation="relu")
-    fr = relu_mlp.forward(ws, u, x)
-    assert np.array_equal(fg.p, fr.p)
-    _, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fg.p, y)
-    bg, br = general_mlp.backward(fg, ws, u, dfdp), relu_mlp.backward(fr, ws, u, dfdp)
-    for a, b in zip([*bg.grads_w, bg.grad_u], [*br.grads_w, br.grad_u], strict=True):
-        assert np.array_equal(a, b)
-    assert general_mlp.directional(fg, bg, ws, u, dfdp, d2fdp2, omega, phis) == (
-        relu_mlp.directional(fr, br, ws, u, dfdp, d2fdp2, omega, phis)
+    fwd = general_mlp.forward(ws, u, x, activation="relu")
+    _, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, y)
+    bwd = general_mlp.backward(fwd, ws, u, dfdp)
+    zeros = fwd._replace(
+        caches=[
+            *(c._replace(a2=np.zeros_like(c.a1), vanishes=False) for c in fwd.caches[:-1]),
+            None,
+        ]
     )
-    assert general_mlp.sgd_curvature(fg, bg, ws, u, dfdp, d2fdp2) == relu_mlp.sgd_curvature(
-        fr, br, ws, u, dfdp, d2fdp2
+    assert general_mlp.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis) == (
+        general_mlp.directional(zeros, bwd, ws, u, dfdp, d2fdp2, omega, phis)
+    )
+    assert general_mlp.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2) == (
+        general_mlp.sgd_curvature(zeros, bwd, ws, u, dfdp, d2fdp2)
     )
 
 
@@ -179,8 +187,8 @@ def test_general_mlp_curvature_against_finite_differences(activation):
     assert abs(ghg - fd) <= 1e-7 * max(1.0, abs(fd))
     assert abs(gtg - grad_at(0.0) @ _flat(phis, omega)) < 1e-12
     # the A'' term matters: C7 alone (the ReLU formula) is wrong here
-    relu_like = ghg - general_mlp._second_order(fwd, bwd, general_mlp.tangent(
-        fwd, ws, u, omega, phis, preactivations=True)[2], "mean")  # fmt: skip
+    no_a2 = fwd._replace(caches=[*(c._replace(vanishes=True) for c in fwd.caches[:-1]), None])
+    relu_like = general_mlp.directional(no_a2, bwd, ws, u, dfdp, d2fdp2, omega, phis)[1]
     assert abs(relu_like - fd) > 1e-6 * max(1.0, abs(fd))
 
 
@@ -191,7 +199,7 @@ def test_literal_hessian_equals_contracted_curvature():
     bwd = general_mlp.backward(fwd, ws, u, dfdp)
     ch = general_mlp.chains(fwd, ws)
     dense = general_mlp.hessian_dense(
-        general_mlp.hessian_blocks(fwd, ch, ws, u, dfdp, d2fdp2), ws, u
+        general_mlp.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2), ws, u
     )
     g = _flat(phis, omega)
     _, ghg = general_mlp.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
@@ -210,9 +218,11 @@ def test_per_sample_sgd_curvature_sums_like_the_batch():
 
 
 def test_generated_kernels_cite_their_equations():
-    from numeric.kernels import conv2d, conv_mlp, recurrent
+    import importlib
 
-    for mod in (general_mlp, conv2d, recurrent, conv_mlp, activations):
+    from verify.kernelset import GENERATED
+
+    for mod in [*(importlib.import_module(m) for m in GENERATED), activations]:
         for name in dir(mod):
             fn = getattr(mod, name)
             if not callable(fn) or getattr(fn, "__module__", "") != mod.__name__:
@@ -220,9 +230,9 @@ def test_generated_kernels_cite_their_equations():
             if name.startswith("_") or isinstance(fn, type):
                 continue
             assert fn.__doc__, (mod.__name__, name)
-            if re.match(r"^(eq\d+|c\d+|l\d)", name):
+            if re.match(r"^(eq\d+|c\d+|l\d|table2)", name):
                 first = fn.__doc__.strip().splitlines()[0]
-                assert re.match(r"^(Eq \d+|C\d+|L\d)", first), (name, first)
+                assert re.match(r"^(Eq \d+|C\d+|L\d|T2\.)", first), (name, first)
 
 
 # ------------------------------------------------------------------ against JAX

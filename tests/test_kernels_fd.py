@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from numeric.kernels import relu_mlp as K
 from tests.strategies import Architecture, Network, draw_network, networks
+from verify.kernelset import default_kernels
+
+K = default_kernels()
 
 EPS = 1e-6
 

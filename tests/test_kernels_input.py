@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from numeric.kernels import relu_mlp as K
 from tests.strategies import Architecture, draw_network
+from verify.kernelset import default_kernels
+
+K = default_kernels()
 
 
 @pytest.fixture

@@ -64,12 +64,12 @@ def test_invalid_construction():
     with pytest.raises(ValueError):
         Network.create(4, [0], 2)
     with pytest.raises(ValueError):
-        Network([np.zeros((3, 4))], np.zeros((2, 5)))  # u does not take 3 units
+        Network.mlp([np.zeros((3, 4))], np.zeros((2, 5)))  # u does not take 3 units
 
 
 def test_loss_at_zero_weights_is_log_classes():
     net = Network.create(5, [4, 4], 7, seed=0)
-    net = Network([np.zeros_like(w) for w in net.ws], np.zeros_like(net.u))
+    net = Network.mlp([np.zeros_like(w) for w in net.ws], np.zeros_like(net.u))
     x = np.random.default_rng(0).normal(size=(6, 5))
     assert net.loss(x, np.arange(6) % 7) == pytest.approx(math.log(7))
 
@@ -161,7 +161,7 @@ def test_activation_is_kept_stored_and_validated(tmp_path):
     with pytest.raises(ValueError, match="unknown activation"):
         Network.create(4, [3], 2, activation="cubic")
     with pytest.raises(ValueError, match="unknown activation"):
-        Network(net.ws, net.u, "Tanh")
+        Network.mlp(net.ws, net.u, "Tanh")
 
 
 def test_arrays_without_an_activation_load_as_relu(tmp_path):

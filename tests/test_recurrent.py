@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from derive.selfcheck import run_checks
-from numeric.kernels import recurrent
+from numeric.literal import recurrent
 
 REC = ["58", "59", "60", "61", "62", "63", "64", "65", "63.g", "64.g", "65.g"]
 

@@ -245,8 +245,8 @@ def check_gradient(c: Ctx) -> Iterator[Measurement]:
         )
         yield c.m(
             "28",
-            "df/dw(k), per sample (adjoint sweep C1-C3)",
-            "c1_adjoint_top, c2_adjoint_step, c3_grad_w",
+            "df/dw(k), per sample (adjoint sweep C10, C3)",
+            "c10_adjoint_v_top, c10_adjoint_v_step, c3_grad_w",
             lambda k=k: r.K.c3_grad_w(
                 delta_k=r.bwd.deltas[k - 1], v_km1=r.fwd.vs[k - 1], reduce="sample"
             ),
@@ -255,8 +255,18 @@ def check_gradient(c: Ctx) -> Iterator[Measurement]:
         )
         yield c.m(
             "28",
-            "dF/dw(k), batch mean (adjoint sweep C1-C3: backward)",
-            "backward, c1_adjoint_top, c2_adjoint_step, c3_grad_w",
+            "df/dw(k), per sample (ReLU adjoint sweep C1-C3)",
+            "c1_adjoint_top, c2_adjoint_step, c3_grad_w",
+            lambda k=k: r.K.c3_grad_w(
+                delta_k=r.relu_deltas[k - 1], v_km1=r.fwd.vs[k - 1], reduce="sample"
+            ),
+            ref.grads_w_sample[k - 1],
+            per_sample=True,
+        )
+        yield c.m(
+            "28",
+            "dF/dw(k), batch mean (adjoint sweep C10, C3: backward)",
+            "backward, c10_adjoint_v_top, c10_adjoint_v_step, c3_grad_w",
             lambda k=k: r.bwd.grads_w[k - 1],
             ref.grads_w[k - 1],
         )

@@ -1,14 +1,14 @@
 """Kernel outputs of one case, computed on first use.
 
-Each property calls the generated kernels of the module under test (by default
-:mod:`numeric.kernels.relu_mlp`; the mutation tests pass a modified copy).  A kernel
-that raises makes only the checks that use it fail.
+Each property calls the kernels and drivers under test through a
+:class:`~verify.kernelset.KernelSet` (by default the generated modules; the mutation
+tests pass a set with a modified copy).  A kernel that raises makes only the checks that
+use it fail.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,12 +23,12 @@ class KernelRun:
 
     Parameters
     ----------
-    kernels : module
-        Module with the generated kernels and drivers.
+    kernels : KernelSet
+        The generated kernels and the drivers that call them.
     case, inputs : the case and its arrays (kernels run in ``case.dtype``).
     """
 
-    def __init__(self, kernels: ModuleType, case: Case, inputs: Inputs) -> None:
+    def __init__(self, kernels: Any, case: Case, inputs: Inputs) -> None:
         self.K = kernels
         self.case = case
         self.inp = inputs
@@ -62,6 +62,18 @@ class KernelRun:
     @cached_property
     def bwd(self) -> Any:
         return self.K.backward(self.fwd, self.inp.ws, self.inp.u, self.dfdp)
+
+    @cached_property
+    def relu_deltas(self) -> list:
+        """``delta^(k)`` by the ReLU adjoint forms C1 (top) and C2 (step)."""
+        ws, masks = self.inp.ws, self.fwd.masks
+        n = len(ws)
+        delta = self.K.c1_adjoint_top(a1_n=masks[n - 1], dfdp=self.dfdp, u=self.inp.u)
+        deltas = [delta]
+        for k in range(n, 1, -1):
+            delta = self.K.c2_adjoint_step(a1_km1=masks[k - 2], delta_k=delta, w_k=ws[k - 1])
+            deltas.append(delta)
+        return deltas[::-1]
 
     @cached_property
     def etas(self) -> dict:

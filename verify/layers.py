@@ -1,6 +1,9 @@
 """JAX references for the kernels of Appendix B.2 and B.3: general activations
-(``numeric.kernels.general_mlp``), the convolutional layer (``conv2d``), the recurrent
-layer (``recurrent``) and a conv layer stacked on ReLU layers (``conv_mlp``).
+(the dense network with any activation: :mod:`numeric.mlp`, :mod:`numeric.curvature`,
+:mod:`numeric.literal.feedforward`), the convolutional layer
+(:mod:`numeric.literal.convolution`), the recurrent layer
+(:mod:`numeric.literal.recurrent`) and a conv layer stacked on dense layers
+(:class:`numeric.network.Network` of ``Conv2D``, ``Flatten``, ``Dense`` and ``Output``).
 
 Every comparison is a :class:`verify.measure.Measurement` (relative error = max abs
 error / Frobenius norm of the reference block, per sample where the quantity is per
@@ -184,10 +187,10 @@ def mlp_cases(quick: bool = True, seed: int = 0) -> list[MLPCase]:
 
 
 def _mlp_inputs(case: MLPCase):
-    from numeric.kernels import activations
+    from numeric.layers import get_activation
 
     rng = np.random.default_rng(case.seed + 7919)
-    wd, act = case.widths, activations.get(case.activation)
+    wd, act = case.widths, get_activation(case.activation)
     for _ in range(200):
         ws = [rng.uniform(-1, 1, (wd[k + 1], wd[k])) for k in range(len(wd) - 1)]
         x = rng.uniform(-1, 1, (case.batch, wd[0]))
@@ -216,9 +219,11 @@ def _flat(ws, u) -> np.ndarray:
 def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement]]:
     """General-activation kernels on one case."""
     jax, jnp = _jax()
-    from numeric.kernels import activations
-    from numeric.kernels import general_mlp as G
-    from numeric.kernels import relu_mlp as R
+    from numeric import curvature as C
+    from numeric import mlp as G
+    from numeric.layers import get_activation
+    from numeric.literal import feedforward as L
+    from numeric.losses import softmax_cross_entropy
 
     M = _Meter(case.name)
     ws, u, x, y, omega, phis = _mlp_inputs(case)
@@ -292,47 +297,48 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
     zs = np.linspace(-3.0, 3.0, 61) + 1e-3
     dA = jax.vmap(jax.grad(A))
     d2A = jax.vmap(jax.grad(jax.grad(A)))
-    got = activations.get(case.activation)(zs)
+    got = get_activation(case.activation)(zs)
     M.m("67", f"A, A', A'' of {case.activation} (numeric.kernels.activations)", "activations",
         lambda: np.stack(got), np.stack([_np(A(jnp.asarray(zs))), _np(dA(jnp.asarray(zs))),
                                          _np(d2A(jnp.asarray(zs)))]))  # fmt: skip
 
-    fwd = G.forward(ws, u, x, activation=case.activation)
-    f, dfdp, d2fdp2 = G.softmax_cross_entropy(fwd.p, y)
-    bwd = G.backward(fwd, ws, u, dfdp)
-    ch = G.chains(fwd, ws)
+    act = case.activation
+    fwd = G.forward(ws, u, x, activation=act)
+    f, dfdp, d2fdp2 = softmax_cross_entropy(fwd.p, y)
+    bwd = G.backward(fwd, ws, u, dfdp, activation=act)
+    ch = L.chains(fwd, ws)
     M.m("28", "gradient (Eqs 27-28; C3, C10 adjoint sweep)", "backward, c10_*, c3_grad_w",
         lambda: _flat(bwd.grads_w, bwd.grad_u), grad)  # fmt: skip
 
     for k, q in itertools.product(range(1, n + 1), repeat=2):
         M.m("75", "d eta^(n,k)/dw^(q), all (k, q)", "deta_literal, eq75_*",
-            lambda k=k, q=q: G.deta_literal(fwd, ch, ws, k, q), deta_ref[(k, q)],
+            lambda k=k, q=q: L.deta_literal(fwd, ch, ws, k, q), deta_ref[(k, q)],
             per_sample=True)  # fmt: skip
         M.m("77", "d2 v^(n)/dw^(k) dw^(q), all (k, q)", "d2v_literal, eq77_*",
-            lambda k=k, q=q: G.d2v_literal(fwd, ch, ws, k, q), d2v(k, q),
+            lambda k=k, q=q: L.d2v_literal(fwd, ch, ws, k, q), d2v(k, q),
             per_sample=True)  # fmt: skip
         if q < k < n:  # the printed row has a term there
             equal = case.widths[k] == case.widths[q] and case.widths[k - 1] == case.widths[q - 1]
             kind = "index" if equal else "dimension"
             label = "equal widths" if equal else "unequal widths"
             M.e("75", kind, f"d eta^(n,k)/dw^(q), q < k < n, {label}",
-                lambda k=k, q=q: G.deta_literal(fwd, ch, ws, k, q, printed=True),
-                lambda k=k, q=q: G.deta_literal(fwd, ch, ws, k, q), deta_ref[(k, q)], True)  # fmt: skip
+                lambda k=k, q=q: L.deta_literal(fwd, ch, ws, k, q, printed=True),
+                lambda k=k, q=q: L.deta_literal(fwd, ch, ws, k, q), deta_ref[(k, q)], True)  # fmt: skip
             M.e("74", kind, f"d eta^(n,k)/dw^(q), q < k < n, {label} (through Eq 75)",
-                lambda k=k, q=q: G.deta_literal(fwd, ch, ws, k, q, printed=True),
-                lambda k=k, q=q: G.deta_literal(fwd, ch, ws, k, q), deta_ref[(k, q)], True,
+                lambda k=k, q=q: L.deta_literal(fwd, ch, ws, k, q, printed=True),
+                lambda k=k, q=q: L.deta_literal(fwd, ch, ws, k, q), deta_ref[(k, q)], True,
                 note="Eq 74's row equals Eq 75's (alpha^(r-1,k) gamma^(k) = eta^(r-1,k))")  # fmt: skip
             M.e("77", kind, f"d2 v^(n)/dw^(k) dw^(q), q < k < n, {label}",
-                lambda k=k, q=q: G.d2v_literal(fwd, ch, ws, k, q, printed=True),
-                lambda k=k, q=q: G.d2v_literal(fwd, ch, ws, k, q), d2v(k, q), True)  # fmt: skip
+                lambda k=k, q=q: L.d2v_literal(fwd, ch, ws, k, q, printed=True),
+                lambda k=k, q=q: L.d2v_literal(fwd, ch, ws, k, q), d2v(k, q), True)  # fmt: skip
 
-    blocks = G.hessian_blocks(fwd, ch, ws, u, dfdp, d2fdp2)
+    blocks = L.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2)
     M.m("80", "Hessian, all blocks (Eqs 78-80 with Eq 77 corrected)", "hessian_blocks, eq78-80_*",
-        lambda: G.hessian_dense(blocks, ws, u), hess)  # fmt: skip
+        lambda: L.hessian_dense(blocks, ws, u), hess)  # fmt: skip
     if case.batch > 1:
         dense = {
-            reduce: G.hessian_dense(
-                G.hessian_blocks(fwd, ch, ws, u, dfdp, d2fdp2, reduce=reduce), ws, u
+            reduce: L.hessian_dense(
+                L.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2, reduce=reduce), ws, u
             )
             for reduce in ("mean", "printed")
         }
@@ -345,17 +351,25 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
         for number, (label, sl) in parts.items():
             M.e(number, "batch-average", f"Hessian {label}, reduce='printed' vs 'mean'",
                 lambda sl=sl: dense["printed"][sl], lambda sl=sl: dense["mean"][sl], hess[sl])  # fmt: skip
+    if n >= 3 and len(set(case.widths[1:])) == 1:  # the printed row of Eq 77 fits
+        printed_80 = L.hessian_dense(
+            L.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2, printed=True), ws, u
+        )
+        M.e("77", "index", "Hessian through Eq 80 with Eq 77's printed q < k row, equal widths",
+            lambda: printed_80, lambda: L.hessian_dense(blocks, ws, u), hess)  # fmt: skip
 
     gvec = _flat(phis, omega)
-    gtg, ghg = G.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
+    gtg, ghg = G.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis, activation=act)
     M.m("C11", "g^T H g, random direction (C4-C7 + vbar A'' zdot^2)", "directional",
         lambda: ghg, gvec @ hess @ gvec)  # fmt: skip
     M.m("C11", "g^T grad F, random direction (C6)", "directional", lambda: gtg, gvec @ grad)
-    a, b_ = G.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+    a, b_ = G.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2, activation=act)
     M.m("C11", "g^T H g, SGD direction (L1-L4 + C11)", "sgd_curvature",
         lambda: np.array([a, b_]), np.array([-grad @ grad, grad @ hess @ grad]))  # fmt: skip
 
-    gb, hb, sb = G.per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+    gb, hb, sb = C.per_sample_sgd_curvature(
+        G.layers_for(ws, u, act), [*ws, u], fwd, bwd, dfdp, d2fdp2
+    )
     ref_b = []
     for b in range(case.batch):
         g1, h1 = _np(REF["grad_b"][b]), _np(REF["hess_b"][b])
@@ -363,15 +377,6 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
     M.m("C11", "per-sample SGD directions: (g^T grad f, g^T H g, ||g||^2)",
         "per_sample_sgd_curvature", lambda: np.stack([gb, hb, sb], axis=1), np.array(ref_b),
         per_sample=True)  # fmt: skip
-    if case.activation in activations.SECOND_VANISHES:
-        fr = R.forward(ws, u, x)
-        br = R.backward(fr, ws, u, dfdp)
-        mine = np.array([*G.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis),
-                         *G.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)])  # fmt: skip
-        theirs = np.array([*R.directional(fr, br, ws, u, dfdp, d2fdp2, omega, phis),
-                           *R.sgd_curvature(fr, br, ws, u, dfdp, d2fdp2)])  # fmt: skip
-        M.m("C11", "ReLU (A'' = 0): general_mlp equals relu_mlp (directional, sgd)",
-            "directional, sgd_curvature", lambda: mine, theirs)  # fmt: skip
     return M.ms, M.errata
 
 
@@ -425,7 +430,7 @@ def conv_cases(quick: bool = True, seed: int = 0) -> list[ConvCase]:
 def check_conv(case: ConvCase) -> tuple[list[Measurement], list[ErratumMeasurement]]:
     """The conv kernels on one case."""
     jax, jnp = _jax()
-    from numeric.kernels import conv2d as K
+    from numeric.literal import convolution as K
 
     M = _Meter(case.name)
     rng = np.random.default_rng(case.seed + 104729)
@@ -465,6 +470,10 @@ def check_conv(case: ConvCase) -> tuple[list[Measurement], list[ErratumMeasureme
         lambda: fwd.v, R["v"], per_sample=True)  # fmt: skip
     M.m("45", "patches z (conv_general_dilated_patches)", "patches, eq45_patch_entrywise",
         lambda: fwd.z, R["z"], per_sample=True)  # fmt: skip
+    if case.C == 1 and case.O == 1:  # the paper's single-channel form of Eq 46
+        M.m("46", "pre-activation, single channel", "eq46_preactivation",
+            lambda: K.cv.eq46_preactivation(cw=w[0, 0], cz=fwd.z[:, 0]),
+            np.einsum("bstlk,lk->bst", R["z"][:, 0], w[0, 0]), per_sample=True)  # fmt: skip
     M.m("47.mc", "dv/dx", "jacobian_x, eq47mc", lambda: K.jacobian_x(fwd, w), R["jx"], True)
     M.m("49.mc", "dv/dw", "jacobian_w, eq49mc", lambda: K.jacobian_w(fwd), R["jw"], True)
     M.m("50.mc", "d2v/dx dx", "hessian_xx, eq50mc", lambda: K.hessian_xx(fwd, w), R["hxx"], True)
@@ -552,7 +561,7 @@ def _rec_inputs(case: RecCase):
 def check_rec(case: RecCase) -> tuple[list[Measurement], list[ErratumMeasurement]]:
     """The recurrent kernels on one case."""
     jax, jnp = _jax()
-    from numeric.kernels import recurrent as K
+    from numeric.literal import recurrent as K
 
     M = _Meter(case.name)
     w, x = _rec_inputs(case)
@@ -644,7 +653,10 @@ def stack_cases(quick: bool = True, seed: int = 0) -> list[StackCase]:
 def check_stack(case: StackCase) -> tuple[list[Measurement], list[ErratumMeasurement]]:
     """``g^T H g`` and ``g^T grad F`` of the stack against a JAX Hessian-vector product."""
     jax, jnp = _jax()
-    from numeric.kernels import conv_mlp as K
+    from numeric.curvature import directional
+    from numeric.layers import Conv2D, Dense, Flatten, Output
+    from numeric.losses import softmax_cross_entropy
+    from numeric.network import backward, forward
 
     M = _Meter(case.name)
     rng = np.random.default_rng(case.seed + 15485863)
@@ -675,15 +687,21 @@ def check_stack(case: StackCase) -> tuple[list[Measurement], list[ErratumMeasure
                   tuple(jnp.asarray(d) for d in dirs))[1]  # fmt: skip
     gtg_ref = sum(float(jnp.sum(a * b)) for a, b in zip(grads, dirs, strict=True))
     ghg_ref = sum(float(jnp.sum(a * b)) for a, b in zip(hvp, dirs, strict=True))
-    fwd = K.forward(cw, ws, u, x, case.sigma, case.tau, case.activation)
-    _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
-    bwd = K.backward(fwd, cw, ws, u, dfdp)
-    gtg, ghg = K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, dirs[0], list(dirs[1:-1]), dirs[-1])
-    M.m("C14", "g^T H g of conv + ReLU layers + softmax (C12-C14 with C1-C7)", "directional",
+    conv = Conv2D((case.C, case.H, case.W), case.O, (case.kh, case.kw), (case.sigma, case.tau),
+                  case.activation)  # fmt: skip
+    layers = [conv, Flatten(conv.out_shape)]
+    layers += [Dense(widths[k], widths[k + 1], "relu") for k in range(len(case.hidden))]
+    layers.append(Output(widths[-1], case.classes))
+    net_params = [cw, *ws, u]
+    fwd = forward(layers, net_params, x)
+    _, dfdp, d2fdp2 = softmax_cross_entropy(fwd.p, y)
+    bwd = backward(layers, net_params, fwd, dfdp)
+    gtg, ghg = directional(layers, net_params, fwd, bwd, dfdp, d2fdp2, list(dirs))
+    M.m("C14", "g^T H g of conv + ReLU layers + softmax (C12-C14 with C4-C7)", "directional",
         lambda: ghg, ghg_ref)  # fmt: skip
     M.m("C12", "g^T grad F of the stack (C12 tangent, C6)", "directional", lambda: gtg, gtg_ref)
     M.m("C13", "dF/dw of the conv kernels (C13)", "backward, c13_conv_grad_w",
-        lambda: bwd.grad_cw, _np(grads[0]))  # fmt: skip
+        lambda: bwd.grads[0], _np(grads[0]))  # fmt: skip
     return M.ms, M.errata
 
 

@@ -1,17 +1,21 @@
-"""Mutated copies of the generated kernel module, to show that the verification can fail.
+"""Mutated copies of a generated kernel module, to show that the verification can fail.
 
-:func:`mutate` edits the source of one function of :mod:`numeric.kernels.relu_mlp`
-(swap two einsum indices, drop a term of a sum, ...) and executes the result as a new
-module; the original module is not touched.  Drivers of the copy call the copy's
-kernels, so a mutated kernel is seen wherever it is used.
+:func:`mutate` edits the source of one kernel function (swap two einsum indices, drop a
+term of a sum, ...), executes the edited module as a copy and returns a
+:class:`~verify.kernelset.KernelSet` holding it; the original module is not touched.
+While a verification runs, the set installs the mutated functions into the real module,
+so every driver that calls the kernel sees the mutation.
 """
 
 from __future__ import annotations
 
+import importlib
 import pathlib
 import re
 import types
 from types import ModuleType
+
+from verify.kernelset import GENERATED, KernelSet, default_kernels
 
 __all__ = ["MutationError", "function_source", "mutate"]
 
@@ -27,31 +31,32 @@ def _module_source(module: ModuleType) -> str:
     return pathlib.Path(path).read_text()
 
 
-def _span(source: str, function: str) -> tuple[int, int]:
+def _span(source: str, function: str) -> tuple[int, int] | None:
     match = re.search(rf"^def {re.escape(function)}\(", source, flags=re.MULTILINE)
     if match is None:
-        raise MutationError(f"no function {function!r} in the kernel module")
+        return None
     nxt = re.compile(r"^(def |class |# -{10,})", flags=re.MULTILINE).search(source, match.end())
     return match.start(), (nxt.start() if nxt else len(source))
 
 
-def function_source(function: str, module: ModuleType | None = None) -> str:
-    """The source text of one top-level function of the kernel module."""
-    if module is None:
-        from numeric.kernels import relu_mlp as module
-    source = _module_source(module)
-    start, end = _span(source, function)
+def _home(function: str) -> tuple[ModuleType, str, tuple[int, int]]:
+    for name in GENERATED:
+        module = importlib.import_module(name)
+        source = _module_source(module)
+        span = _span(source, function)
+        if span is not None:
+            return module, source, span
+    raise MutationError(f"no function {function!r} in the generated kernel modules")
+
+
+def function_source(function: str) -> str:
+    """The source text of one generated kernel function."""
+    _, source, (start, end) = _home(function)
     return source[start:end]
 
 
-def mutate(
-    function: str,
-    old: str,
-    new: str,
-    module: ModuleType | None = None,
-    regex: bool = False,
-) -> ModuleType:
-    """A copy of the kernel module with ``old`` replaced by ``new`` in ``function``.
+def mutate(function: str, old: str, new: str, regex: bool = False) -> KernelSet:
+    """The kernels with ``old`` replaced by ``new`` in ``function``.
 
     Every occurrence inside that function is replaced (e.g. an einsum specification that
     appears in both the per-sample and the batch-mean branch); with ``regex``, ``old`` is
@@ -60,12 +65,9 @@ def mutate(
     Raises
     ------
     MutationError
-        When ``old`` does not occur in the function.
+        When ``function`` is no generated kernel, or ``old`` does not occur in it.
     """
-    if module is None:
-        from numeric.kernels import relu_mlp as module
-    source = _module_source(module)
-    start, end = _span(source, function)
+    module, source, (start, end) = _home(function)
     block = source[start:end]
     changed = re.sub(old, new, block) if regex else block.replace(old, new)
     if changed == block:
@@ -73,5 +75,8 @@ def mutate(
     mutated = source[:start] + changed + source[end:]
     copy = types.ModuleType(f"{module.__name__}__mutated_{function}")
     copy.__dict__["__file__"] = None
+    copy.__dict__["__source__"] = mutated
     exec(compile(mutated, f"<{function} mutated>", "exec"), copy.__dict__)  # noqa: S102
-    return copy
+    kernels = default_kernels()
+    kernels.generated[module.__name__] = copy
+    return kernels

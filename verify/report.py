@@ -253,8 +253,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Kernel coverage",
         "",
-        f"{len(cov['exercised'])} of {cov['functions']} public functions of "
-        f"`{cov['module']}` were called by the checks.",
+        f"{len(cov['exercised'])} of {cov['functions']} public functions of the generated "
+        f"modules ({', '.join(f'`{m}`' for m in cov['modules'])}) were called by the checks.",
     ]
     if cov["not_exercised"]:
         out.append(f"Not exercised: {', '.join(cov['not_exercised'])}.")

@@ -1,25 +1,26 @@
 """Run the verification over a list of cases: reference, kernels, checks, errata.
 
 :func:`run_verification` is the one entry point (the CLI and the tests call it).  The
-kernel module is a parameter, default :mod:`numeric.kernels.relu_mlp`.
+kernels are a parameter: by default the generated modules and the drivers that call
+them (:func:`verify.kernelset.default_kernels`); the mutation tests pass a set holding a
+modified copy of one module.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from verify import backend as _backend
 from verify.cases import ABS_MARGIN, REL_MARGIN, TOLERANCES, Case, make_inputs
+from verify.kernelset import KernelSet, default_kernels
 from verify.measure import Measurement, Result, aggregate
 
 __all__ = ["Outcome", "run_verification", "kernel_inventory"]
@@ -45,29 +46,33 @@ class Outcome:
         return [r for r in self.results if r.status != "pass"]
 
 
-def kernel_inventory(kernels: ModuleType) -> list[str]:
-    """Public functions defined by the kernel module (kernels and drivers)."""
-    names = []
-    for name, obj in vars(kernels).items():
-        if name.startswith("_") or not inspect.isfunction(obj):
-            continue
-        if obj.__globals__ is vars(kernels):
-            names.append(name)
-    return names
+def kernel_inventory(kernels: KernelSet) -> list[str]:
+    """Public functions printed in the generated modules, as ``module.function``."""
+    return [
+        f"{module.rsplit('.', 1)[-1]}.{fn}"
+        for module, fns in kernels.functions().items()
+        for fn in fns
+    ]
 
 
 class _CallTracker:
-    """Names of the kernel module's functions called while active (``sys.setprofile``)."""
+    """``module.function`` of the generated functions called while active
+    (``sys.setprofile``)."""
 
-    def __init__(self, kernels: ModuleType) -> None:
-        self.globals = vars(kernels)
+    def __init__(self, kernels: KernelSet) -> None:
+        self.names = {
+            id(vars(mod)): name.rsplit(".", 1)[-1].split("__mutated")[0]
+            for name, mod in kernels.generated.items()
+        }
         self.called: set[str] = set()
         self.active = False
         self.disabled = False  # set when another profiler was active at some point
 
     def _profile(self, frame, event, arg) -> None:  # noqa: ANN001
-        if event == "call" and frame.f_globals is self.globals:
-            self.called.add(frame.f_code.co_name)
+        if event == "call":
+            module = self.names.get(id(frame.f_globals))
+            if module is not None:
+                self.called.add(f"{module}.{frame.f_code.co_name}")
 
     def __enter__(self) -> _CallTracker:
         # a profiler already installed (cProfile, coverage tools) is left alone
@@ -83,11 +88,8 @@ class _CallTracker:
             sys.setprofile(None)
 
 
-def _source_digest(kernels: ModuleType) -> str:
-    try:
-        return hashlib.sha256(inspect.getsource(kernels).encode()).hexdigest()
-    except (OSError, TypeError):
-        return ""
+def _source_digest(kernels: KernelSet) -> str:
+    return hashlib.sha256(kernels.source_text().encode()).hexdigest()
 
 
 def _orient(ref: Any, inp: Any) -> bool:
@@ -114,7 +116,7 @@ def paper_form_note(m: Measurement) -> bool:
 
 def run_verification(
     cases: Sequence[Case],
-    kernels: ModuleType | None = None,
+    kernels: KernelSet | None = None,
     backend: str = "cpu",
     reference_dtype: str = "float64",
     progress: bool = False,
@@ -127,8 +129,8 @@ def run_verification(
     Parameters
     ----------
     cases : sequence of Case
-    kernels : module, optional
-        Default :mod:`numeric.kernels.relu_mlp`.
+    kernels : KernelSet, optional
+        Default :func:`verify.kernelset.default_kernels`.
     layers : bool
         Also verify the kernels of Appendix B.2 and B.3 (general activations, the
         convolutional and recurrent layers, a conv + MLP stack; :mod:`verify.layers`),
@@ -151,7 +153,7 @@ def run_verification(
         raise ValueError(f"reference_dtype must be 'float64' or 'match'; got {reference_dtype!r}")
     be = _backend.select_backend(backend)
     if kernels is None:
-        from numeric.kernels import relu_mlp as kernels
+        kernels = default_kernels()
     from tqdm import tqdm
 
     from verify.checks import Ctx, printed_step_length, run_checks
@@ -166,7 +168,7 @@ def run_verification(
     errata_ms: list = []
     case_info: list[dict] = []
     tracker = _CallTracker(kernels)
-    with _backend.run_settings(be) as settings:
+    with _backend.run_settings(be) as settings, kernels.installed():
         for case in tqdm(cases, desc="verify", unit="case", disable=not progress):
             t0 = time.perf_counter()
             inp = make_inputs(case)
@@ -197,15 +199,16 @@ def run_verification(
     if layers:
         from verify.layers import layer_measurements
 
-        layer_ms, layer_errata = layer_measurements(
-            seed or 0, quick=sweep != "full", backend=backend, progress=progress
-        )
+        with kernels.installed(), np.errstate(all="ignore"), tracker:
+            layer_ms, layer_errata = layer_measurements(
+                seed or 0, quick=sweep != "full", backend=backend, progress=progress
+            )
         measurements.extend(layer_ms)
         errata_ms.extend(layer_errata)
     inventory = kernel_inventory(kernels)
     coverage = {
         "tracked": not tracker.disabled,
-        "module": kernels.__name__,
+        "modules": sorted(kernels.generated),
         "functions": len(inventory),
         "exercised": sorted(set(inventory) & tracker.called),
         "not_exercised": sorted(set(inventory) - tracker.called),
@@ -230,7 +233,7 @@ def run_verification(
                 f"homogeneous) so that |z| >= {ABS_MARGIN:g}"
             ),
         },
-        "kernels_module": kernels.__name__,
+        "kernels_modules": sorted(kernels.generated),
         "kernels_sha256": _source_digest(kernels),
     }
     return Outcome(

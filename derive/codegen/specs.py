@@ -404,8 +404,7 @@ MODULES: list[ModuleSpec] = [
         "  piecewise expressions as gathers with masks; ``*_printed`` keep the printed\n"
         "  conditions (evidence; an entry that reads outside an operand is NaN);\n"
         "* ``c12``-``c14``: the contractions a stacked network needs (tangent, kernel\n"
-        "  gradient and the layer's own curvature along a direction).\n"
-        + _BACKENDS,
+        "  gradient and the layer's own curvature along a direction).\n" + _BACKENDS,
         ("derive/equations/convolution.py",),
         CONVOLUTION,
         CONVOLUTION_ENTRYWISE,

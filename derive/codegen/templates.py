@@ -21,7 +21,7 @@ from __future__ import annotations
 
 ACTIVATION_FUNCTION = '''\
 def {name}(z, second: bool = True):
-    """{doc}.
+    """{doc}: an entry-wise activation of Appendix B.3.
 
     Returns ``(A(z), A'(z), A''(z))``; ``A''`` is ``None`` when ``second`` is false.
     """
@@ -32,12 +32,12 @@ def {name}(z, second: bool = True):
     return v, a1, a2
 '''
 
-ACTIVATIONS_TAIL = '''\
+ACTIVATIONS_TAIL = """\
 #: activation name -> function ``(z, second=True) -> (A, A', A'')``
 ACTIVATIONS = {{{table}}}
 #: names whose ``A''`` vanishes identically (B.3 then reduces to B.1)
 SECOND_VANISHES = frozenset({{{vanishing}}})
-'''
+"""
 
 STEP_LENGTH = '''\
 def cr_step_length(ghg, gtg, sigma, norm3):

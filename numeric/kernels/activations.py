@@ -17,7 +17,7 @@ from numeric.kernels._runtime import namespace
 
 
 def relu(z, second: bool = True):
-    """ReLU max(z, 0) (Eq 11); A'(0) = 0, A'' = 0 (Eq 29).
+    """ReLU max(z, 0) (Eq 11); A'(0) = 0, A'' = 0 (Eq 29): an entry-wise activation of Appendix B.3.
 
     Returns ``(A(z), A'(z), A''(z))``; ``A''`` is ``None`` when ``second`` is false.
     """
@@ -29,7 +29,7 @@ def relu(z, second: bool = True):
 
 
 def tanh(z, second: bool = True):
-    """Hyperbolic tangent.
+    """Hyperbolic tangent: an entry-wise activation of Appendix B.3.
 
     Returns ``(A(z), A'(z), A''(z))``; ``A''`` is ``None`` when ``second`` is false.
     """
@@ -41,7 +41,7 @@ def tanh(z, second: bool = True):
 
 
 def sigmoid(z, second: bool = True):
-    """Logistic sigmoid 1 / (1 + exp(-z)), evaluated as (1 + tanh(z/2)) / 2.
+    """Logistic sigmoid 1 / (1 + exp(-z)), evaluated as (1 + tanh(z/2)) / 2: an entry-wise activation of Appendix B.3.
 
     Returns ``(A(z), A'(z), A''(z))``; ``A''`` is ``None`` when ``second`` is false.
     """
@@ -53,7 +53,7 @@ def sigmoid(z, second: bool = True):
 
 
 def softplus(z, second: bool = True):
-    """Softplus log(1 + exp(z)), evaluated as max(z, 0) + log1p(exp(-|z|)).
+    """Softplus log(1 + exp(z)), evaluated as max(z, 0) + log1p(exp(-|z|)): an entry-wise activation of Appendix B.3.
 
     Returns ``(A(z), A'(z), A''(z))``; ``A''`` is ``None`` when ``second`` is false.
     """

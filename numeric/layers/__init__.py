@@ -1,8 +1,19 @@
 """Layers of :class:`numeric.network.Network`: each owns its forward, adjoint, tangent and
 second-order terms through generated kernels (interface: :class:`Layer`)."""
 
+from numeric.layers.activation import SECOND_VANISHES, activation_names, get_activation
 from numeric.layers.base import Layer
+from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
 
-__all__ = ["Dense", "Layer", "Output"]
+__all__ = [
+    "SECOND_VANISHES",
+    "Conv2D",
+    "Dense",
+    "Flatten",
+    "Layer",
+    "Output",
+    "activation_names",
+    "get_activation",
+]

@@ -19,16 +19,19 @@ from numeric.kernels import activations as act
 from numeric.kernels import contracted as ct
 from numeric.kernels import feedforward as ff
 from numeric.kernels._runtime import namespace
+from numeric.layers.activation import get_activation
 from numeric.layers.base import Layer
 
 __all__ = ["Dense", "DenseCache"]
 
 
 class DenseCache(NamedTuple):
-    """``A'(z)`` and ``A''(z)`` (``None`` unless needed), each (batch, d_out)."""
+    """``A'(z)`` and ``A''(z)`` (``None`` unless needed), each (batch, d_out), and
+    whether ``A''`` vanishes identically (the ReLU: then ``a2`` is never computed)."""
 
     a1: object
     a2: object
+    vanishes: bool
 
 
 class DenseAdjoint(NamedTuple):
@@ -55,11 +58,7 @@ class Dense(Layer):
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        if self.activation not in act.ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {self.activation!r}; choose one of "
-                f"{', '.join(act.ACTIVATIONS)}"
-            )
+        get_activation(self.activation)
         if int(self.d_in) < 1 or int(self.d_out) < 1:
             raise ValueError(f"widths must be positive, got {self.d_in} -> {self.d_out}")
 
@@ -83,7 +82,7 @@ class Dense(Layer):
     def forward(self, params, x, second=True):
         z = ff.eq10_preactivation(w_k=params[0], v_km1=x)
         v, a1, a2 = act.ACTIVATIONS[self.activation](z, second=second and not self.second_vanishes)
-        return v, DenseCache(a1, a2)
+        return v, DenseCache(a1, a2, self.second_vanishes)
 
     def backward(self, params, x, cache, ybar, need_xbar=True):
         delta = cache.a1 * ybar
@@ -100,15 +99,18 @@ class Dense(Layer):
     def cross_term(self, params, x, cache, adjoint, xdot, dparams, reduce):
         if xdot is None:
             return None
-        return ct.c7_layer_term(delta_k=adjoint.delta, phi_k=dparams[0], vdot_km1=xdot, reduce=reduce)
+        return ct.c7_layer_term(
+            delta_k=adjoint.delta, phi_k=dparams[0], vdot_km1=xdot, reduce=reduce
+        )
 
     def second_order(self, params, x, cache, adjoint, tangent, reduce):
-        if self.second_vanishes:
+        if cache.vanishes:
             return None
         if cache.a2 is None:
             raise ValueError("the forward pass did not keep A''; run it with second=True")
-        return ct.c11_second_order_term(vbar_k=adjoint.vbar, a2_k=cache.a2, zdot_k=tangent,
-                                        reduce=reduce)
+        return ct.c11_second_order_term(
+            vbar_k=adjoint.vbar, a2_k=cache.a2, zdot_k=tangent, reduce=reduce
+        )
 
     # --------------------------------------------------- SGD direction (low rank)
     def lowrank_tangent(self, params, x, cache, adjoint, xdot, source=None):
@@ -144,5 +146,9 @@ class Dense(Layer):
         ).sum()
 
     def describe(self) -> dict:
-        return {"type": "dense", "d_in": self.d_in, "d_out": self.d_out,
-                "activation": self.activation}
+        return {
+            "type": "dense",
+            "d_in": self.d_in,
+            "d_out": self.d_out,
+            "activation": self.activation,
+        }

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from numeric.layers.base import Layer
+from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
 
 __all__ = ["LAYER_TYPES", "layer_from_description"]
 
 #: ``describe()["type"]`` -> layer class
-LAYER_TYPES: dict[str, type[Layer]] = {"dense": Dense, "output": Output}
+LAYER_TYPES: dict[str, type[Layer]] = {
+    "dense": Dense,
+    "output": Output,
+    "conv2d": Conv2D,
+    "flatten": Flatten,
+}
 
 
 def layer_from_description(spec: dict) -> Layer:
