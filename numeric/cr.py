@@ -358,6 +358,10 @@ class Method:
         Diverged
             The loss or the gradient at ``network`` is not finite (nothing is updated).
         """
+        if namespace(network.params[0]) is not np:  # JAX arrays: the compiled step
+            from numeric import jax_backend
+
+            return jax_backend.step(self, network, state, x, labels)
         if check:
             xs = network.inputs(x)
             if not np.all(np.isfinite(xs)):
@@ -385,6 +389,25 @@ class Method:
 
     def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
         raise NotImplementedError
+
+    def update_arrays(self, layers: Sequence, params: Sequence, ev: Evaluation, unit: list, lr):
+        """The step as arrays, for any backend and under ``jax.jit``.
+
+        Returns ``(update, info)`` with ``info`` the fields of :class:`StepInfo` after
+        ``loss`` as 0-d arrays (``flag`` an index into :data:`FLAGS`).  Equal to
+        :meth:`_update` up to rounding; the NumPy training path uses the latter (Python
+        scalars, no device round trips).
+        """
+        raise NotImplementedError
+
+    def _curvature_arrays(self, layers, params, ev: Evaluation, unit: list):
+        if isinstance(self.optimizer, SGD):
+            gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
+            sq = cv.sq_norm(ev.grads)
+        else:
+            gtg, ghg = cv.directional(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit)
+            sq = cv.sq_norm(unit)
+        return gtg, ghg, sq
 
     def _curvature(self, network: Network, ev: Evaluation, unit: list):
         """``(d^T grad F, d^T H d, ||d||^2)`` for the unit direction."""
@@ -424,6 +447,16 @@ class Baseline(Method):
             gtg, ghg, sq = cv.dot(unit, ev.grads), math.nan, cv.sq_norm(unit)
         update = [lr * d for d in unit]
         return update, StepInfo(math.nan, lr, lr, lr, gtg, ghg, math.sqrt(sq), "")
+
+    def update_arrays(self, layers, params, ev, unit, lr):
+        xp = namespace(*ev.grads)
+        if self.curvature:
+            gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
+        else:
+            gtg, ghg, sq = cv.dot(unit, ev.grads), xp.nan, cv.sq_norm(unit)
+        update = [lr * d for d in unit]
+        info = (lr, lr, lr, gtg, ghg, xp.sqrt(sq), 0)
+        return update, info
 
     def __repr__(self) -> str:
         return f"Baseline({self.optimizer!r}, lr={self.schedule!r})"
@@ -512,6 +545,41 @@ class CR(Method):
             float(ghg_b.mean()),
             float(np.sqrt(sq_b).mean()),
             FLAGS[worst],
+        )
+        return update, info
+
+    def update_arrays(self, layers, params, ev, unit, lr):
+        xp = namespace(*ev.grads)
+        if self.averaging == "model":
+            gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
+            alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
+            update = [alpha * d for d in unit]
+            return update, (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
+        gtg_b, ghg_b, sq_b = cv.per_sample_sgd_curvature(
+            layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2
+        )
+        alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
+        alpha = xp.mean(alpha_b)
+        if self.averaging == "mean-alpha":
+            update = [alpha * d for d in unit]
+            lr_eff = alpha
+        else:
+            batch = ev.dfdp.shape[0]
+            wa = alpha_b / batch
+            vs, deltas = ev.tape.inputs, ev.adj.deltas
+            n = len(deltas)
+            update = [-((deltas[k] * wa[:, None]).T @ vs[k]) for k in range(n)]
+            update.append(-((ev.dfdp * wa[:, None]).T @ vs[n]))
+            sq_unit = cv.dot(unit, unit)
+            lr_eff = xp.where(sq_unit > 0, cv.dot(update, unit) / sq_unit, 0.0)
+        info = (
+            alpha,
+            lr,
+            lr_eff,
+            xp.mean(gtg_b),
+            xp.mean(ghg_b),
+            xp.mean(xp.sqrt(sq_b)),
+            xp.max(flags),
         )
         return update, info
 

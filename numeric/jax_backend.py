@@ -1,0 +1,153 @@
+"""The JAX backend: the same layers, generated kernels and CR rules under ``jax.jit``.
+
+Nothing here is a second implementation.  The kernels dispatch on the array type
+(:func:`numeric.kernels._runtime.einsum`), the layer and curvature drivers are written
+in the arrays' namespace, and a training step is :meth:`numeric.cr.Method.update_arrays`
+traced once per (method, network structure, shapes) and compiled by XLA for the CPU or a
+GPU.  ``Method.step`` hands a network whose parameters are JAX arrays to :func:`step`.
+
+Data parallelism: :func:`batch_sharding` places a batch over a 1-D mesh of devices
+(``NamedSharding`` with a ``"batch"`` axis); the parameters stay replicated.  Every
+quantity of the step is an exact function of the whole batch (means of per-sample
+products, Gram matrices of per-sample factors), so XLA inserts the collectives and the
+result equals the single-device one up to rounding.
+
+This module imports JAX; ``import numeric`` does not import it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from numeric.network import Network
+
+__all__ = [
+    "batch_sharding",
+    "enable_x64",
+    "replicate",
+    "step",
+    "to_jax",
+    "to_numpy",
+]
+
+
+def enable_x64() -> None:
+    """Let JAX compute in float64 (off by default in JAX)."""
+    jax.config.update("jax_enable_x64", True)
+
+
+def to_jax(network: Network, device=None) -> Network:
+    """The network with its parameters as JAX arrays (on ``device`` or the default)."""
+    dtype = network.dtype
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("float64 on the JAX backend needs enable_x64() first")
+    params = [jax.device_put(jnp.asarray(p, dtype=dtype), device) for p in network.params]
+    return network.with_params(params)
+
+
+def to_numpy(network: Network) -> Network:
+    """The network with its parameters as NumPy arrays."""
+    return network.with_params([np.asarray(p) for p in network.params])
+
+
+def batch_sharding(devices: int | Sequence | None = None):
+    """``NamedSharding`` that splits axis 0 over ``devices`` (a count, a list, or all).
+
+    Returns ``None`` for a single device (no sharding needed).
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    if devices is None:
+        devs = jax.local_devices()
+    elif isinstance(devices, int):
+        avail = jax.local_devices()
+        if devices < 1 or devices > len(avail):
+            raise ValueError(f"--devices must be 1..{len(avail)} here, got {devices}")
+        devs = avail[:devices]
+    else:
+        devs = list(devices)
+    if len(devs) == 1:
+        return None
+    mesh = Mesh(np.array(devs), ("batch",))
+    return NamedSharding(mesh, PartitionSpec("batch"))
+
+
+def replicate(network: Network, sharding) -> Network:
+    """Parameters replicated over the mesh of ``sharding`` (no-op without one)."""
+    if sharding is None:
+        return network
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    rep = NamedSharding(sharding.mesh, PartitionSpec())
+    return network.with_params([jax.device_put(p, rep) for p in network.params])
+
+
+def _step_impl(method, layers, params, accs, opt_step, x, y, lr):
+    from numeric.cr import evaluate
+
+    ev = evaluate(layers, params, x, y, method._needs_second)
+    state = {"step": opt_step, "shapes": None, **accs}
+    unit, new_state = method.optimizer.unit(ev.grads, state)
+    update, info = method.update_arrays(layers, params, ev, unit, lr)
+    new_params = [p + jnp.asarray(s, dtype=p.dtype) for p, s in zip(params, update, strict=True)]
+    new_accs = {k: new_state[k] for k in accs}
+    info = tuple(jnp.asarray(v) for v in (ev.loss, *info))
+    return new_params, new_accs, info
+
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+def _compiled(method, layers):
+    key = (id(method), tuple(layers))
+    fn = _COMPILED.get(key)
+    if fn is None or fn[0] is not method:
+        fn = (method, jax.jit(partial(_step_impl, method, tuple(layers))))
+        _COMPILED[key] = fn
+    return fn[1]
+
+
+def step(method, network: Network, state, x, labels, sharding=None):
+    """One training step of ``method`` on the JAX backend (see ``Method.step``).
+
+    ``x`` and ``labels`` may be NumPy arrays; they are placed on the device (split over
+    ``sharding`` when given).  Raises :class:`numeric.cr.Diverged` when the loss or the
+    direction is not finite; the parameters are then not updated.
+    """
+    from numeric.cr import FLAGS, Diverged, MethodState, StepInfo
+
+    dtype = network.dtype
+    xs = np.asarray(x, dtype=dtype) if isinstance(x, np.ndarray) else x
+    if xs.ndim == 2 and len(network.in_shape) > 1:
+        xs = xs.reshape(xs.shape[0], *network.in_shape)
+    ys = network.targets(
+        np.asarray(labels) if not isinstance(labels, jax.Array) else labels, xs.shape[0]
+    )
+    if sharding is not None:
+        if xs.shape[0] % sharding.mesh.size:
+            raise ValueError(
+                f"a batch of {xs.shape[0]} does not split over {sharding.mesh.size} devices"
+            )
+        xs, ys = jax.device_put(xs, sharding), jax.device_put(ys, sharding)
+    accs = {k: v for k, v in state.opt.items() if k not in ("step", "shapes")}
+    lr = float(method.schedule(state.step))
+    fn = _compiled(method, network.layers)
+    new_params, new_accs, info = fn(
+        network.params, accs, jnp.asarray(state.opt["step"]), xs, ys, lr
+    )
+    info = [float(v) for v in jax.device_get(info)]
+    loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, flag = info
+    if not math.isfinite(loss):
+        raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
+    if not math.isfinite(dnorm):
+        raise Diverged(f"the gradient is not finite at step {state.step}")
+    opt = {"step": int(state.opt["step"]) + 1, "shapes": state.opt["shapes"], **new_accs}
+    step_info = StepInfo(loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, FLAGS[int(flag)])
+    return network.with_params(new_params), MethodState(state.step + 1, opt), step_info
