@@ -167,8 +167,6 @@ def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callabl
 
 
 def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
-    import jax
-
     from numeric import jax_backend as jb
 
     if net.dtype == np.float64:
@@ -179,7 +177,7 @@ def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
         ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
     ):
         state = {"net": jb.to_jax(net), "st": method.init(net)}
-        xj, yj = jax.numpy.asarray(x), jax.numpy.asarray(y)
+        xj, yj = jb.device_array(x), jb.device_array(y)
 
         def run(method=method, state=state, xj=xj, yj=yj) -> None:
             state["net"], state["st"], _ = jb.step(method, state["net"], state["st"], xj, yj)

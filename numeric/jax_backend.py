@@ -30,6 +30,7 @@ from numeric.network import Network
 
 __all__ = [
     "batch_sharding",
+    "device_array",
     "enable_x64",
     "replicate",
     "step",
@@ -50,6 +51,12 @@ def to_jax(network: Network, device=None) -> Network:
         raise ValueError("float64 on the JAX backend needs enable_x64() first")
     params = [jax.device_put(jnp.asarray(p, dtype=dtype), device) for p in network.params]
     return network.with_params(params)
+
+
+def device_array(a, sharding=None):
+    """``a`` as a JAX array on the default device (or split over ``sharding``)."""
+    a = jnp.asarray(a)
+    return a if sharding is None else jax.device_put(a, sharding)
 
 
 def to_numpy(network: Network) -> Network:
