@@ -45,14 +45,17 @@ def namespace(*arrays):
     """Array namespace of ``arrays``: ``numpy`` unless one of them is another library's.
 
     NumPy arrays, NumPy scalars and Python numbers are NumPy's; anything else (a JAX
-    array or tracer) answers through ``array_api_compat.array_namespace``.
+    array or tracer) answers through ``array_api_compat.array_namespace``, and NumPy
+    arrays among the arguments are then read as inputs of that namespace.
     """
     for a in arrays:
         if a is None or isinstance(a, _NUMPY_TYPES):
             continue
         import array_api_compat
 
-        return array_api_compat.array_namespace(*(b for b in arrays if b is not None))
+        # NumPy arrays mixed in (inputs, constants) convert into the other namespace
+        others = [b for b in arrays if b is not None and not isinstance(b, _NUMPY_TYPES)]
+        return array_api_compat.array_namespace(*others)
     return np
 
 

@@ -1,0 +1,338 @@
+"""CR where researchers train: an optax transformation, and optax methods for ``lowrank train``.
+
+:func:`scale_by_cr` is an ``optax.GradientTransformationExtraArgs`` that composes with any
+base transformation: the base's output is read as the lr-free direction in optax's sign
+convention (gradient-like, as ``scale_by_adam``, ``scale_by_rss`` or no transformation
+for SGD), CR takes the descent direction ``d = -updates`` and returns ``alpha * d`` with
+the step length of Eq 37 (through the cancellation-free form C8), with the flags and
+fallbacks of :mod:`numeric.cr` (non-descent, zero, non-finite)::
+
+    opt = optax.chain(optax.scale_by_adam(), scale_by_cr(sigma=1000.0))
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params, value_fn=loss_of_params)
+    params = optax.apply_updates(params, updates)
+
+``d^T grad F`` and ``d^T H d`` are exact:
+
+* for any JAX model, by one forward-over-reverse product of ``value_fn``
+  (``jax.jvp(jax.grad(value_fn))``), for any pytree of parameters;
+* for this project's networks, when ``value_fn`` is a :class:`NetworkObjective`, by the
+  generated contracted kernels (one tangent sweep; the low-rank forms L1-L4 when
+  ``direction="sgd"`` says the incoming updates are the gradient itself), without
+  building the autodiff route.
+
+:class:`OptaxMethod` runs any optax transformation (CR chains, and the optax baselines:
+Prodigy, D-Adaptation, DoG, Schedule-Free, Momo, backtracking line search, Sophia) as a
+:class:`numeric.cr.Method` on the JAX backend, so ``lowrank train`` records them like its
+own methods.  This module imports JAX and optax; ``import numeric`` does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from numeric import curvature as cv
+from numeric.cr import AVERAGING, FLAGS, NONDESCENT, Diverged, MethodState, StepInfo, step_lengths
+from numeric.losses import softmax_cross_entropy
+from numeric.network import Network, backward, forward
+
+__all__ = [
+    "BASELINES",
+    "NetworkObjective",
+    "OptaxMethod",
+    "ScaleByCRState",
+    "baseline",
+    "scale_by_cr",
+]
+
+
+class ScaleByCRState(NamedTuple):
+    """What the last CR step did (all 0-d arrays), for logging.
+
+    ``alpha`` the step length along ``d``; ``dgrad`` = ``d^T grad F``; ``dhd`` =
+    ``d^T H d``; ``dnorm`` = ``||d||``; ``flag`` an index into :data:`numeric.cr.FLAGS`;
+    ``count`` the number of steps taken.
+    """
+
+    count: Any
+    alpha: Any
+    dgrad: Any
+    dhd: Any
+    dnorm: Any
+    flag: Any
+
+
+class NetworkObjective:
+    """``F(params)`` of a :class:`numeric.network.Network` on one batch: the fast path.
+
+    Passed as ``value_fn``, it lets :func:`scale_by_cr` compute ``d^T grad F`` and
+    ``d^T H d`` with the generated kernels.  ``params`` is the network's flat parameter
+    list.  Calling it returns the batch-mean loss (so it also serves as an ordinary
+    ``value_fn`` for line searches).
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+    x : array, shape (batch, *in_shape)
+    y : array, shape (batch, classes)
+        Label rows (e.g. one-hot).
+    """
+
+    def __init__(self, layers: Sequence, x, y) -> None:
+        self.layers = tuple(layers)
+        self.x = x
+        self.y = y
+
+    def evaluate(self, params, second: bool = True):
+        tape = forward(self.layers, params, self.x, second)
+        f, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, self.y, second=second)
+        adj = backward(self.layers, params, tape, dfdp)
+        return f.mean(), tape, adj, dfdp, d2fdp2
+
+    def __call__(self, params):
+        tape = forward(self.layers, params, self.x, second=False)
+        f, _, _ = softmax_cross_entropy(tape.p, self.y, second=False)
+        return f.mean()
+
+    def value_and_grad(self, params):
+        """``(F, grad F)`` through the generated adjoint sweep."""
+        loss, _, adj, _, _ = self.evaluate(params, second=False)
+        return loss, adj.grads
+
+
+def _vdot(a, b):
+    leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    return sum(jnp.vdot(x, y) for x, y in leaves)
+
+
+def _autodiff_curvature(value_fn: Callable, params, d):
+    grad, hd = jax.jvp(jax.grad(value_fn), (params,), (d,))
+    return _vdot(d, grad), _vdot(d, hd)
+
+
+def _network_curvature(objective: NetworkObjective, params, d, direction: str):
+    params = list(params)
+    d = list(d)
+    _, tape, adj, dfdp, d2fdp2 = objective.evaluate(params)
+    if direction == "sgd":
+        return cv.sgd_curvature(objective.layers, params, tape, adj, dfdp, d2fdp2)
+    return cv.directional(objective.layers, params, tape, adj, dfdp, d2fdp2, d)
+
+
+def scale_by_cr(
+    sigma: float,
+    *,
+    nondescent: str = "base",
+    fallback: float = 0.0,
+    averaging: str = "model",
+    direction: str = "any",
+) -> optax.GradientTransformationExtraArgs:
+    """Scale the base transformation's direction by the CR step length (Eq 37).
+
+    Parameters
+    ----------
+    sigma : float
+        Cubic weight ``sigma > 0``.
+    nondescent : {"base", "skip"}
+        Step for a direction with ``d^T grad F >= 0``: ``fallback`` or none.
+    fallback : float
+        Step length of flagged steps (non-descent with ``"base"``, non-finite); the base
+        method's own learning rate is the natural choice.
+    averaging : {"model"}
+        One cubic model for the batch (Section 3.1's choice).  The per-sample options
+        of :class:`numeric.cr.CR` need per-sample directions, which an optax chain does
+        not have.
+    direction : {"any", "sgd"}
+        ``"sgd"``: the incoming updates are the mini-batch gradient itself (no base
+        transformation), so the fast path applies it through its per-sample factors
+        (L1-L4) instead of a tangent sweep.
+
+    The update function takes ``value_fn`` (required): ``params -> F``; a
+    :class:`NetworkObjective` selects the fast path.
+    """
+    sigma = float(sigma)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+    if nondescent not in NONDESCENT:
+        raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
+    if averaging not in AVERAGING:
+        raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+    if averaging != "model":
+        raise ValueError(
+            f"averaging={averaging!r} needs per-sample directions; an optax chain has one "
+            "direction for the batch: use averaging='model'"
+        )
+    if direction not in ("any", "sgd"):
+        raise ValueError(f"direction must be 'any' or 'sgd', got {direction!r}")
+
+    def init_fn(params):
+        del params
+        zero = jnp.zeros((), dtype=jnp.result_type(float))
+        return ScaleByCRState(
+            jnp.zeros((), jnp.int32), zero, zero, zero, zero, jnp.zeros((), jnp.int32)
+        )
+
+    def update_fn(updates, state, params=None, *, value_fn=None, **extra):
+        del extra
+        if params is None or value_fn is None:
+            raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
+        d = jax.tree_util.tree_map(lambda u: -u, updates)
+        if isinstance(value_fn, NetworkObjective):
+            gtg, ghg = _network_curvature(value_fn, params, d, direction)
+        else:
+            gtg, ghg = _autodiff_curvature(value_fn, params, d)
+        sq = _vdot(d, d)
+        alpha, flag = step_lengths(gtg, ghg, sigma, sq**1.5, fallback, nondescent)
+        new = jax.tree_util.tree_map(lambda x: (alpha * x).astype(x.dtype), d)
+        info = ScaleByCRState(
+            state.count + 1,
+            jnp.asarray(alpha, state.alpha.dtype),
+            jnp.asarray(gtg, state.alpha.dtype),
+            jnp.asarray(ghg, state.alpha.dtype),
+            jnp.asarray(jnp.sqrt(sq), state.alpha.dtype),
+            jnp.asarray(flag, jnp.int32),
+        )
+        return new, info
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+# ------------------------------------------------------------------ optax baselines
+def _linesearch(lr: float):
+    return optax.chain(
+        optax.sgd(learning_rate=lr),
+        optax.scale_by_backtracking_linesearch(max_backtracking_steps=15, store_grad=True),
+    )
+
+
+_STANDARD = ("value", "grad", "value_fn")
+
+#: optax's learning-rate-free and second-order methods, by ``lowrank train`` name:
+#: ``name -> (factory(lr) -> GradientTransformation, default lr, extra arguments)``
+BASELINES: dict[str, tuple[Callable[[float], Any], float, tuple[str, ...]]] = {
+    "prodigy": (lambda lr: optax.contrib.prodigy(learning_rate=lr), 1.0, _STANDARD),
+    "dadapt_adamw": (lambda lr: optax.contrib.dadapt_adamw(learning_rate=lr), 1.0, _STANDARD),
+    "dog": (lambda lr: optax.contrib.dog(learning_rate=lr), 1.0, _STANDARD),
+    "schedule_free_adamw": (
+        lambda lr: optax.contrib.schedule_free_adamw(learning_rate=lr),
+        0.0025,
+        _STANDARD,
+    ),
+    "schedule_free_sgd": (
+        lambda lr: optax.contrib.schedule_free_sgd(learning_rate=lr),
+        1.0,
+        _STANDARD,
+    ),
+    "momo": (lambda lr: optax.contrib.momo(learning_rate=lr), 1.0, _STANDARD),
+    "linesearch": (_linesearch, 1.0, _STANDARD),
+    "sophia": (lambda lr: optax.contrib.sophia(learning_rate=lr), 0.001, ("obj_fn",)),
+}
+
+
+def baseline(name: str, lr: float | None = None) -> OptaxMethod:
+    """The optax method ``name`` of :data:`BASELINES` (its default learning rate if none),
+    ready for ``lowrank train``."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown optax method {name!r}; choose one of {sorted(BASELINES)}")
+    factory, default, extra = BASELINES[name]
+    return OptaxMethod(factory(default if lr is None else float(lr)), name, extra)
+
+
+class OptaxMethod:
+    """An optax transformation as a training method on the JAX backend.
+
+    ``step(network, state, x, labels)`` has the signature of
+    :meth:`numeric.cr.Method.step`: the loss and the gradient come from the generated
+    kernels; ``value``, ``grad``, ``value_fn`` and ``obj_fn`` are passed to the
+    transformation as extra arguments (a :class:`NetworkObjective` of the batch), so line
+    searches, Momo and Sophia work.  When the chain contains :func:`scale_by_cr`, the
+    logged ``alpha``, ``dgrad``, ``dhd`` and flag are CR's; otherwise ``alpha`` is the
+    effective SGD learning rate ``-<update, grad> / ||grad||^2``.
+
+    Parameters
+    ----------
+    tx : optax.GradientTransformation
+    name : str
+        For ``repr`` and the run's config.
+    extra_args : tuple of str
+        Which of ``value``, ``grad``, ``value_fn`` and ``obj_fn`` the transformation is
+        given (a line search hands every unknown one on to ``value_fn``).
+    """
+
+    def __init__(self, tx, name: str = "optax", extra_args: tuple[str, ...] = _STANDARD) -> None:
+        unknown = set(extra_args) - {"value", "grad", "value_fn", "obj_fn"}
+        if unknown:
+            raise ValueError(f"unknown extra arguments {sorted(unknown)}")
+        self.tx = tx
+        self.name = name
+        self.extra_args = tuple(extra_args)
+        self._compiled: dict[tuple, Any] = {}
+
+    def init(self, network: Network) -> MethodState:
+        return MethodState(0, self.tx.init(list(network.params)))
+
+    def _impl(self, layers, params, opt_state, x, y):
+        objective = NetworkObjective(layers, x, y)
+        loss, grads = objective.value_and_grad(params)
+        offered = {"value": loss, "grad": grads, "value_fn": objective, "obj_fn": objective}
+        extra = {k: offered[k] for k in self.extra_args}
+        updates, new_state = self.tx.update(grads, opt_state, params, **extra)
+        new_params = optax.apply_updates(params, updates)
+        gg = _vdot(grads, grads)
+        ug = _vdot(updates, grads)
+        cr_state = _find_cr_state(new_state)
+        if cr_state is not None:
+            info = (cr_state.alpha, cr_state.alpha, cr_state.dgrad, cr_state.dhd,
+                    cr_state.dnorm, cr_state.flag)  # fmt: skip
+        else:
+            lr_eff = jnp.where(gg > 0, -ug / gg, 0.0)
+            info = (lr_eff, lr_eff, ug, jnp.nan, jnp.sqrt(_vdot(updates, updates)), 0)
+        return new_params, new_state, (loss, *(jnp.asarray(v) for v in info))
+
+    def step(self, network: Network, state: MethodState, x, labels, *, check: bool = True,
+             sharding=None):  # fmt: skip
+        from numeric import jax_backend as jb
+
+        dtype = network.dtype
+        xs = np.asarray(x, dtype=dtype) if isinstance(x, np.ndarray) else x
+        if xs.ndim == 2 and len(network.in_shape) > 1:
+            xs = xs.reshape(xs.shape[0], *network.in_shape)
+        ys = network.targets(np.asarray(labels) if isinstance(labels, np.ndarray) else labels,
+                             xs.shape[0])  # fmt: skip
+        if sharding is not None:
+            xs, ys = jb.device_array(xs, sharding), jb.device_array(ys, sharding)
+        key = tuple(network.layers)
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = jax.jit(partial(self._impl, key))
+            self._compiled[key] = fn
+        new_params, new_state, info = fn(list(network.params), state.opt, xs, ys)
+        loss, alpha, lr_eff, dgrad, dhd, dnorm, flag = (float(v) for v in jax.device_get(info))
+        if not math.isfinite(loss):
+            raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
+        if not math.isfinite(dnorm):
+            raise Diverged(f"the update is not finite at step {state.step}")
+        info = StepInfo(loss, alpha, math.nan, lr_eff, dgrad, dhd, dnorm, FLAGS[int(flag)])
+        return network.with_params(new_params), MethodState(state.step + 1, new_state), info
+
+    def __repr__(self) -> str:
+        return f"OptaxMethod({self.name})"
+
+
+def _find_cr_state(state) -> ScaleByCRState | None:
+    if isinstance(state, ScaleByCRState):
+        return state
+    if isinstance(state, tuple | list):
+        for s in state:
+            found = _find_cr_state(s)
+            if found is not None:
+                return found
+    return None
