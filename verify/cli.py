@@ -27,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="where the JAX references run (gpu needs JAX's CUDA build)",
     )
+    rep.add_argument(
+        "--kernels-backend",
+        choices=("numpy", "jax"),
+        default="numpy",
+        help="run the generated kernels and drivers on NumPy arrays or on JAX arrays "
+        "(on the --backend device) (default numpy)",
+    )
     rep.add_argument("--out", default="reports/verify", help="output folder")
     rep.add_argument("--seed", type=int, default=0, help="seed of the sweep")
     rep.add_argument(
@@ -76,6 +83,7 @@ def _report(args: argparse.Namespace) -> int:
         seed=args.seed,
         sweep=sweep,
         layers=not args.no_layers,
+        kernels_backend=args.kernels_backend,
     )
     report.write(outcome, args.out)
     failing = outcome.failed()

@@ -102,6 +102,30 @@ def _orient(ref: Any, inp: Any) -> bool:
     return True
 
 
+def _on_backend(inp: Any, name: str, be: Any) -> Any:
+    """``inp`` with its arrays on the kernels' backend (a copy; NumPy: ``inp`` itself)."""
+    if name == "numpy":
+        return inp
+    if name != "jax":
+        raise ValueError(f"kernels_backend must be 'numpy' or 'jax', got {name!r}")
+    import dataclasses
+
+    import jax
+
+    def put(a):
+        return jax.device_put(a, be.device)
+
+    return dataclasses.replace(
+        inp,
+        ws=[put(w) for w in inp.ws],
+        u=put(inp.u),
+        x=put(inp.x),
+        y=put(inp.y),
+        omega=put(inp.omega),
+        phis=[put(p) for p in inp.phis],
+    )
+
+
 def paper_form_note(m: Measurement) -> bool:
     """A float32 comparison of a paper-form Gauss-Newton kernel (with ``d2f/dp2``).
 
@@ -123,6 +147,7 @@ def run_verification(
     seed: int | None = None,
     sweep: str = "custom",
     layers: bool = False,
+    kernels_backend: str = "numpy",
 ) -> Outcome:
     """Verify ``kernels`` on ``cases``.
 
@@ -143,6 +168,10 @@ def run_verification(
         reference for float32 cases.
     progress : bool
         Show a progress bar (tqdm, on stderr).
+    kernels_backend : {"numpy", "jax"}
+        Run the kernels and drivers on NumPy arrays or on JAX arrays placed on the
+        backend's device (the same generated code either way); the B.2/B.3 layer checks
+        stay on NumPy.
 
     Raises
     ------
@@ -175,7 +204,8 @@ def run_verification(
             ref_dt = case.dtype if reference_dtype == "match" else "float64"
             ref = compute_reference(case, inp, dtype=ref_dt)
             flipped = _orient(ref, inp)
-            ctx = Ctx(KernelRun(kernels, case, inp), ref, case, inp)
+            kinp = _on_backend(inp, kernels_backend, be)
+            ctx = Ctx(KernelRun(kernels, case, kinp), ref, case, inp)
             with np.errstate(all="ignore"), tracker:
                 case_ms = run_checks(ctx)
                 measurements.extend(m for m in case_ms if not paper_form_note(m))
@@ -234,6 +264,7 @@ def run_verification(
             ),
         },
         "kernels_modules": sorted(kernels.generated),
+        "kernels_backend": kernels_backend,
         "kernels_sha256": _source_digest(kernels),
     }
     return Outcome(

@@ -180,12 +180,28 @@ def _opt_einsum(subscripts: str, operands) -> np.ndarray:
     return expr(*operands, backend="numpy")
 
 
+_OTHER_PATHS: dict[tuple, list] = {}
+
+
+def _other_path(subscripts: str, operands) -> list:
+    """A greedy contraction path for another backend's ``einsum``, cached per
+    (subscripts, shapes) so that eager calls skip the path search."""
+    key = (subscripts, *(tuple(op.shape) for op in operands))
+    path = _OTHER_PATHS.get(key)
+    if path is None:
+        import opt_einsum
+
+        path = opt_einsum.contract_path(subscripts, *key[1:], shapes=True, optimize="greedy")[0]
+        _OTHER_PATHS[key] = path
+    return path
+
+
 def einsum(subscripts: str, *operands):
     """One contraction on the operands' backend.
 
     NumPy: along a cached greedy path, one BLAS call per pairwise step (or through
     ``opt_einsum``, see :func:`set_planner`).  Other arrays (JAX): the namespace's
-    ``einsum`` with a greedy path (under ``jit`` the path is found once, at tracing).
+    ``einsum`` along a greedy path cached per (subscripts, shapes).
     """
     for op in operands:
         if type(op) is not np.ndarray:
@@ -193,7 +209,7 @@ def einsum(subscripts: str, *operands):
                 continue
             xp = namespace(*operands)
             if xp is not np:
-                return xp.einsum(subscripts, *operands, optimize="greedy")
+                return xp.einsum(subscripts, *operands, optimize=_other_path(subscripts, operands))
             operands = tuple(np.asarray(o) for o in operands)
             break
     if _PLANNER[0] == "opt_einsum":
