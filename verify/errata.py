@@ -365,10 +365,10 @@ def summarise(measurements: list[ErratumMeasurement]) -> list[Erratum]:
     or forms with no kernel) are listed with ``measured = False``: their printed forms
     are still checked symbolically by ``python -m derive check``.
     """
-    import derive
+    from derive.registry import all_equations
 
     entries: dict[str, Erratum] = {}
-    for eq in derive.all_equations():
+    for eq in all_equations():
         if eq.erratum is None:
             continue
         number = _printed_number(eq.number)

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.check_table import CHECKS
+from derive.forms import Equation, Erratum, Form, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, register
 
 F = FAMILIES
 cx, cw, cxt, cz, cdz = F["cx"](), F["cw"](), F["cxt"](), F["cz"](), F["cdz"]()
@@ -96,7 +97,7 @@ register(
             reading="(x~_t^s)_k^l w_k^l, summed over l and k (as Eq 53 writes it)",
         ),
         role="definition",
-        check="conv_preactivation",
+        selfcheck=CHECKS["conv_preactivation"],
         label_sets=_cases_single,
     )
 )
@@ -127,7 +128,7 @@ register(
             reading="(x~_t^s)_k^l = x_{tau t+k-1}^{sigma s+l-1} (= z_tk^sl of Eq 46)",
         ),
         role="definition",
-        check="conv_patch",
+        selfcheck=CHECKS["conv_patch"],
         label_sets=_cases_single,
     )
 )
@@ -141,7 +142,7 @@ register(
         lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
         printed=Form(lambda: contract(cz[s, t, l, k] * cw[l, k], l, k), ("s", "t")),
         role="definition",
-        check="conv_preactivation",
+        selfcheck=CHECKS["conv_preactivation"],
         label_sets=_cases_single,
     )
 )
@@ -172,7 +173,7 @@ register(
             ),
             reading="w_q^m dz_tq^sm/dx_j^i, summed over m and q",
         ),
-        check="conv_dv_dx",
+        selfcheck=CHECKS["conv_dv_dx"],
         label_sets=_cases_single,
     )
 )
@@ -208,7 +209,7 @@ register(
             what="the condition uses the column offset p, the left-hand side's offset is q",
             reading="j = tau t + q - 1",
         ),
-        check="conv_dz_dx",
+        selfcheck=CHECKS["conv_dz_dx"],
         label_sets=_cases_single,
     )
 )
@@ -221,7 +222,7 @@ register(
         paper_latex=r"\mathcal{A}'(z_{tk}^{sl} w_k^l) z_{tq}^{sp}",
         lhs_latex=r"\frac{\partial v_t^s}{\partial w_q^p}",
         printed=Form(lambda: ca1[s, t] * cz[s, t, p, q], ("s", "t", "p", "q")),
-        check="conv_dv_dw",
+        selfcheck=CHECKS["conv_dv_dw"],
         label_sets=_cases_single,
     )
 )
@@ -246,7 +247,7 @@ register(
             ),
             ("s", "t", "p", "q", "i", "j"),
         ),
-        check="conv_d2v_dxdx",
+        selfcheck=CHECKS["conv_d2v_dxdx"],
         label_sets=_cases_single,
     )
 )
@@ -269,7 +270,7 @@ register(
             ),
             ("s", "t", "p", "q", "i", "j"),
         ),
-        check="conv_d2v_dwdx",
+        selfcheck=CHECKS["conv_d2v_dwdx"],
         label_sets=_cases_single,
     )
 )
@@ -284,7 +285,7 @@ register(
         printed=Form(
             lambda: ca2[s, t] * cz[s, t, p, q] * cz[s, t, a, b], ("s", "t", "p", "q", "a", "b")
         ),
-        check="conv_d2v_dwdw",
+        selfcheck=CHECKS["conv_d2v_dwdw"],
         label_sets=_cases_single,
     )
 )
@@ -313,7 +314,7 @@ register(
         lhs_latex=r"\frac{\partial v_t^s}{\partial w_q^p}",
         labels=("sigma", "tau"),
         printed=Form(_f53, ("s", "t", "p", "q")),
-        check="conv_dv_dw",
+        selfcheck=CHECKS["conv_dv_dw"],
         label_sets=_cases_single,
     )
 )
@@ -353,7 +354,7 @@ register(
             what=_BOUND_WHAT,
             reading="1 <= i+1-sigma s <= K_h and 1 <= j+1-tau t <= K_w (K_h x K_w kernel)",
         ),
-        check="conv_dv_dx",
+        selfcheck=CHECKS["conv_dv_dx"],
         label_sets=_cases_single,
     )
 )
@@ -377,7 +378,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v_t^s}{\partial w_q^p \partial w_b^a}",
         labels=("sigma", "tau"),
         printed=Form(_f55, ("s", "t", "p", "q", "a", "b")),
-        check="conv_d2v_dwdw",
+        selfcheck=CHECKS["conv_d2v_dwdw"],
         label_sets=_cases_single,
     )
 )
@@ -435,7 +436,7 @@ register(
                 "(i+1-sigma s, j+1-tau t) != (p, q)"
             ),
         ),
-        check="conv_d2v_dwdx",
+        selfcheck=CHECKS["conv_d2v_dwdx"],
         label_sets=_cases_single,
     )
 )
@@ -478,7 +479,7 @@ register(
             what=_BOUND_WHAT,
             reading="both kernel offsets within 1..K_h x 1..K_w",
         ),
-        check="conv_d2v_dxdx",
+        selfcheck=CHECKS["conv_d2v_dxdx"],
         label_sets=_cases_single,
     )
 )
@@ -503,7 +504,7 @@ def _mc(number, name, title, lhs, form, check):
             paper_latex="",
             lhs_latex=lhs,
             printed=form,
-            check=check,
+            selfcheck=CHECKS[check],
             label_sets=_cases_multi,
         )
     )
@@ -610,7 +611,7 @@ def _reg_c(number, name, title, lhs, form, check, derived_from):
             lhs_latex=lhs,
             printed=form,
             role="contracted",
-            check=check,
+            selfcheck=CHECKS[check],
             label_sets=lambda n: [{"n": n, "case": 0}],
         )
     )

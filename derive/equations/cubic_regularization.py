@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import cr_model
+from derive.check_table import CHECKS
 from derive.equations.feedforward_relu import _huw, _hww, cases
+from derive.forms import Equation, Erratum, Form, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, register
 
 F = FAMILIES
 w, v, eta = F["w"], F["v"], F["eta"]
@@ -22,37 +24,14 @@ omega, phi = F["omega"](), F["phi"]
 
 i, j, m, s, t, l, q, a = idx("i j m s t l q a")
 
-# scalar symbols of the CR model
-h = sp.Symbol("h", real=True)  # g^T H g
-d = sp.Symbol("d", real=True)  # g^T grad F
-cc = sp.Symbol("c", positive=True)  # sigma ||g||^3
-sigma = sp.Symbol("sigma", positive=True)
-alpha_s = sp.Symbol("alpha", real=True)
-
-CR_SYMBOLS = {"h": h, "d": d, "c": cc, "sigma": sigma, "alpha": alpha_s}
-
-
-def cubic_model(alpha: sp.Expr = alpha_s) -> sp.Expr:
-    """Eq 8 along a fixed direction: ``m(alpha) - f = alpha d + alpha^2 h / 2 + c alpha^3 / 6``."""
-    return alpha * d + alpha**2 * h / 2 + cc * sp.Abs(alpha) ** 3 / 6
-
-
-def step_length() -> sp.Expr:
-    """Eq 37: the positive root of ``dm/dalpha = 0``."""
-    return (-h + sp.sqrt(h**2 - 2 * d * cc)) / cc
-
-
-def step_length_stable(root: sp.Expr | None = None) -> sp.Expr:
-    """Eq 37 without cancellation, for ``d < 0``: a ``Piecewise`` on the sign of ``h``.
-
-    ``h >= 0``: the rationalized form ``-2 d / (h + S)``; ``h < 0``: Eq 37 itself,
-    ``(S - h) / c``, whose numerator then adds two positive numbers.  Here
-    ``S = sqrt(h^2 - 2 d c)`` (pass ``root`` to name it, e.g. a symbol that a printer
-    renders as ``hypot(h, sqrt(-2 d c))``, which cannot overflow).  Each branch
-    cancels catastrophically in the other's domain when ``h^2 >> |d| c``.
-    """
-    S = sp.sqrt(h**2 - 2 * d * cc) if root is None else root
-    return sp.Piecewise((-2 * d / (h + S), h >= 0), ((S - h) / cc, True))
+# scalar symbols of the CR model (g^T H g, g^T grad F, sigma ||g||^3) and its closed forms
+h, d, cc, sigma, alpha_s = cr_model.h, cr_model.d, cr_model.cc, cr_model.sigma, cr_model.alpha_s
+CR_SYMBOLS = cr_model.CR_SYMBOLS
+cubic_model = cr_model.cubic_model
+step_length = cr_model.step_length
+step_length_stable = cr_model.step_length_stable
+LIMITS_PRINTED = cr_model.LIMITS_PRINTED
+LIMITS_CORRECTED = cr_model.LIMITS_CORRECTED
 
 
 register(
@@ -84,7 +63,7 @@ register(
         lhs_latex=r"\alpha",
         printed=Form(lambda: (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc, ()),
         role="cr",
-        check="cr_roots",
+        selfcheck=CHECKS["cr_roots"],
     )
 )
 register(
@@ -101,7 +80,7 @@ register(
         lhs_latex=r"\alpha",
         printed=Form(lambda: step_length(), ()),
         role="cr",
-        check="cr_step",
+        selfcheck=CHECKS["cr_step"],
     )
 )
 
@@ -115,7 +94,7 @@ register(
         lhs_latex=r"\alpha",
         printed=Form(lambda: step_length_stable(), ()),
         role="contracted",
-        check="cr_stable",
+        selfcheck=CHECKS["cr_stable"],
     )
 )
 
@@ -157,7 +136,7 @@ register(
         parts={"u_term": Form(_gtgrad_u, ()), "w_term": Form(_gtgrad_w, ())},
         erratum=_BATCH,
         role="cr",
-        check="g_dot_grad",
+        selfcheck=CHECKS["g_dot_grad"],
     )
 )
 
@@ -247,7 +226,7 @@ register(
             ),
         ),
         role="cr",
-        check="g_hess_g",
+        selfcheck=CHECKS["g_hess_g"],
     )
 )
 
@@ -281,24 +260,9 @@ register(
         printed=Form(_norm3, ()),
         parts={"u_sq_norm": Form(_sq_norm_u, ()), "w_sq_norm": Form(_sq_norm_w, ())},
         role="cr",
-        check="g_norm_cubed",
+        selfcheck=CHECKS["g_norm_cubed"],
     )
 )
-
-
-def _limits(printed: bool):
-    """Eq 41's three regimes as (approximation, condition) pairs in h, d, c."""
-    if printed:
-        return [
-            (sp.Abs(d) / h, "abs(h) >> abs(d)*c and h > 0"),
-            (sp.sqrt(2 * d / cc), "abs(h) << abs(d)*c and h > 0"),
-            (2 * sp.Abs(h / cc) + sp.Abs(d / h), "abs(h) >> abs(d)*c and h < 0"),
-        ]
-    return [
-        (sp.Abs(d) / h, "h**2 >> abs(d)*c and h > 0"),
-        (sp.sqrt(-2 * d / cc), "h**2 << abs(d)*c"),
-        (2 * sp.Abs(h / cc) + sp.Abs(d / h), "h**2 >> abs(d)*c and h < 0"),
-    ]
 
 
 def _cond_tex(cond: str) -> str:
@@ -315,15 +279,10 @@ def _cond_tex(cond: str) -> str:
 
 
 def _limits_display(limits: list) -> sp.Expr:
-    """Eq 41's cases as one ``Piecewise`` (conditions as symbols, for display)."""
-    return sp.Piecewise(
-        *[(approx, sp.Symbol(_cond_tex(cond))) for approx, cond in limits[:-1]],
-        (limits[-1][0], True),
-    )
+    """Eq 41's cases as one ``Piecewise``, each with its condition (a symbol named by the
+    condition's LaTeX; the third case's condition is printed too, not "otherwise")."""
+    return sp.Piecewise(*[(approx, sp.Symbol(_cond_tex(cond))) for approx, cond in limits])
 
-
-LIMITS_PRINTED = _limits(True)
-LIMITS_CORRECTED = _limits(False)
 
 register(
     Equation(
@@ -361,7 +320,7 @@ register(
             ),
         ),
         role="cr",
-        check="cr_limits",
+        selfcheck=CHECKS["cr_limits"],
     )
 )
 register(
@@ -408,7 +367,7 @@ register(
         printed=None,
         corrected=Form(lambda n: d2fdp2[i, i] * v(n)[j] * v(n)[j], ("i", "j")),
         erratum=_T2_ERR,
-        check="hessian_diag_u",
+        selfcheck=CHECKS["hessian_diag_u"],
     )
 )
 register(
@@ -441,7 +400,7 @@ register(
             ("i", "j"),
         ),
         erratum=_T2_ERR,
-        check="hessian_diag_w",
+        selfcheck=CHECKS["hessian_diag_w"],
         label_sets=lambda n: [{"n": n, "k": k} for k in range(1, n + 1)],
     )
 )

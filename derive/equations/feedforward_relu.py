@@ -12,8 +12,9 @@ import itertools
 
 import sympy as sp
 
+from derive.check_table import CHECKS
+from derive.forms import Equation, Erratum, Form, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, register
 
 F = FAMILIES
 w, v, a1 = F["w"], F["v"], F["a1"]
@@ -105,7 +106,7 @@ for number, name, tex, title in DEFINITIONS:
             labels=("k",) if number == "10" else (),
             printed=_DEFINITION_FORMS.get(number),
             role="definition",
-            check="network" if number in {"10", "12", "13"} else "",
+            selfcheck=CHECKS["network"] if number in {"10", "12", "13"} else None,
         )
     )
 
@@ -118,7 +119,7 @@ register(
         paper_latex=r"\mathcal{A}'(z) = 1 \; (z>0), \; 0 \; (z<0)",
         lhs_latex=r"\mathcal{A}'(z)",
         role="fact",
-        check="relu_first",
+        selfcheck=CHECKS["relu_first"],
     )
 )
 
@@ -145,7 +146,7 @@ register(
         lhs_latex=r"\frac{\partial v^{(k),j}}{\partial w_t^{(l),s}}",
         labels=("k", "l"),
         printed=_eq18,
-        check="dv_recursive",
+        selfcheck=CHECKS["dv_recursive"],
         label_sets=_layer_pairs1,
     )
 )
@@ -162,7 +163,7 @@ register(
         labels=("k",),
         printed=Form(lambda n, k: sp.KroneckerDelta(j, s) * a1(k)[j], ("j", "s")),
         role="definition",
-        check="gamma",
+        selfcheck=CHECKS["gamma"],
         label_sets=_labels,
     )
 )
@@ -180,7 +181,7 @@ register(
         labels=("k",),
         printed=Form(lambda n, k: contract(gamma(k)[j, s] * w(k)[s, i], s), ("j", "i")),
         role="definition",
-        check="beta",
+        selfcheck=CHECKS["beta"],
         label_sets=_labels,
     )
 )
@@ -239,7 +240,7 @@ register(
             reading="delta_{j_l}^{j_k} (the identity on layer l's units)",
         ),
         role="definition",
-        check="alpha",
+        selfcheck=CHECKS["alpha"],
         label_sets=_layer_pairs0,
     )
 )
@@ -275,7 +276,7 @@ register(
             reading="add the bound m <= l <= k",
         ),
         role="identity",
-        check="alpha_composition",
+        selfcheck=CHECKS["alpha_composition"],
         label_sets=_triples,
     )
 )
@@ -301,7 +302,7 @@ register(
             reading="gamma_i^{(l),s}",
         ),
         role="definition",
-        check="eta",
+        selfcheck=CHECKS["eta"],
         label_sets=lambda n: [d for d in _layer_pairs1(n) if d["l"] <= d["k"]],
     )
 )
@@ -323,7 +324,7 @@ register(
             ),
             ("j", "s", "t"),
         ),
-        check="dv",
+        selfcheck=CHECKS["dv"],
         label_sets=_layer_pairs1,
     )
 )
@@ -347,7 +348,7 @@ register(
             ),
             reading="dp^j/du_k^l = delta_l^j v^{(n),k}",
         ),
-        check="dp_du",
+        selfcheck=CHECKS["dp_du"],
     )
 )
 register(
@@ -359,7 +360,7 @@ register(
         paper_latex=r"u_i^j",
         lhs_latex=r"\frac{\partial p^j}{\partial v^{(n),i}}",
         printed=Form(lambda n: u[j, i], ("j", "i")),
-        check="dp_dv",
+        selfcheck=CHECKS["dp_dv"],
     )
 )
 
@@ -374,7 +375,7 @@ register(
         lhs_latex=r"\frac{\partial f}{\partial u_j^i}",
         printed=Form(lambda n: dfdp[i] * v(n)[j], ("i", "j")),
         copies=("1",),
-        check="grad_u",
+        selfcheck=CHECKS["grad_u"],
     )
 )
 register(
@@ -391,7 +392,7 @@ register(
             ("i", "j"),
         ),
         copies=("2",),
-        check="grad_w",
+        selfcheck=CHECKS["grad_w"],
         label_sets=_labels,
     )
 )
@@ -406,7 +407,7 @@ register(
         paper_latex=r"\mathcal{A}''(z) = 0",
         lhs_latex=r"\mathcal{A}''(z)",
         role="fact",
-        check="relu_second",
+        selfcheck=CHECKS["relu_second"],
     )
 )
 
@@ -426,7 +427,7 @@ register(
         lhs_latex=r"\frac{\partial \alpha_q^{(n,k),m}}{\partial w_t^{(r),s}}",
         labels=("k", "r"),
         printed=Form(lambda n, k, r: eta(n, r)[m, s] * alpha(r - 1, k)[t, q], ("m", "q", "s", "t")),
-        check="dalpha",
+        selfcheck=CHECKS["dalpha"],
         label_sets=_pairs,
     )
 )
@@ -439,7 +440,7 @@ register(
         paper_latex=r"0",
         lhs_latex=r"\frac{\partial \gamma_s^{(k),j}}{\partial (\cdot)}",
         role="fact",
-        check="dgamma",
+        selfcheck=CHECKS["dgamma"],
     )
 )
 register(
@@ -455,7 +456,7 @@ register(
             lambda n, k, r: contract(dalpha(n, k, r)[m, q, s, t] * gamma(k)[q, i], q),
             ("m", "i", "s", "t"),
         ),
-        check="deta",
+        selfcheck=CHECKS["deta"],
         label_sets=_pairs,
     )
 )
@@ -482,7 +483,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v^{(n),m}}{\partial w_j^{(k),i} \partial w_t^{(r),s}}",
         labels=("k", "r"),
         printed=Form(_d2v, ("m", "i", "j", "s", "t")),
-        check="d2v",
+        selfcheck=CHECKS["d2v"],
         label_sets=_pairs,
     )
 )
@@ -498,7 +499,7 @@ register(
         lhs_latex=r"\frac{\partial^2 f}{\partial u_j^i \partial u_t^s}",
         printed=Form(lambda n: d2fdp2[i, s] * v(n)[j] * v(n)[t], ("i", "j", "s", "t")),
         copies=("3",),
-        check="hessian_uu",
+        selfcheck=CHECKS["hessian_uu"],
     )
 )
 
@@ -524,7 +525,7 @@ register(
         labels=("k",),
         printed=Form(_huw, ("i", "j", "s", "t")),
         copies=("4", "6", "7"),
-        check="hessian_uw",
+        selfcheck=CHECKS["hessian_uw"],
         label_sets=_labels,
     )
 )
@@ -579,7 +580,7 @@ register(
         labels=("k", "r"),
         printed=Form(_hww, ("i", "j", "s", "t")),
         copies=("5",),
-        check="hessian_ww",
+        selfcheck=CHECKS["hessian_ww"],
         label_sets=_pairs,
     )
 )
