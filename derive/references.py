@@ -277,10 +277,10 @@ def _cr_roots_run(eq, ctx: Context, which: str) -> Verdict:
     if roots is None:
         return Verdict("not checkable", "no such form")
     found = list(roots) if isinstance(roots, sp.FiniteSet) else [roots]
-    ok = all(sp.simplify(_dm(rt)) == 0 for rt in found)
+    ok = len(found) == 2 and all(sp.simplify(_dm(rt)) == 0 for rt in found)
     return Verdict(
         "proved" if ok else "disproved",
-        f"{len(found)} value(s), each a root of dm/dalpha = 0",
+        f"{len(found)} value(s), each a root of dm/dalpha = 0 (a quadratic has two)",
         len(found),
     )
 

@@ -61,7 +61,8 @@ register(
             r"{\sigma \|\mathbf{g}\|^3}"
         ),
         lhs_latex=r"\alpha",
-        printed=Form(lambda: (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc, ()),
+        # the paper's +- : both roots (Section 3.1 then picks the positive one, Eq 37)
+        printed=Form(lambda: cr_model.roots(), ()),
         role="cr",
         selfcheck=CHECKS["cr_roots"],
     )
