@@ -18,7 +18,7 @@ import sympy as sp
 from derive import cr_model
 from derive.checking import Context, Verdict, accepted, obj_array
 from derive.forms import Form, SelfCheck, lookup
-from derive.indexform import evaluate
+from derive.indexform import evaluate, terms
 
 __all__ = ["B1_CHECKS", "check_limits"]
 
@@ -72,6 +72,15 @@ def _eta_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
     eta_arr = ctx.evaluate(form, lab)
     v_prev = ctx.array(f"v({lab['l'] - 1})")
     return np.einsum("js,t->jst", eta_arr, v_prev)
+
+
+def _with_a_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
+    """Eq 6 with ``a_{is}`` from Eq 7 at the same labels."""
+    expr = form(**accepted(form, lab))
+    names = {f.base for t in terms(expr, form.free) for f in t.factors if f.base}
+    arrays = {nm: ctx.array(nm) for nm in names if nm != "a"}
+    arrays["a"] = ctx.evaluate(lookup("7").printed, lab)
+    return evaluate(expr, form.free, arrays)
 
 
 # ---------------------------------------------------------------------- low-rank (L1-L5)
@@ -362,7 +371,13 @@ _CHECKS = [
     _check(
         "alpha",
         lambda ctx, lab: ctx.ref_alpha(lab["k"], lab["l"]),
-        sizes=lambda ctx, lab: {"j": _widths(ctx)[lab["k"]], "i": _widths(ctx)[lab["l"]]},
+        sizes=lambda ctx, lab: {
+            "j": _widths(ctx)[lab["k"]],
+            "i": _widths(ctx)[lab["l"]],
+            # the printed form's names (Eq 21: alpha_{j_i}^{(k,l),j_k})
+            "j_k": _widths(ctx)[lab["k"]],
+            "j_i": _widths(ctx)[lab["l"]],
+        },
     ),
     _check("alpha_composition", lambda ctx, lab: ctx.ref_alpha(lab["k"], lab["m"])),
     *(
@@ -416,6 +431,9 @@ _CHECKS = [
     ),
     _check("hessian_uu", lambda ctx, lab: _f2(ctx, ("u",), ("u",))),
     _check("hessian_uw", lambda ctx, lab: _f2(ctx, ("u",), ("w", lab["k"]))),
+    _check(
+        "hessian_uw_with_a", lambda ctx, lab: _f2(ctx, ("u",), ("w", lab["k"])), lhs=_with_a_lhs
+    ),
     _check(
         "hessian_ww",
         lambda ctx, lab: _f2(ctx, ("w", lab["k"]), ("w", lab["r"])),

@@ -192,10 +192,17 @@ def check_batch_reading(eq: Equation, contexts: list[Context]) -> Verdict:
     corrected one when the printed one cannot be evaluated at all (Table 2).
     """
     start = time.perf_counter()
-    which = "printed" if eq.printed is not None else "corrected"
-    form = getattr(eq, which)
-    if form is None:
-        return Verdict("not checkable", "no form to read on a batch")
+    forms = [(w, getattr(eq, w)) for w in ("printed", "corrected") if getattr(eq, w) is not None]
+    for which, form in forms:
+        verdict = _batch_reading(eq, which, form, contexts, start)
+        if verdict.status != "not checkable" or which == forms[-1][0]:
+            return verdict
+    return Verdict("not checkable", "no form to read on a batch")
+
+
+def _batch_reading(
+    eq: Equation, which: str, form: Form, contexts: list[Context], start: float
+) -> Verdict:
     resolver = eq.selfcheck.resolver or (lambda ctx, name: ctx.array(name))
     base = contexts[0]
     cases = 0
@@ -205,8 +212,8 @@ def check_batch_reading(eq: Equation, contexts: list[Context]) -> Verdict:
             continue
         shape = np.asarray(eq.selfcheck.reference(base, lab), dtype=object).shape
         sizes = dict(zip(form.free, shape, strict=True))
-        names = {f.base for t in terms(expr, form.free) for f in t.factors if f.base}
         try:
+            names = {f.base for t in terms(expr, form.free) for f in t.factors if f.base}
             per_sample = [
                 evaluate_fast(expr, form.free, {nm: resolver(c, nm) for nm in names}, sizes)
                 for c in contexts

@@ -83,8 +83,9 @@ register(
         name="conv_layer",
         title="convolutional layer (its pre-activation)",
         section=SECTION,
-        paper_latex=r"v_t^s = \mathcal{A}((\tilde{x}_t^s)_k w_k^l)",
-        lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
+        paper_latex=r"\mathcal{A} \left( (\tilde{x}_t^s)_k w_k^l \right)",
+        lhs_latex=r"v_t^s",
+        form_lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
         printed=Form(lambda: contract(cxt[s, t, k] * cw[l, k], k), ("s", "t")),
         corrected=Form(lambda: contract(cz[s, t, l, k] * cw[l, k], l, k), ("s", "t")),
         erratum=Erratum(
@@ -117,7 +118,7 @@ register(
         name="conv_patch",
         title="the patch of output (s, t)",
         section=SECTION,
-        paper_latex=r"(\tilde{x}_t^s)_k = x_{\tau t+k-1}^{\sigma s+l-1}",
+        paper_latex=r"x_{\tau t+k-1}^{\sigma s+l-1}",
         lhs_latex=r"(\tilde{x}_t^s)_k",
         labels=("sigma", "tau"),
         printed=_patch(False),
@@ -138,8 +139,9 @@ register(
         name="conv_layer_patches",
         title="convolutional layer through the patches z (its pre-activation)",
         section=SECTION,
-        paper_latex=r"v_t^s = \mathcal{A}(z_{tk}^{sl} w_k^l)",
-        lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
+        paper_latex=r"\mathcal{A} (z_{tk}^{sl} w_k^l)",
+        lhs_latex=r"v_t^s",
+        form_lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
         printed=Form(lambda: contract(cz[s, t, l, k] * cw[l, k], l, k), ("s", "t")),
         role="definition",
         selfcheck=CHECKS["conv_preactivation"],
@@ -412,11 +414,13 @@ register(
         title="d2v/dw dx entry by entry (conditional form)",
         section=SECTION,
         paper_latex=(
-            r"\begin{cases} \mathcal{A}' + \mathcal{A}'' w_{j+1-\tau t}^{i+1-\sigma s} "
-            r"x_{\tau t+q-1}^{\sigma s+p-1} & i+1-\sigma s = p, j+1-\tau t = q \\ "
-            r"\mathcal{A}'' w_{j+1-\tau t}^{i+1-\sigma s} x_{\tau t+q-1}^{\sigma s+p-1} & "
-            r"i+1-\sigma s > 0, i+1-\sigma s \neq p, j+1-\tau t > 0, j+1-\tau t \neq q \\ 0 "
-            r"& \text{else} \end{cases}"
+            r"\left\{ \begin{array}{ll} \mathcal{A}' \left( (\tilde{x}_t^s)_k^l w_k^l "
+            r"\right) + \mathcal{A}'' \left( (\tilde{x}_t^s)_k^l w_k^l \right) w_{j+1-\tau "
+            r"t}^{i+1-\sigma s} x_{\tau t+q-1}^{\sigma s+p-1} & i+1-\sigma s = p, j+1-\tau t "
+            r"= q \\ \mathcal{A}'' \left( (\tilde{x}_t^s)_k^l w_k^l \right) w_{j+1-\tau "
+            r"t}^{i+1-\sigma s} x_{\tau t+q-1}^{\sigma s+p-1} & i+1-\sigma s > 0, i+1-\sigma "
+            r"s \neq p, \\ & j+1-\tau t > 0, j+1-\tau t \neq q \\ 0 & \text{else} "
+            r"\end{array} \right."
         ),
         lhs_latex=r"\frac{\partial^2 v_t^s}{\partial w_q^p \partial x_j^i}",
         labels=("sigma", "tau"),
@@ -466,9 +470,9 @@ register(
         title="d2v/dx dx entry by entry (conditional form)",
         section=SECTION,
         paper_latex=(
-            r"\begin{cases} \mathcal{A}''((\tilde{x}_t^s)_k^l w_k^l) w_{j+1-\tau t}^{i+1-"
-            r"\sigma s} w_{q+1-\tau t}^{p+1-\sigma s} & p+1 > \sigma s, i+1 > \sigma s, q+1 > "
-            r"\tau t, j+1 > \tau t \\ 0 & \text{else} \end{cases}"
+            r"\begin{cases} \mathcal{A}'' \left( (\tilde{x}_t^s)_k^l w_k^l \right) "
+            r"w_{j+1-\tau t}^{i+1-\sigma s} w_{q+1-\tau t}^{p+1-\sigma s} & p+1 > \sigma s, "
+            r"i+1 > \sigma s \\ & q+1 > \tau t, j+1 > \tau t \\ 0 & \text{else} \end{cases}"
         ),
         lhs_latex=r"\frac{\partial^2 v_t^s}{\partial x_q^p \partial x_j^i}",
         labels=("sigma", "tau"),

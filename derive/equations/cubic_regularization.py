@@ -41,11 +41,12 @@ register(
         title="cubic model of the objective",
         section="3",
         paper_latex=(
-            r"f(\mathbf{x}_j) + \mathbf{s}_j^T \frac{\partial f}{\partial \mathbf{x}} + "
-            r"\frac{1}{2} \mathbf{s}_j^T \mathbf{H}_j \mathbf{s}_j + \frac{1}{6} \sigma_j "
-            r"\|\mathbf{s}_j\|^3"
+            r"m_j(\mathbf{s}_j) = f(\mathbf{x}_j) + \mathbf{s}_j^T \frac{\partial "
+            r"f}{\partial \mathbf{x}} + \frac{1}{2} \mathbf{s}_j^T \mathbf{H}_j \mathbf{s}_j "
+            r"+ \frac{1}{6} \sigma_j \|\mathbf{s}_j\|^3"
         ),
-        lhs_latex=r"m_j(\mathbf{s}_j)",
+        lhs_latex=r"f(\mathbf{x})",
+        relation=r"\approx",
         role="definition",
     )
 )
@@ -129,13 +130,22 @@ register(
         title="g^T grad F",
         section="B.1",
         paper_latex=(
-            r"\frac{\partial F}{\partial p^i} v^{(n),j} \omega_j^i + \sum_k "
-            r"\frac{\partial F}{\partial p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j} \phi_j^{(k),i}"
+            r"\frac{\partial F}{\partial p^i} v^{(n),j} \omega_j^i + \sum_k \frac{\partial "
+            r"F}{\partial p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j} \phi_j^{(k),i}"
         ),
-        lhs_latex=r"\mathbf{g}^T \nabla F",
+        lhs_latex=r"\mathbf{g}^T \nabla f",
         printed=Form(_gtgrad, ()),
         parts={"u_term": Form(_gtgrad_u, ()), "w_term": Form(_gtgrad_w, ())},
-        erratum=_BATCH,
+        erratum=Erratum(
+            kinds=_BATCH.kinds,
+            what=(
+                "the left-hand side is printed g^T grad f (the per-sample f) while the "
+                "right-hand side is written with dF/dp multiplying per-sample v and eta; read "
+                "literally as (batch mean of df/dp) x (batch mean of v ...), a product of "
+                "averages, it is not the derivative of F = E[f]"
+            ),
+            reading=_BATCH.reading,
+        ),
         role="cr",
         selfcheck=CHECKS["g_dot_grad"],
     )
@@ -292,18 +302,21 @@ register(
         title="limiting cases of the CR step length",
         section="B.1",
         paper_latex=(
-            r"\begin{cases} \frac{|\mathbf{g}^T \nabla f|}{\mathbf{g}^T \mathbf{H} \mathbf{g}}"
-            r" & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| (\sigma "
-            r"\|\mathbf{g}\|^3) \text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} > 0 \\ "
-            r"\sqrt{\frac{2\mathbf{g}^T \nabla f}{\sigma \|\mathbf{g}\|^3}} & |\mathbf{g}^T "
-            r"\mathbf{H} \mathbf{g}| \ll |\mathbf{g}^T \nabla f| (\sigma \|\mathbf{g}\|^3) "
-            r"\text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} > 0 \\ 2 | \frac{\mathbf{g}^T "
-            r"\mathbf{H} \mathbf{g}}{\sigma \|\mathbf{g}\|^3} | + | \frac{\mathbf{g}^T \nabla "
-            r"f}{\mathbf{g}^T \mathbf{H} \mathbf{g}} | & |\mathbf{g}^T \mathbf{H} \mathbf{g}| "
-            r"\gg |\mathbf{g}^T \nabla f| (\sigma \|\mathbf{g}\|^3) \text{ and } \mathbf{g}^T "
-            r"\mathbf{H} \mathbf{g} < 0 \end{cases}"
+            r"\begin{cases} \frac{|\mathbf{g}^T \nabla f|}{\mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g}} & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| "
+            r"\left( \sigma \|\mathbf{g}\|^3 \right) \text{ and } \mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g} > 0 \\ \sqrt{\frac{2\mathbf{g}^T \nabla f}{\sigma "
+            r"\|\mathbf{g}\|^3}} & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \ll |\mathbf{g}^T "
+            r"\nabla f| \left( \sigma \|\mathbf{g}\|^3 \right) \text{ and } \mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g} > 0 \\ 2 \left| \frac{\mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g}}{\sigma \|\mathbf{g}\|^3} \right| + \left| \frac{\mathbf{g}^T "
+            r"\nabla f}{\mathbf{g}^T \mathbf{H} \mathbf{g}} \right| & |\mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| \left( \sigma "
+            r"\|\mathbf{g}\|^3 \right) \text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} < 0 "
+            r"\end{cases}"
         ),
-        lhs_latex=r"\alpha \approx",
+        lhs_latex=r"\alpha",
+        relation=r"\approx",
         printed=Form(lambda: _limits_display(LIMITS_PRINTED), ()),
         corrected=Form(lambda: _limits_display(LIMITS_CORRECTED), ()),
         erratum=Erratum(
@@ -365,7 +378,8 @@ register(
         section="B.1",
         paper_latex=(r"\frac{\partial^2 F}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t}"),
         lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g} \text{ for } \alpha_j^{(u),i}",
-        printed=None,
+        # as printed: the block's free s, t stay on the right-hand side
+        printed=Form(lambda n: d2fdp2[i, s] * v(n)[j] * v(n)[t], ("i", "j")),
         corrected=Form(lambda n: d2fdp2[i, i] * v(n)[j] * v(n)[j], ("i", "j")),
         erratum=_T2_ERR,
         selfcheck=CHECKS["hessian_diag_u"],
@@ -383,7 +397,22 @@ register(
         ),
         lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g} \text{ for } \alpha_j^{(w,k),i}",
         labels=("k",),
-        printed=None,
+        printed=Form(
+            lambda n, k: contract(
+                d2fdp2[l, q]
+                * u[l, m]
+                * eta(n, k)[m, i]
+                * v(k - 1)[j]
+                * u[q, a]
+                * eta(n, k)[a, s]
+                * v(k - 1)[t],
+                l,
+                q,
+                m,
+                a,
+            ),
+            ("i", "j"),
+        ),
         corrected=Form(
             lambda n, k: contract(
                 d2fdp2[l, q]

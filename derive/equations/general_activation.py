@@ -130,8 +130,9 @@ register(
         name="lambda",
         title="lambda^(l): A'' on the diagonal",
         section=SECTION,
-        paper_latex=r"\delta_r^m \delta_s^m \mathcal{A}''(w_j^{(l),m} v^{(l-1),j})",
+        paper_latex=r"\delta_r^m \delta_s^m \mathcal{A}'' \left( w_j^{(l),m} v^{(l-1),j} \right)",
         lhs_latex=r"\lambda_{rs}^{(l),m}",
+        relation=r"\equiv",
         labels=("l",),
         printed=Form(
             lambda n, l: sp.KroneckerDelta(r_, m) * sp.KroneckerDelta(s, m) * a2(l)[m],  # noqa: E741
@@ -652,7 +653,11 @@ register(
         name="hessian_uu_general",
         title="Hessian block (u, u), general activation",
         section=SECTION,
-        paper_latex=r"\frac{\partial^2 F}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t}",
+        paper_latex=(
+            r"\frac{\partial^2 F}{\partial p^k \partial p^l} \frac{\partial p^k}{\partial "
+            r"u_j^i} \frac{\partial p^l}{\partial u_t^s} = \frac{\partial^2 F}{\partial p^i "
+            r"\partial p^s} v^{(n),j} v^{(n),t}"
+        ),
         lhs_latex=r"\frac{\partial^2 F}{\partial u_j^i \partial u_t^s}",
         printed=Form(lambda n: d2fdp2[i, s] * v(n)[j] * v(n)[t], ("i", "j", "s", "t")),
         erratum=_BATCH,
@@ -667,7 +672,10 @@ register(
         title="Hessian block (u, w^(k)), general activation",
         section=SECTION,
         paper_latex=(
-            r"\frac{\partial F}{\partial p^i} \eta_s^{(n,k),j} v^{(k-1),t} + "
+            r"\frac{\partial F}{\partial p^i} \frac{\partial v^{(n),j}}{\partial "
+            r"w_t^{(k),s}} + \frac{\partial^2 F}{\partial p^i \partial p^l} v^{(n),j} "
+            r"\frac{\partial p^l}{\partial v^{(n),m}} \frac{\partial v^{(n),m}}{\partial "
+            r"w_t^{(k),s}} = \frac{\partial F}{\partial p^i} \eta_s^{(n,k),j} v^{(k-1),t} + "
             r"\frac{\partial^2 F}{\partial p^i \partial p^l} v^{(n),j} u_m^l "
             r"\eta_s^{(n,k),m} v^{(k-1),t}"
         ),
@@ -721,9 +729,15 @@ register(
         title="Hessian block (w^(k), w^(q)), general activation",
         section=SECTION,
         paper_latex=(
-            r"\frac{\partial^2 F}{\partial p^a \partial p^b} u_j^a \eta_l^{(n,k),j} v^{(k-1),i}"
-            r" u_c^b \eta_s^{(n,q),c} v^{(q-1),t} + \frac{\partial F}{\partial p^a} u_j^a "
-            r"\frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial w_t^{(q),s}}"
+            r"\frac{\partial^2 F}{\partial p^a \partial p^b} \frac{\partial p^a}{\partial "
+            r"v^{(n),j}} \frac{\partial v^{(n),j}}{\partial w_i^{(k),l}} \frac{\partial "
+            r"p^b}{\partial v^{(n),c}} \frac{\partial v^{(n),c}}{\partial w_t^{(q),s}} + "
+            r"\frac{\partial F}{\partial p^m} \frac{\partial p^m}{\partial v^{(n),j}} "
+            r"\frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial w_t^{(q),s}} = "
+            r"\frac{\partial^2 F}{\partial p^a \partial p^b} u_j^a \eta_l^{(n,k),j} "
+            r"v^{(k-1),i} u_c^b \eta_s^{(n,q),c} v^{(q-1),t} + \frac{\partial F}{\partial "
+            r"p^a} u_j^a \frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial "
+            r"w_t^{(q),s}}"
         ),
         lhs_latex=r"\frac{\partial^2 F}{\partial w_i^{(k),l} \partial w_t^{(q),s}}",
         labels=("k", "q"),

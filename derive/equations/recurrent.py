@@ -48,7 +48,7 @@ register(
         name="recurrent_layer",
         title="recurrent layer v_(t) = A(w v_(t-1))",
         section=SECTION,
-        paper_latex=r"v_{(t)}^j = \mathcal{A}(w_i^j v_{(t-1)}^i)",
+        paper_latex=r"\mathcal{A} \left( w_i^j v_{(t-1)}^i \right)",
         lhs_latex=r"v_{(t)}^j",
         role="definition",
     )
@@ -59,7 +59,7 @@ register(
         name="recurrent_input",
         title="recurrent layer input v_(0) = x",
         section=SECTION,
-        paper_latex=r"v_{(0)}^j = x^j",
+        paper_latex=r"x^j",
         lhs_latex=r"v_{(0)}^j",
         role="definition",
     )
@@ -72,10 +72,12 @@ register(
         title="derivative by the tied weight = sum over the steps' copies (for (.) = v_(t))",
         section=SECTION,
         paper_latex=(
-            r"\sum_k \frac{\partial(\cdot)}{\partial w_p^{(k),m}} \frac{\partial w_j^{(k),i}}"
-            r"{\partial w_j^i} = \sum_k \frac{\partial(\cdot)}{\partial w_j^{(k),i}}"
+            r"\sum_k \frac{\partial(\cdot)}{\partial w_p^{(k),m}} \frac{\partial "
+            r"w_j^{(k),i}}{\partial w_j^i} = \sum_k \frac{\partial(\cdot)}{\partial "
+            r"w_j^{(k),i}}"
         ),
-        lhs_latex=r"\frac{\partial v_{(t)}^o}{\partial w_j^i}",
+        lhs_latex=r"\frac{\partial(\cdot)}{\partial w_j^i}",
+        form_lhs_latex=r"\frac{\partial v_{(t)}^o}{\partial w_j^i}",
         labels=("t",),
         printed=Form(lambda n, t: _sum(1, t, lambda k: dv(t, k)[o, m, p]), ("o", "i", "j")),
         corrected=Form(lambda n, t: _sum(1, t, lambda k: dv(t, k)[o, i, j]), ("o", "i", "j")),
@@ -99,11 +101,24 @@ register(
         name="recurrent_dv_dw",
         title="dv_(t)/dw (tied weights)",
         section=SECTION,
-        paper_latex=r"\sum_k \eta_s^{(t,k),m} v_{(k-1)}^r",
+        paper_latex=r"\sum_k \eta_s^{(t,k),m} v_{(t-1)}^r",
         lhs_latex=r"\frac{\partial v_{(t)}^m}{\partial w_r^s}",
         labels=("t",),
         printed=Form(
+            lambda n, t: _sum(1, t, lambda k: eta(t, k)[m, s] * v(t - 1)[r]), ("m", "s", "r")
+        ),
+        corrected=Form(
             lambda n, t: _sum(1, t, lambda k: eta(t, k)[m, s] * v(k - 1)[r]), ("m", "s", "r")
+        ),
+        erratum=Erratum(
+            kinds=("index",),
+            what=(
+                "every term of the sum over the steps k multiplies v_{(t-1)}^r, the input of "
+                "the last step; the copy w^{(k)} of the tied weight acts at step k on "
+                "v_{(k-1)}, so its term is eta^{(t,k)} v_{(k-1)} (Eq 24 with Eq 60); the "
+                "printed form is right only for t = 1"
+            ),
+            reading="sum_k eta_s^{(t,k),m} v_{(k-1)}^r",
         ),
         selfcheck=CHECKS["rec_dv_dw"],
         label_sets=_steps,
