@@ -237,21 +237,25 @@ class Equation:
             return None
 
     def concrete(self, which: str = "form", n: int = 2) -> tuple[sp.Expr, dict] | None:
-        """The form at the first label set of depth ``n`` (for display of forms that
-        need concrete labels): ``(expr, labels)``, or ``None``."""
+        """The form at the label set of depth ``n`` where it has the most terms (for
+        display of forms that need concrete labels): ``(expr, labels)``, or ``None``."""
         f = self.form if which == "form" else getattr(self, which)
         if f is None:
             return None
         params = inspect.signature(f.build).parameters
+        best = None
         for labels in self.label_sets(n):
             accepted = {k: v for k, v in labels.items() if k in params}
             try:
                 expr = f(**accepted)
             except (TypeError, ValueError, KeyError):
                 continue
-            if expr is not None:
-                return expr, accepted
-        return None
+            if expr is None:
+                continue
+            size = sp.count_ops(expr)
+            if best is None or size > best[0]:
+                best = (size, expr, accepted)
+        return None if best is None else (best[1], best[2])
 
     def equation_latex(self, which: str = "form") -> str:
         """``lhs = rhs`` in LaTeX for the paper's text (``"paper"``), or the
@@ -298,6 +302,9 @@ def latex_index_form(expr: sp.Expr) -> str:
         if fam in FAMILIES:
             tex = FAMILIES[fam].tex
             names[base.label] = f"{tex}^{{({rest}}}" if rest else tex
+    for sym in expr.atoms(sp.Symbol):
+        if " " in sym.name or "\\" in sym.name:
+            names[sym] = sym.name  # a condition or label written in LaTeX (Eq 41, Eq 21)
     return IndexFormLatexPrinter({"symbol_names": names}).doprint(expr)
 
 

@@ -232,6 +232,15 @@ def _batch_reading(
         verdict, cases = _first_difference(base, literal, mean, lab, start, cases)
         if verdict is not None:
             where = " (free values at a random rational point)" if at_point else ""
+            ce = verdict.counterexample
+            verdict.counterexample = {
+                "labels": ce.get("labels"),
+                "entry": ce.get("entry"),
+                "product of batch means": ce.get("form"),
+                "batch mean of products": ce.get("reference"),
+            }
+            if at_point:
+                verdict.counterexample["free values"] = "at a random rational point"
             verdict.detail = (
                 f"{which} form with each factor a mean over {len(contexts)} samples != mean of "
                 f"its per-sample values{where}: {verdict.detail}"

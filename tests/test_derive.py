@@ -150,15 +150,65 @@ def test_registry_numbers_unique_and_cited():
             assert eq.check, eq.number
 
 
-def test_show_command_prints_both_forms():
-    proc = subprocess.run(
-        [sys.executable, "-m", "derive", "show", "23", "--no-check"],
+def _derive(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "derive", *args], capture_output=True, text=True, check=check
+    )
+
+
+def test_show_command_prints_the_paper_text_and_both_index_forms():
+    out = _derive("show", "23", "--no-check").stdout
+    assert "as printed in the paper" in out
+    assert r"\eta_i^{(k,l),j} \equiv \alpha_s^{(k,l),j} \gamma_i^{(k),s}" in out
+    assert "printed index form" in out and "corrected index form" in out
+    assert r"{\gamma^{(k)}}" in out and r"{\gamma^{(l)}}" in out  # the two index forms
+    assert "erratum" in out
+
+
+def test_show_puts_the_papers_left_side_first_and_derived_forms_apart():
+    out = _derive("show", "25", "--no-check").stdout
+    paper = out.split("as printed in the paper:")[1].split("\n\n")[0]
+    assert r"\frac{\partial p^j}{\partial u_k^j} = \delta_l^j" in paper
+    assert "u_c^a" not in paper
+    derived = _derive("show", "C7", "--no-check").stdout
+    assert "as printed in the paper" not in derived and "not in the paper" in derived
+
+
+def test_show_finds_table_2_and_fits_100_columns():
+    for key in ("T2", "Table 2", "36", "41", "61", "80"):
+        out = _derive("show", key, "--no-check").stdout
+        assert max(len(line) for line in out.splitlines()) <= 100, key
+    both = _derive("show", "Table 2", "--no-check").stdout
+    assert "Eq T2.u" in both and "Eq T2.w" in both
+
+
+def test_show_prints_counterexamples_in_full():
+    out = _derive("show", "61").stdout
+    assert "printed, per sample: disproved" in out
+    assert "reference: " in out and "..." not in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    batch = _derive("show", "38").stdout
+    assert "printed, batch reading: disproved" in batch
+    assert "product of batch means:" in batch and "batch mean of products:" in batch
+
+
+def test_show_unknown_number_gives_a_short_hint():
+    proc = _derive("show", "99", check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) <= 3 and "derive table" in proc.stderr
+    assert "C11" not in proc.stderr  # a hint, not the list of every number
+
+
+def test_help_names_the_command_it_was_called_as():
+    assert "usage: python -m derive" in _derive("--help").stdout
+    numeric = subprocess.run(
+        [sys.executable, "-m", "numeric", "derive", "--help"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert "printed index form" in proc.stdout and "corrected index form" in proc.stdout
-    assert "erratum" in proc.stdout
+    assert "usage: lowrank derive" in numeric.stdout
 
 
 def test_section2_restatements_have_entries_of_their_own():
