@@ -160,7 +160,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         if r.erratum:
             kind = "batch" if r.printed.status == "proved" else "printed"
             wrong.setdefault(r.number, set()).add(kind)
-    listed = [n + ("*" if wrong[n] == {"batch"} else "") for n in wrong]
+    from derive.forms import sort_key
+
+    listed = [n + ("*" if wrong[n] == {"batch"} else "") for n in sorted(wrong, key=sort_key)]
     print(
         f"\n{len(rows)} checks in {seconds:.1f} s; {failures} forms used by the kernels "
         f"disproved; {len(wrong)} printed forms wrong (errata):"
