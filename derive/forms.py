@@ -154,8 +154,9 @@ class Equation:
         The corrected form, when the printed one is wrong.
     erratum : Erratum or None
     copies : tuple of str
-        Numbers of the same equation printed again, identically, elsewhere (Section 2
-        repeats B.1); each copy also has an entry of its own.
+        Numbers of Section 2's restatements of this Appendix equation (kernels cite them);
+        each restatement has an entry of its own with its own printed text and form,
+        since a restatement may differ from the original (Eq 2 does).
     copy_of : str
         For Section 2's Eqs 1-7: the Appendix equation this one restates.
     role : str

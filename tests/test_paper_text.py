@@ -313,9 +313,35 @@ def _matches(pattern: tuple[str, ...], concrete: tuple[str, ...], known: dict) -
     return True
 
 
+#: the families the comparison reads back from the printer's LaTeX (B.1, B.2.2, B.3)
+_RENDERED = (
+    "eta", "alpha", "beta", "gamma", "lam", "omega", "phi", "v", "w", "wr", "u", "dfdp",
+    "d2fdp2", "a1", "a2", "dv", "dalpha", "deta", "dbeta", "dgamma", "d2v", "a",
+)  # fmt: skip
+
+
+def rendered_tensors(latex: str) -> set[tuple[str, tuple[str, ...]]]:
+    """``{(family, labels)}`` read back from :func:`derive.registry.latex_index_form`'s
+    output: ``{\\eta^{(3,1)}}_{m,s}`` -> ``("eta", ("3", "1"))``."""
+    from derive.notation import FAMILIES
+
+    found = set()
+    for name in _RENDERED:
+        tex = FAMILIES[name].tex
+        if FAMILIES[name].labels:
+            for m in re.finditer(re.escape("{" + tex + "^{(") + r"([^)]*)\)\}\}_\{", latex):
+                found.add((name, tuple(m.group(1).split(","))))
+        elif ("{" + tex + "}_{") in latex:
+            found.add((name, ()))
+    return found
+
+
 def form_tensors(eq, n: int = 3) -> tuple[list[set], list[dict]]:
-    """The printed form's ``(family, labels)`` at each label set of depth ``n``."""
+    """The printed form's ``(family, labels)`` at each label set of depth ``n``, read from
+    its LaTeX as the project's printer renders it."""
     import inspect
+
+    from derive.registry import latex_index_form
 
     params = inspect.signature(eq.printed.build).parameters
     per_set, sets = [], []
@@ -324,10 +350,10 @@ def form_tensors(eq, n: int = 3) -> tuple[list[set], list[dict]]:
         expr = eq.printed(**accepted)
         if expr is None or expr == 0:
             continue
-        found = set()
-        for base in sp.sympify(expr).atoms(sp.IndexedBase):
-            fam, _, rest = str(base.label).partition("(")
-            found.add((fam, tuple(rest.rstrip(")").split(",")) if rest else ()))
+        found = rendered_tensors(latex_index_form(expr))
+        # the printer shows every tensor of the form
+        bases = {str(b.label).partition("(")[0] for b in sp.sympify(expr).atoms(sp.IndexedBase)}
+        assert {fam for fam, _ in found} == bases, (eq.number, found, bases)
         per_set.append(found)
         sets.append(labels)
     return per_set, sets
