@@ -1,15 +1,51 @@
-"""Command line of the derive layer: ``python -m derive {generate,check,show,table}``."""
+"""Command line of the derive layer: ``python -m derive {generate,check,show,table}``
+(also ``lowrank derive ...``).
+
+Output fits in 100 columns; long LaTeX and counterexamples are wrapped, never cut.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
 import time
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+WIDTH = 100
 
 
+def _prog() -> str:
+    """``lowrank derive`` when called through the ``lowrank`` command, else
+    ``python -m derive``."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if argv0 == "lowrank" or sys.argv[0].replace(os.sep, "/").endswith("numeric/__main__.py"):
+        return "lowrank derive"
+    return "python -m derive"
+
+
+def _wrap(text: str, indent: str = "  ", first: str | None = None) -> str:
+    """``text`` wrapped at :data:`WIDTH` columns (breaking at spaces only, so LaTeX stays
+    copyable), every line indented."""
+    first = indent if first is None else first
+    return textwrap.fill(
+        text,
+        WIDTH,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_long_words=True,
+        break_on_hyphens=False,
+    )
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+# ------------------------------------------------------------------ generate
 def _cmd_generate(args: argparse.Namespace) -> int:
     from derive.codegen.generate import generate_all, modules
 
@@ -30,18 +66,59 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_cell(verdict) -> str:
+# ------------------------------------------------------------------ check
+_SHORT = {"not checkable": "n/a", "definition": "definition"}
+
+
+def _status(verdict) -> str:
     if verdict is None:
         return "-"
-    return verdict.status
+    return _SHORT.get(verdict.status, verdict.status)
+
+
+def _verdict_json(verdict) -> dict | None:
+    if verdict is None:
+        return None
+    return {
+        "status": verdict.status,
+        "detail": verdict.detail,
+        "counterexample": verdict.counterexample,
+    }
+
+
+def _brief(verdict) -> str:
+    """A verdict's detail in a few words (the table's last column)."""
+    ce = verdict.counterexample or {}
+    if "error" in ce:
+        return f"not evaluable: {ce['error']}"
+    if "entry" in ce:
+        return f"differs at {ce.get('labels')}, entry {ce['entry']}"
+    return verdict.detail
+
+
+def _row_detail(r) -> str:
+    if r.corrected is not None and r.printed.status != "proved":
+        return f"printed {_brief(r.printed)}"
+    if r.batch is not None and r.batch.status == "disproved":
+        return f"batch reading {_brief(r.batch)}"
+    return r.printed.detail if r.corrected is None else r.corrected.detail
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from derive.registry import get
     from derive.selfcheck import run_checks
 
+    if args.equations:
+        try:
+            numbers = [get(n).number for n in _expand(args.equations)]
+        except KeyError as err:
+            print(_wrap(f"{_prog()} check: {err.args[0]}", "  ", ""), file=sys.stderr)
+            return 2
+    else:
+        numbers = None
     modes = ["symbolic", "rational"] if args.mode == "both" else [args.mode]
     start = time.perf_counter()
-    rows = run_checks(args.equations or None, modes=modes, seed=args.seed, progress=not args.quiet)
+    rows = run_checks(numbers, modes=modes, seed=args.seed, progress=not args.quiet)
     seconds = time.perf_counter() - start
     if args.json:
         payload = [
@@ -49,92 +126,189 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 "equation": r.number,
                 "name": r.name,
                 "mode": r.mode,
-                "printed": {"status": r.printed.status, "detail": r.printed.detail},
-                "corrected": None
-                if r.corrected is None
-                else {"status": r.corrected.status, "detail": r.corrected.detail},
+                "printed": _verdict_json(r.printed),
+                "batch_reading": _verdict_json(r.batch),
+                "corrected": _verdict_json(r.corrected),
+                "erratum": r.erratum,
             }
             for r in rows
         ]
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=2)
-    print(f"{'eq':>6}  {'name':<28} {'mode':<9} {'printed':<15} {'corrected':<10} detail")
+    head = f"{'eq':>6}  {'name':<22} {'mode':<4} {'printed':<10} {'batch':<10} {'corrected':<10} "
+    print(head + "detail")
     failures = 0
     for r in rows:
-        detail = r.printed.detail if r.corrected is None else r.corrected.detail
-        if r.corrected is not None and r.printed.status != "proved":
-            detail = f"printed: {r.printed.detail}"
-        print(
-            f"{r.number:>6}  {r.name:<28} {r.mode:<9} {_status_cell(r.printed):<15} "
-            f"{_status_cell(r.corrected):<10} {detail[:90]}"
+        line = (
+            f"{r.number:>6}  {_fit(r.name, 22):<22} {r.mode[:3]:<4} {_status(r.printed):<10} "
+            f"{_status(r.batch):<10} {_status(r.corrected):<10} "
         )
+        print(line + _fit(_row_detail(r), WIDTH - len(line)))
         used = r.corrected if r.corrected is not None else r.printed
         if used.status == "disproved":
             failures += 1
-    errata = sum(1 for r in rows if r.corrected is not None and r.printed.status != "proved")
-    print(
-        f"\n{len(rows)} checks in {seconds:.1f} s; {errata} printed forms corrected; "
-        f"{failures} forms used by the kernels disproved"
+    print()
+    legend = (
+        "printed: the printed form per sample; batch: the printed form read on a mini-batch "
+        "(F = E[f] as a product of batch means); corrected: the form the kernels use "
+        "(- where the printed one is used); n/a: not checkable; details in full: "
+        f"{_prog()} show N"
     )
+    print(_wrap(legend, "", ""))
+    wrong: dict[str, set] = {}
+    for r in rows:
+        if r.erratum:
+            kind = "batch" if r.printed.status == "proved" else "printed"
+            wrong.setdefault(r.number, set()).add(kind)
+    from derive.forms import sort_key
+
+    listed = [n + ("*" if wrong[n] == {"batch"} else "") for n in sorted(wrong, key=sort_key)]
+    print(
+        f"\n{len(rows)} checks in {seconds:.1f} s; {failures} forms used by the kernels "
+        f"disproved; {len(wrong)} printed forms wrong (errata):"
+    )
+    if listed:
+        print(_wrap(", ".join(listed)))
+        if any(s == {"batch"} for s in wrong.values()):
+            print("  (* proved per sample; only the printed batch reading is disproved)")
     return 1 if failures else 0
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
-    import sympy as sp
+# ------------------------------------------------------------------ show
+def _expand(numbers: list[str]) -> list[str]:
+    """``T2`` or ``Table 2`` stands for both entries of Table 2."""
+    out = []
+    for number in numbers:
+        key = " ".join(str(number).split()).lower()
+        if key in ("t2", "table 2", "table2", "tab 2"):
+            out += ["T2.u", "T2.w"]
+        else:
+            out.append(str(number).strip())
+    return out
 
-    from derive.registry import get
+
+def _plain(expr) -> str:
+    """One-line text of an index form: contractions as ``sum_{l,m}``."""
+    import sympy as sp
+    from sympy.printing.str import StrPrinter
+
+    class _Printer(StrPrinter):
+        def _print_Sum(self, e):
+            names = ",".join(self._print(lim[0]) for lim in e.limits)
+            return f"sum_{{{names}}} ({self._print(e.function)})"
+
+        def _print_Piecewise(self, e):
+            parts = [f"{self._print(v)} if {self._print(c)}" for v, c in e.args]
+            return "{ " + "; ".join(parts) + " }"
+
+        def _print_Indexed(self, e):
+            return f"{e.base.label}[{','.join(self._print(i) for i in e.indices)}]"
+
+    return _Printer().doprint(sp.sympify(expr))
+
+
+def _show_form(eq, which: str, heading: str) -> None:
+    from derive.registry import latex_index_form
+
+    expr = eq.symbolic(which)
+    at = ""
+    if expr is None:
+        found = eq.concrete(which)
+        if found is None:
+            return
+        expr, labels = found
+        at = " at " + ", ".join(f"{k} = {v}" for k, v in labels.items())
+    free = getattr(eq, which).free
+    print(f"\n{heading}{at} (free indices {', '.join(free) or 'none'}):")
+    print(_wrap(latex_index_form(expr), "    ", "  LaTeX: "))
+    print(_wrap(_plain(expr), "    ", "  text:  "))
+
+
+def _show_counterexample(verdict) -> None:
+    ce = verdict.counterexample
+    if not ce:
+        if verdict.detail:
+            print(_wrap(verdict.detail, "    "))
+        return
+    for key, value in ce.items():
+        print(_wrap(str(value), "    ", f"    {key}: "))
+
+
+def _show_one(eq, check: bool) -> None:
+    print(_wrap(f"Eq {eq.number} ({eq.name}): {eq.title}   [section {eq.section}]", "  ", ""))
+    if eq.copy_of:
+        print(f"restates Eq {eq.copy_of} of the appendix")
+    if eq.copies:
+        print(f"restated in Section 2 as Eq {', '.join(eq.copies)}")
+    if eq.derived:
+        print(_wrap(f"derived form, not in the paper ({eq.section})", "  ", "\n"))
+        _show_form(eq, "printed", "index form")
+    else:
+        print("\nas printed in the paper:")
+        print(_wrap(eq.paper_display(), "    ", "  "))
+        if eq.printed is None:
+            print("\nprinted index form: none (a definition the references build)")
+        else:
+            _show_form(eq, "printed", "printed index form (symbol for symbol)")
+        if eq.corrected is not None:
+            _show_form(eq, "corrected", "corrected index form (what the kernels use)")
+        if eq.form_lhs_latex:
+            which = "corrected form" if eq.corrected is not None else "index form"
+            print(_wrap(eq.form_lhs_latex, "    ", f"  left-hand side of the {which}: "))
+    if eq.erratum is not None:
+        print(_wrap(eq.erratum.what, "  ", f"\nerratum ({', '.join(eq.erratum.kinds)}): "))
+        if eq.erratum.reading:
+            print(_wrap(eq.erratum.reading, "  ", "corrected reading: "))
+    if not check:
+        return
     from derive.selfcheck import run_checks
 
+    for row in run_checks([eq.number], modes=["symbolic", "rational"]):
+        print(f"\nself-check ({row.mode}):")
+        for label, verdict in (
+            ("printed, per sample", row.printed),
+            ("printed, batch reading", row.batch),
+            ("corrected", row.corrected),
+        ):
+            if verdict is None:
+                continue
+            print(f"  {label}: {verdict.status}")
+            if verdict.status == "disproved":
+                _show_counterexample(verdict)
+            elif verdict.detail:
+                print(_wrap(verdict.detail, "    "))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from derive.registry import get
+
     try:
-        eq = get(args.number)
+        eqs = [get(n) for n in _expand([args.number])]
     except KeyError as err:
-        print(err.args[0], file=sys.stderr)
+        print(_wrap(f"{_prog()} show: {err.args[0]}", "  ", ""), file=sys.stderr)
         return 2
-    print(f"Eq {eq.number} ({eq.name}): {eq.title}   [section {eq.section}]")
-    if eq.copies:
-        print(f"printed again as Eq {', '.join(eq.copies)}")
-    print(f"\nas printed in the paper:\n  {eq.lhs_latex} = {eq.paper_latex}")
-    for which in ("printed", "corrected"):
-        expr = eq.symbolic(which)
-        if expr is None:
-            if which == "printed" and eq.erratum is not None and eq.printed is None:
-                print(
-                    f"\nprinted form: cannot be implemented as printed; read as "
-                    f"{eq.erratum.reading}"
-                )
-            continue
-        print(f"\n{which} index form:")
-        print(sp.pretty(expr, use_unicode=True))
-        print(f"LaTeX: {sp.latex(expr)}")
-    if eq.erratum is not None:
-        print(f"\nerratum ({', '.join(eq.erratum.kinds)}): {eq.erratum.what}")
-        if eq.erratum.reading:
-            print(f"corrected reading: {eq.erratum.reading}")
-    if not args.no_check:
-        for row in run_checks([eq.number], modes=["symbolic", "rational"]):
-            line = f"\nself-check ({row.mode}): printed {row.printed.status}"
-            if row.corrected is not None:
-                line += f", corrected {row.corrected.status}"
-            print(line)
-            detail = row.printed.detail
-            if detail:
-                print(f"  {detail[:300]}")
+    for pos, eq in enumerate(eqs):
+        if pos:
+            print("\n" + "-" * WIDTH + "\n")
+        _show_one(eq, not args.no_check)
     return 0
 
 
+# ------------------------------------------------------------------ table
 def _cmd_table(args: argparse.Namespace) -> int:
     from derive.registry import all_equations
 
-    print(f"{'eq':>6}  {'role':<12} {'erratum':<28} title")
+    print(f"{'eq':>6}  {'role':<11} {'erratum':<27} title")
     for eq in all_equations():
         kinds = ",".join(eq.erratum.kinds) if eq.erratum else ""
-        print(f"{eq.number:>6}  {eq.role:<12} {kinds:<28} {eq.title}")
+        line = f"{eq.number:>6}  {eq.role:<11} {_fit(kinds, 27):<27} "
+        print(line + _fit(eq.title, WIDTH - len(line)))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m derive",
+        prog=prog or _prog(),
         description="The paper's equations in index form: self-checks and code generation.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,14 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=_cmd_generate)
     chk = sub.add_parser("check", help="run the symbolic self-checks")
-    chk.add_argument("equations", nargs="*", help="equation numbers (default: all)")
+    chk.add_argument("equations", nargs="*", help="equation numbers (default: all; T2: Table 2)")
     chk.add_argument("--mode", choices=["symbolic", "rational", "both"], default="both")
     chk.add_argument("--seed", type=int, default=0, help="seed of the random rational point")
     chk.add_argument("--json", help="also write the verdicts to this JSON file")
     chk.add_argument("--quiet", action="store_true", help="no progress bar")
     chk.set_defaults(func=_cmd_check)
-    show = sub.add_parser("show", help="print one equation, its forms and self-check")
-    show.add_argument("number")
+    show = sub.add_parser(
+        "show", help="one equation: the paper's text, index forms, erratum, self-check"
+    )
+    show.add_argument("number", help='equation number, e.g. 36, 46.mc, C7; T2 or "Table 2"')
     show.add_argument("--no-check", action="store_true", help="skip the self-check")
     show.set_defaults(func=_cmd_show)
     table = sub.add_parser("table", help="list every equation")
@@ -164,4 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m derive`` and ``lowrank derive``."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # output piped into head or less and closed early
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0

@@ -1,5 +1,6 @@
-"""Self-check references for Appendix B.2 (convolutional and recurrent layers) and B.3
-(general activations), registered with :func:`derive.selfcheck.register_check`.
+"""Self-checks for Appendix B.2 (convolutional and recurrent layers) and B.3 (general
+activations): :data:`LAYER_CHECKS` maps each check's name to its
+:class:`~derive.forms.SelfCheck`, which the equation modules attach to their equations.
 
 B.3 references are built from the derivatives of the explicit network of
 :mod:`derive.explicit` with ``A''`` free (``sympy.diff`` in symbolic mode, exact jets in
@@ -33,11 +34,13 @@ import weakref
 import numpy as np
 import sympy as sp
 
+from derive.checking import DEFAULT_SIZES, Context, OutsideValidity
+from derive.forms import Form, SelfCheck, lookup
 from derive.indexform import evaluate, terms
-from derive.registry import Form, get
-from derive.selfcheck import Context, _OutsideValidity, register_check
 
 __all__ = [
+    "LAYER_CHECKS",
+    "REDUCES_TO_B1",
     "resolve",
     "evaluate_form",
     "reduces_to_b1",
@@ -189,7 +192,7 @@ def resolve(ctx: Context, name: str) -> np.ndarray:
         return store[("base", name)]
     n = ctx.sizes.n
     if fam == "lam":
-        val = ctx.evaluate(get("67").printed, {"n": n, "l": lab[0]})
+        val = ctx.evaluate(lookup("67").printed, {"n": n, "l": lab[0]})
     elif fam == "dgamma":
         val = ref_dgamma(ctx, *lab)
     elif fam == "dbeta":
@@ -216,7 +219,7 @@ def evaluate_form(
     """Evaluate ``form`` at ``labels``; ``shape`` sizes free indices of zero branches."""
     expr = form(**_accepted(form, labels))
     if expr is None:
-        raise _OutsideValidity()
+        raise OutsideValidity()
     resolver = resolver or resolve
     sizes = dict(zip(form.free, shape, strict=True)) if shape is not None else None
     if isinstance(expr, sp.Pow) and not form.free:
@@ -277,12 +280,22 @@ def evaluate_fast(
     return total
 
 
+#: check name -> :class:`SelfCheck` (B.2 and B.3, and the forms derived from them)
+LAYER_CHECKS: dict[str, SelfCheck] = {}
+
+
+def _add(check: SelfCheck) -> None:
+    if check.name in LAYER_CHECKS:
+        raise ValueError(f"check {check.name!r} defined twice")
+    LAYER_CHECKS[check.name] = check
+
+
 def _b3(name: str, reference) -> None:
     def lhs(ctx, form, labels):
         ref = np.asarray(reference(ctx, labels), dtype=object)
         return evaluate_form(ctx, form, labels, ref.shape)
 
-    register_check(name, reference, lhs)
+    _add(SelfCheck(name, reference=reference, lhs=lhs, resolver=resolve))
 
 
 _b3("b3_lambda", lambda ctx, lab: ref_lambda(ctx, lab["l"]))
@@ -300,37 +313,46 @@ _b3("b3_g_hess_g", lambda ctx, lab: ref_g_hess_g(ctx))
 
 
 # ---------------------------------------------------------------------- A'' = 0: B.3 -> B.1
+#: B.3 equation -> (B.1 equation, label map B.3 -> B.1); "80.x" is Eq 80 expanded by Eq 77
+REDUCES_TO_B1 = {
+    "66": ("31", {}),
+    "68": ("31", {}),
+    "72": ("30", {"k": "n", "l": "k", "q": "r"}),
+    "75": ("32", {"k": "k", "q": "r"}),
+    "77": ("33", {"k": "k", "q": "r"}),
+    "80": ("36", {"k": "k", "q": "r"}),
+    "80.x": ("36", {"k": "k", "q": "r"}),
+    "C11": ("C7", {}),
+}
+
+
 def reduces_to_b1(mode: str = "symbolic", seed: int = 0, zero_a2: bool = True) -> dict[str, str]:
     """Evaluate each B.3 form with ``A'' = 0`` and its B.1 counterpart; compare exactly.
 
     ``zero_a2=False`` keeps ``A''`` free in the B.3 forms (a negative control: they then
-    differ from B.1 wherever ``A''`` enters).
+    differ from B.1 wherever ``A''`` enters).  Call after the equations are loaded
+    (:mod:`derive.registry`).
 
     Returns
     -------
     dict
         ``B.3 number -> "identical"`` or a description of the first difference.
     """
-    from derive.equations.general_activation import REDUCES_TO_B1
-    from derive.selfcheck import DEFAULT_SIZES
-
     ctx = Context(DEFAULT_SIZES[mode], mode, seed, general_activation=False)
     n = ctx.sizes.n
     if zero_a2:
         for k in range(1, n + 1):
             ctx.base[f"a2({k})"] = _zeros((ctx.sizes.widths[k],))
-    from derive.selfcheck import CHECKS
-
     out = {}
     for number, (b1_number, label_map) in REDUCES_TO_B1.items():
-        eq3, eq1 = get(number), get(b1_number)
+        eq3, eq1 = lookup(number), lookup(b1_number)
         form3 = eq3.form
         verdict = "identical"
         for lab in eq3.label_sets(n):
-            shape = np.asarray(CHECKS[eq3.check][0](ctx, lab), dtype=object).shape
+            shape = np.asarray(eq3.selfcheck.reference(ctx, lab), dtype=object).shape
             try:
                 val3 = np.asarray(evaluate_form(ctx, form3, lab, shape), dtype=object)
-            except _OutsideValidity:
+            except OutsideValidity:
                 continue
             if eq1.form is None:  # Eq 31: d gamma = 0 for the ReLU
                 target = _zeros(shape)
@@ -747,7 +769,7 @@ def _register_conv(check: str) -> None:
         sizes = dict(zip(form.free, ref.shape, strict=True))
         return evaluate_fast(expr, form.free, arrays, sizes)
 
-    register_check(check, reference, lhs)
+    _add(SelfCheck(check, reference=reference, lhs=lhs))
 
 
 for _check in _CONV_REFS:
@@ -908,7 +930,7 @@ def _register_rec(check: str) -> None:
         lab = {"n": rc.sizes.n, "t": labels["t"]}
         return evaluate_form(rc, form, lab, ref.shape, _rec_resolver(R))
 
-    register_check(check, reference, lhs)
+    _add(SelfCheck(check, reference=reference, lhs=lhs))
 
 
 for _check in _REC_REFS:

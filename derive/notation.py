@@ -92,6 +92,7 @@ FAMILIES: dict[str, Family] = {
         Family("dfdp", r"\frac{\partial f}{\partial p}", 0, 1, True, "df/dp per sample"),
         Family("d2fdp2", r"\frac{\partial^2 f}{\partial p^2}", 0, 2, True, "d2f/dp2 per sample"),
         Family("omega", r"\omega", 0, 2, False, "direction for u (Eq 38)"),
+        Family("a", "a", 0, 2, True, "a_is of Eq 7 (Section 2), at the layer k of Eq 6"),
         Family("dv", r"\partial v", 2, 3, True, "dv^(k)/dw^(l), [j, s, t] (Eq 18, 24)"),
         Family("dalpha", r"\partial \alpha", 3, 4, True, "d alpha^(n,k)/dw^(r) (Eq 30)"),
         Family("delta", r"\delta", 1, 1, True, "adjoint of z^(k): df/dz^(k) (contracted form)"),

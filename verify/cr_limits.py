@@ -111,6 +111,15 @@ def representable(probe: Probe, dtype: str, margin: float = 1e6) -> bool:
     return all(lo <= abs(v) <= hi for v in values)
 
 
+def _cases(which: str) -> list[tuple[object, str]]:
+    """Eq 41's ``(approximation, condition)`` pairs as registered (``which`` is
+    ``"printed"`` or ``"corrected"``), read through the registry's public API."""
+    from derive.registry import get
+
+    form = getattr(get("41"), which)
+    return [(arg.expr, str(arg.cond)) for arg in form().args]
+
+
 @cache
 def approximations(which: str) -> dict[int, object]:
     """Eq 41's approximations from the registry, as NumPy functions of ``(h, d, c)``
@@ -118,23 +127,17 @@ def approximations(which: str) -> dict[int, object]:
     printed case 2 shows its imaginary value instead of NaN."""
     import sympy as sp
 
-    from derive.equations.cubic_regularization import (
-        CR_SYMBOLS,
-        LIMITS_CORRECTED,
-        LIMITS_PRINTED,
-    )
-
-    limits = LIMITS_PRINTED if which == "printed" else LIMITS_CORRECTED
-    args = (CR_SYMBOLS["h"], CR_SYMBOLS["d"], CR_SYMBOLS["c"])
-    return {i + 1: sp.lambdify(args, expr, "numpy") for i, (expr, _) in enumerate(limits)}
+    out = {}
+    for i, (expr, _) in enumerate(_cases(which)):
+        symbols = {s.name: s for s in expr.free_symbols}
+        args = tuple(symbols.get(name, sp.Symbol(name)) for name in ("h", "d", "c"))
+        out[i + 1] = sp.lambdify(args, expr, "numpy")
+    return out
 
 
 def conditions_text(which: str) -> dict[int, str]:
     """Eq 41's conditions as registered (``which`` is ``"printed"`` or ``"corrected"``)."""
-    from derive.equations.cubic_regularization import LIMITS_CORRECTED, LIMITS_PRINTED
-
-    limits = LIMITS_PRINTED if which == "printed" else LIMITS_CORRECTED
-    return {i + 1: cond for i, (_, cond) in enumerate(limits)}
+    return {i + 1: cond for i, (_, cond) in enumerate(_cases(which))}
 
 
 def approximation_error(probe: Probe, which: str) -> float:

@@ -48,6 +48,42 @@ def _try(fn: Callable[[], float]) -> tuple[float | None, str]:
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
 
 
+# ------------------------------------------------------------------ Eq 2 (Section 2)
+
+
+def erratum_2(c: Ctx) -> Iterator[ErratumMeasurement]:
+    """Eq 2 as printed, df/dp^i u_m^l eta_i^{(n,k),m} v^{(k-1),j}, read the one way the
+    printed indices can be computed: as ``numpy.einsum`` reads them (``i`` not summed,
+    the lone ``l`` summed over).  It needs as many classes as layer k has units."""
+    r, n = c.run, c.n
+    for k in range(1, n + 1):
+        args = dict(dfdp=r.dfdp, v_km1=r.fwd.vs[k - 1], eta_n_k=r.etas[(n, k)], u=c.inp.u)
+        want = c.ref.grads_w_sample[k - 1]
+        corrected = _rel(r.K.eq28_grad_w(reduce="sample", **args), want, True)
+        printed, _ = _try(
+            lambda args=args, want=want: _rel(
+                np.einsum(
+                    "bi,lm,bmi,bj->bij", args["dfdp"], args["u"], args["eta_n_k"], args["v_km1"]
+                ),
+                want,
+                True,
+            )
+        )
+        fits = c.case.classes == c.case.widths[k]
+        yield ErratumMeasurement(
+            "2",
+            "free-index",
+            "df/dw(k) per sample, printed indices read by einsum (l summed, i not), "
+            + ("classes = w_k" if fits else "classes != w_k"),
+            c.case.name,
+            printed,
+            corrected,
+            ""
+            if printed is not None
+            else "not evaluable: i counts classes on df/dp and units of layer k on eta",
+        )
+
+
 # ------------------------------------------------------------------ Eqs 21, 22, 23, 25
 
 
@@ -284,6 +320,7 @@ def erratum_41(c: Ctx) -> Iterator[ErratumMeasurement]:
 
 #: registry number -> measurement of its erratum
 MEASURES: dict[str, Callable[[Ctx], Iterator[ErratumMeasurement]]] = {
+    "2": erratum_2,
     "21": erratum_21,
     "22": erratum_22,
     "23": erratum_23,
@@ -347,6 +384,7 @@ def _max(values: list[float | None]) -> float | None:
 
 #: kernels implementing each corrected form
 CORRECTED_KERNELS = {
+    "2": "eq28_grad_w (Eq 28)",
     "21": "eq20_beta composed by eq22_compose; identity for k = l",
     "22": "eq22_compose, called only inside the bound",
     "23": "eq23_eta (eta_chains)",
@@ -365,10 +403,10 @@ def summarise(measurements: list[ErratumMeasurement]) -> list[Erratum]:
     or forms with no kernel) are listed with ``measured = False``: their printed forms
     are still checked symbolically by ``python -m derive check``.
     """
-    import derive
+    from derive.registry import all_equations
 
     entries: dict[str, Erratum] = {}
-    for eq in derive.all_equations():
+    for eq in all_equations():
         if eq.erratum is None:
             continue
         number = _printed_number(eq.number)

@@ -595,6 +595,12 @@ def check_rec(case: RecCase) -> tuple[list[Measurement], list[ErratumMeasurement
     M.m("63" + g, "d2v_(t)/dw dw", "hessian_ww", lambda: K.hessian_ww(fwd, w, t), R["hww"], True)
     M.m("64" + g, "d2v_(t)/dx dx", "hessian_xx", lambda: K.hessian_xx(fwd, w, t), R["hxx"], True)
     M.m("65" + g, "d2v_(t)/dw dx", "hessian_wx", lambda: K.hessian_wx(fwd, w, t), R["hwx"], True)
+    if t >= 2:
+        M.e("61", "index", "dv_(t)/dw (tied weights), t >= 2",
+            lambda: sum(K.eq61_term(eta_t_k=fwd.etas[(t, k)], v_km1=fwd.vs[t - 1])
+                        for k in range(1, t + 1)),
+            lambda: K.jacobian_w(fwd, t), R["jw"], True,
+            "printed: v_(t-1) in every term of the sum over k")  # fmt: skip
     M.e("60", "free-index", "dv_(t)/dw as the sum over the steps' copies (Eq 61)", None,
         lambda: K.jacobian_w(fwd, t), R["jw"], True,
         "not implementable as printed (middle expression); its right-hand side is Eq 61")  # fmt: skip

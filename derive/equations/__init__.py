@@ -7,4 +7,5 @@ from derive.equations import (  # noqa: F401
     feedforward_relu,
     general_activation,
     recurrent,
+    section2,
 )

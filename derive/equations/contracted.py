@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.check_table import CHECKS
 from derive.equations.feedforward_relu import cases
+from derive.forms import Equation, Form, lookup, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Form, get, register
 
 F = FAMILIES
 w, v, a1 = F["w"], F["v"], F["a1"]
@@ -58,7 +59,7 @@ def _reg(number, name, title, lhs, form, check, derived_from, label_sets=None, l
             labels=labels,
             printed=form,
             role="contracted",
-            check=check,
+            selfcheck=CHECKS[check],
             label_sets=label_sets or (lambda n: [{"n": n}]),
         )
     )
@@ -115,7 +116,7 @@ _reg(
     _k,
     ("k",),
 )
-get("C4").parts.update(
+lookup("C4").parts.update(
     {
         "source": Form(lambda n, k: contract(phi(k)[j, t] * v(k - 1)[t], t), ("j",)),
         "propagate": Form(lambda n, k: contract(w(k)[j, i] * vdot(k - 1)[i], i), ("j",)),
@@ -130,7 +131,7 @@ _reg(
     "tangent_logits",
     "Eqs 25-26, 24",
 )
-get("C5").parts.update(
+lookup("C5").parts.update(
     {
         "omega_term": Form(lambda n: contract(omega[i, j] * v(n)[j], j), ("i",)),
         "u_term": Form(lambda n: contract(u[i, m] * vdot(n)[m], m), ("i",)),
@@ -164,7 +165,7 @@ _reg(
     "g_hess_g",
     "Eqs 36, 39 (corrected)",
 )
-get("C7").parts.update(
+lookup("C7").parts.update(
     {
         "pdot_term": Form(lambda n: contract(pdot[i] * d2fdp2[i, j] * pdot[j], i, j), ()),
         "output_term": Form(lambda n: 2 * contract(dfdp[i] * omega[i, m] * vdot(n)[m], i, m), ()),

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.check_table import CHECKS
+from derive.forms import Equation, Erratum, Form, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, register
 
 F = FAMILIES
 cx, cw, cxt, cz, cdz = F["cx"](), F["cw"](), F["cxt"](), F["cz"](), F["cdz"]()
@@ -82,8 +83,9 @@ register(
         name="conv_layer",
         title="convolutional layer (its pre-activation)",
         section=SECTION,
-        paper_latex=r"v_t^s = \mathcal{A}((\tilde{x}_t^s)_k w_k^l)",
-        lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
+        paper_latex=r"\mathcal{A} \left( (\tilde{x}_t^s)_k w_k^l \right)",
+        lhs_latex=r"v_t^s",
+        form_lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
         printed=Form(lambda: contract(cxt[s, t, k] * cw[l, k], k), ("s", "t")),
         corrected=Form(lambda: contract(cz[s, t, l, k] * cw[l, k], l, k), ("s", "t")),
         erratum=Erratum(
@@ -96,7 +98,7 @@ register(
             reading="(x~_t^s)_k^l w_k^l, summed over l and k (as Eq 53 writes it)",
         ),
         role="definition",
-        check="conv_preactivation",
+        selfcheck=CHECKS["conv_preactivation"],
         label_sets=_cases_single,
     )
 )
@@ -116,7 +118,7 @@ register(
         name="conv_patch",
         title="the patch of output (s, t)",
         section=SECTION,
-        paper_latex=r"(\tilde{x}_t^s)_k = x_{\tau t+k-1}^{\sigma s+l-1}",
+        paper_latex=r"x_{\tau t+k-1}^{\sigma s+l-1}",
         lhs_latex=r"(\tilde{x}_t^s)_k",
         labels=("sigma", "tau"),
         printed=_patch(False),
@@ -127,7 +129,7 @@ register(
             reading="(x~_t^s)_k^l = x_{tau t+k-1}^{sigma s+l-1} (= z_tk^sl of Eq 46)",
         ),
         role="definition",
-        check="conv_patch",
+        selfcheck=CHECKS["conv_patch"],
         label_sets=_cases_single,
     )
 )
@@ -137,11 +139,12 @@ register(
         name="conv_layer_patches",
         title="convolutional layer through the patches z (its pre-activation)",
         section=SECTION,
-        paper_latex=r"v_t^s = \mathcal{A}(z_{tk}^{sl} w_k^l)",
-        lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
+        paper_latex=r"\mathcal{A} (z_{tk}^{sl} w_k^l)",
+        lhs_latex=r"v_t^s",
+        form_lhs_latex=r"\mathcal{A}^{-1}(v_t^s)",
         printed=Form(lambda: contract(cz[s, t, l, k] * cw[l, k], l, k), ("s", "t")),
         role="definition",
-        check="conv_preactivation",
+        selfcheck=CHECKS["conv_preactivation"],
         label_sets=_cases_single,
     )
 )
@@ -172,7 +175,7 @@ register(
             ),
             reading="w_q^m dz_tq^sm/dx_j^i, summed over m and q",
         ),
-        check="conv_dv_dx",
+        selfcheck=CHECKS["conv_dv_dx"],
         label_sets=_cases_single,
     )
 )
@@ -208,7 +211,7 @@ register(
             what="the condition uses the column offset p, the left-hand side's offset is q",
             reading="j = tau t + q - 1",
         ),
-        check="conv_dz_dx",
+        selfcheck=CHECKS["conv_dz_dx"],
         label_sets=_cases_single,
     )
 )
@@ -221,7 +224,7 @@ register(
         paper_latex=r"\mathcal{A}'(z_{tk}^{sl} w_k^l) z_{tq}^{sp}",
         lhs_latex=r"\frac{\partial v_t^s}{\partial w_q^p}",
         printed=Form(lambda: ca1[s, t] * cz[s, t, p, q], ("s", "t", "p", "q")),
-        check="conv_dv_dw",
+        selfcheck=CHECKS["conv_dv_dw"],
         label_sets=_cases_single,
     )
 )
@@ -246,7 +249,7 @@ register(
             ),
             ("s", "t", "p", "q", "i", "j"),
         ),
-        check="conv_d2v_dxdx",
+        selfcheck=CHECKS["conv_d2v_dxdx"],
         label_sets=_cases_single,
     )
 )
@@ -269,7 +272,7 @@ register(
             ),
             ("s", "t", "p", "q", "i", "j"),
         ),
-        check="conv_d2v_dwdx",
+        selfcheck=CHECKS["conv_d2v_dwdx"],
         label_sets=_cases_single,
     )
 )
@@ -284,7 +287,7 @@ register(
         printed=Form(
             lambda: ca2[s, t] * cz[s, t, p, q] * cz[s, t, a, b], ("s", "t", "p", "q", "a", "b")
         ),
-        check="conv_d2v_dwdw",
+        selfcheck=CHECKS["conv_d2v_dwdw"],
         label_sets=_cases_single,
     )
 )
@@ -313,7 +316,7 @@ register(
         lhs_latex=r"\frac{\partial v_t^s}{\partial w_q^p}",
         labels=("sigma", "tau"),
         printed=Form(_f53, ("s", "t", "p", "q")),
-        check="conv_dv_dw",
+        selfcheck=CHECKS["conv_dv_dw"],
         label_sets=_cases_single,
     )
 )
@@ -353,7 +356,7 @@ register(
             what=_BOUND_WHAT,
             reading="1 <= i+1-sigma s <= K_h and 1 <= j+1-tau t <= K_w (K_h x K_w kernel)",
         ),
-        check="conv_dv_dx",
+        selfcheck=CHECKS["conv_dv_dx"],
         label_sets=_cases_single,
     )
 )
@@ -377,7 +380,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v_t^s}{\partial w_q^p \partial w_b^a}",
         labels=("sigma", "tau"),
         printed=Form(_f55, ("s", "t", "p", "q", "a", "b")),
-        check="conv_d2v_dwdw",
+        selfcheck=CHECKS["conv_d2v_dwdw"],
         label_sets=_cases_single,
     )
 )
@@ -411,11 +414,13 @@ register(
         title="d2v/dw dx entry by entry (conditional form)",
         section=SECTION,
         paper_latex=(
-            r"\begin{cases} \mathcal{A}' + \mathcal{A}'' w_{j+1-\tau t}^{i+1-\sigma s} "
-            r"x_{\tau t+q-1}^{\sigma s+p-1} & i+1-\sigma s = p, j+1-\tau t = q \\ "
-            r"\mathcal{A}'' w_{j+1-\tau t}^{i+1-\sigma s} x_{\tau t+q-1}^{\sigma s+p-1} & "
-            r"i+1-\sigma s > 0, i+1-\sigma s \neq p, j+1-\tau t > 0, j+1-\tau t \neq q \\ 0 "
-            r"& \text{else} \end{cases}"
+            r"\left\{ \begin{array}{ll} \mathcal{A}' \left( (\tilde{x}_t^s)_k^l w_k^l "
+            r"\right) + \mathcal{A}'' \left( (\tilde{x}_t^s)_k^l w_k^l \right) w_{j+1-\tau "
+            r"t}^{i+1-\sigma s} x_{\tau t+q-1}^{\sigma s+p-1} & i+1-\sigma s = p, j+1-\tau t "
+            r"= q \\ \mathcal{A}'' \left( (\tilde{x}_t^s)_k^l w_k^l \right) w_{j+1-\tau "
+            r"t}^{i+1-\sigma s} x_{\tau t+q-1}^{\sigma s+p-1} & i+1-\sigma s > 0, i+1-\sigma "
+            r"s \neq p, \\ & j+1-\tau t > 0, j+1-\tau t \neq q \\ 0 & \text{else} "
+            r"\end{array} \right."
         ),
         lhs_latex=r"\frac{\partial^2 v_t^s}{\partial w_q^p \partial x_j^i}",
         labels=("sigma", "tau"),
@@ -435,7 +440,7 @@ register(
                 "(i+1-sigma s, j+1-tau t) != (p, q)"
             ),
         ),
-        check="conv_d2v_dwdx",
+        selfcheck=CHECKS["conv_d2v_dwdx"],
         label_sets=_cases_single,
     )
 )
@@ -465,9 +470,9 @@ register(
         title="d2v/dx dx entry by entry (conditional form)",
         section=SECTION,
         paper_latex=(
-            r"\begin{cases} \mathcal{A}''((\tilde{x}_t^s)_k^l w_k^l) w_{j+1-\tau t}^{i+1-"
-            r"\sigma s} w_{q+1-\tau t}^{p+1-\sigma s} & p+1 > \sigma s, i+1 > \sigma s, q+1 > "
-            r"\tau t, j+1 > \tau t \\ 0 & \text{else} \end{cases}"
+            r"\begin{cases} \mathcal{A}'' \left( (\tilde{x}_t^s)_k^l w_k^l \right) "
+            r"w_{j+1-\tau t}^{i+1-\sigma s} w_{q+1-\tau t}^{p+1-\sigma s} & p+1 > \sigma s, "
+            r"i+1 > \sigma s \\ & q+1 > \tau t, j+1 > \tau t \\ 0 & \text{else} \end{cases}"
         ),
         lhs_latex=r"\frac{\partial^2 v_t^s}{\partial x_q^p \partial x_j^i}",
         labels=("sigma", "tau"),
@@ -478,7 +483,7 @@ register(
             what=_BOUND_WHAT,
             reading="both kernel offsets within 1..K_h x 1..K_w",
         ),
-        check="conv_d2v_dxdx",
+        selfcheck=CHECKS["conv_d2v_dxdx"],
         label_sets=_cases_single,
     )
 )
@@ -503,7 +508,7 @@ def _mc(number, name, title, lhs, form, check):
             paper_latex="",
             lhs_latex=lhs,
             printed=form,
-            check=check,
+            selfcheck=CHECKS[check],
             label_sets=_cases_multi,
         )
     )
@@ -610,7 +615,7 @@ def _reg_c(number, name, title, lhs, form, check, derived_from):
             lhs_latex=lhs,
             printed=form,
             role="contracted",
-            check=check,
+            selfcheck=CHECKS[check],
             label_sets=lambda n: [{"n": n, "case": 0}],
         )
     )

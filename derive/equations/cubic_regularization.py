@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive import cr_model
+from derive.check_table import CHECKS
 from derive.equations.feedforward_relu import _huw, _hww, cases
+from derive.forms import Equation, Erratum, Form, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, register
 
 F = FAMILIES
 w, v, eta = F["w"], F["v"], F["eta"]
@@ -22,37 +24,14 @@ omega, phi = F["omega"](), F["phi"]
 
 i, j, m, s, t, l, q, a = idx("i j m s t l q a")
 
-# scalar symbols of the CR model
-h = sp.Symbol("h", real=True)  # g^T H g
-d = sp.Symbol("d", real=True)  # g^T grad F
-cc = sp.Symbol("c", positive=True)  # sigma ||g||^3
-sigma = sp.Symbol("sigma", positive=True)
-alpha_s = sp.Symbol("alpha", real=True)
-
-CR_SYMBOLS = {"h": h, "d": d, "c": cc, "sigma": sigma, "alpha": alpha_s}
-
-
-def cubic_model(alpha: sp.Expr = alpha_s) -> sp.Expr:
-    """Eq 8 along a fixed direction: ``m(alpha) - f = alpha d + alpha^2 h / 2 + c alpha^3 / 6``."""
-    return alpha * d + alpha**2 * h / 2 + cc * sp.Abs(alpha) ** 3 / 6
-
-
-def step_length() -> sp.Expr:
-    """Eq 37: the positive root of ``dm/dalpha = 0``."""
-    return (-h + sp.sqrt(h**2 - 2 * d * cc)) / cc
-
-
-def step_length_stable(root: sp.Expr | None = None) -> sp.Expr:
-    """Eq 37 without cancellation, for ``d < 0``: a ``Piecewise`` on the sign of ``h``.
-
-    ``h >= 0``: the rationalized form ``-2 d / (h + S)``; ``h < 0``: Eq 37 itself,
-    ``(S - h) / c``, whose numerator then adds two positive numbers.  Here
-    ``S = sqrt(h^2 - 2 d c)`` (pass ``root`` to name it, e.g. a symbol that a printer
-    renders as ``hypot(h, sqrt(-2 d c))``, which cannot overflow).  Each branch
-    cancels catastrophically in the other's domain when ``h^2 >> |d| c``.
-    """
-    S = sp.sqrt(h**2 - 2 * d * cc) if root is None else root
-    return sp.Piecewise((-2 * d / (h + S), h >= 0), ((S - h) / cc, True))
+# scalar symbols of the CR model (g^T H g, g^T grad F, sigma ||g||^3) and its closed forms
+h, d, cc, sigma, alpha_s = cr_model.h, cr_model.d, cr_model.cc, cr_model.sigma, cr_model.alpha_s
+CR_SYMBOLS = cr_model.CR_SYMBOLS
+cubic_model = cr_model.cubic_model
+step_length = cr_model.step_length
+step_length_stable = cr_model.step_length_stable
+LIMITS_PRINTED = cr_model.LIMITS_PRINTED
+LIMITS_CORRECTED = cr_model.LIMITS_CORRECTED
 
 
 register(
@@ -62,11 +41,12 @@ register(
         title="cubic model of the objective",
         section="3",
         paper_latex=(
-            r"f(\mathbf{x}_j) + \mathbf{s}_j^T \frac{\partial f}{\partial \mathbf{x}} + "
-            r"\frac{1}{2} \mathbf{s}_j^T \mathbf{H}_j \mathbf{s}_j + \frac{1}{6} \sigma_j "
-            r"\|\mathbf{s}_j\|^3"
+            r"m_j(\mathbf{s}_j) = f(\mathbf{x}_j) + \mathbf{s}_j^T \frac{\partial "
+            r"f}{\partial \mathbf{x}} + \frac{1}{2} \mathbf{s}_j^T \mathbf{H}_j \mathbf{s}_j "
+            r"+ \frac{1}{6} \sigma_j \|\mathbf{s}_j\|^3"
         ),
-        lhs_latex=r"m_j(\mathbf{s}_j)",
+        lhs_latex=r"f(\mathbf{x})",
+        relation=r"\approx",
         role="definition",
     )
 )
@@ -82,9 +62,10 @@ register(
             r"{\sigma \|\mathbf{g}\|^3}"
         ),
         lhs_latex=r"\alpha",
-        printed=Form(lambda: (-h - sp.sqrt(h**2 - 2 * d * cc)) / cc, ()),
+        # the paper's +- : both roots (Section 3.1 then picks the positive one, Eq 37)
+        printed=Form(lambda: cr_model.roots(), ()),
         role="cr",
-        check="cr_roots",
+        selfcheck=CHECKS["cr_roots"],
     )
 )
 register(
@@ -101,7 +82,7 @@ register(
         lhs_latex=r"\alpha",
         printed=Form(lambda: step_length(), ()),
         role="cr",
-        check="cr_step",
+        selfcheck=CHECKS["cr_step"],
     )
 )
 
@@ -115,7 +96,7 @@ register(
         lhs_latex=r"\alpha",
         printed=Form(lambda: step_length_stable(), ()),
         role="contracted",
-        check="cr_stable",
+        selfcheck=CHECKS["cr_stable"],
     )
 )
 
@@ -149,15 +130,24 @@ register(
         title="g^T grad F",
         section="B.1",
         paper_latex=(
-            r"\frac{\partial F}{\partial p^i} v^{(n),j} \omega_j^i + \sum_k "
-            r"\frac{\partial F}{\partial p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j} \phi_j^{(k),i}"
+            r"\frac{\partial F}{\partial p^i} v^{(n),j} \omega_j^i + \sum_k \frac{\partial "
+            r"F}{\partial p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j} \phi_j^{(k),i}"
         ),
-        lhs_latex=r"\mathbf{g}^T \nabla F",
+        lhs_latex=r"\mathbf{g}^T \nabla f",
         printed=Form(_gtgrad, ()),
         parts={"u_term": Form(_gtgrad_u, ()), "w_term": Form(_gtgrad_w, ())},
-        erratum=_BATCH,
+        erratum=Erratum(
+            kinds=_BATCH.kinds,
+            what=(
+                "the left-hand side is printed g^T grad f (the per-sample f) while the "
+                "right-hand side is written with dF/dp multiplying per-sample v and eta; read "
+                "literally as (batch mean of df/dp) x (batch mean of v ...), a product of "
+                "averages, it is not the derivative of F = E[f]"
+            ),
+            reading=_BATCH.reading,
+        ),
         role="cr",
-        check="g_dot_grad",
+        selfcheck=CHECKS["g_dot_grad"],
     )
 )
 
@@ -247,7 +237,7 @@ register(
             ),
         ),
         role="cr",
-        check="g_hess_g",
+        selfcheck=CHECKS["g_hess_g"],
     )
 )
 
@@ -281,24 +271,9 @@ register(
         printed=Form(_norm3, ()),
         parts={"u_sq_norm": Form(_sq_norm_u, ()), "w_sq_norm": Form(_sq_norm_w, ())},
         role="cr",
-        check="g_norm_cubed",
+        selfcheck=CHECKS["g_norm_cubed"],
     )
 )
-
-
-def _limits(printed: bool):
-    """Eq 41's three regimes as (approximation, condition) pairs in h, d, c."""
-    if printed:
-        return [
-            (sp.Abs(d) / h, "abs(h) >> abs(d)*c and h > 0"),
-            (sp.sqrt(2 * d / cc), "abs(h) << abs(d)*c and h > 0"),
-            (2 * sp.Abs(h / cc) + sp.Abs(d / h), "abs(h) >> abs(d)*c and h < 0"),
-        ]
-    return [
-        (sp.Abs(d) / h, "h**2 >> abs(d)*c and h > 0"),
-        (sp.sqrt(-2 * d / cc), "h**2 << abs(d)*c"),
-        (2 * sp.Abs(h / cc) + sp.Abs(d / h), "h**2 >> abs(d)*c and h < 0"),
-    ]
 
 
 def _cond_tex(cond: str) -> str:
@@ -315,15 +290,10 @@ def _cond_tex(cond: str) -> str:
 
 
 def _limits_display(limits: list) -> sp.Expr:
-    """Eq 41's cases as one ``Piecewise`` (conditions as symbols, for display)."""
-    return sp.Piecewise(
-        *[(approx, sp.Symbol(_cond_tex(cond))) for approx, cond in limits[:-1]],
-        (limits[-1][0], True),
-    )
+    """Eq 41's cases as one ``Piecewise``, each with its condition (a symbol named by the
+    condition's LaTeX; the third case's condition is printed too, not "otherwise")."""
+    return sp.Piecewise(*[(approx, sp.Symbol(_cond_tex(cond))) for approx, cond in limits])
 
-
-LIMITS_PRINTED = _limits(True)
-LIMITS_CORRECTED = _limits(False)
 
 register(
     Equation(
@@ -332,18 +302,21 @@ register(
         title="limiting cases of the CR step length",
         section="B.1",
         paper_latex=(
-            r"\begin{cases} \frac{|\mathbf{g}^T \nabla f|}{\mathbf{g}^T \mathbf{H} \mathbf{g}}"
-            r" & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| (\sigma "
-            r"\|\mathbf{g}\|^3) \text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} > 0 \\ "
-            r"\sqrt{\frac{2\mathbf{g}^T \nabla f}{\sigma \|\mathbf{g}\|^3}} & |\mathbf{g}^T "
-            r"\mathbf{H} \mathbf{g}| \ll |\mathbf{g}^T \nabla f| (\sigma \|\mathbf{g}\|^3) "
-            r"\text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} > 0 \\ 2 | \frac{\mathbf{g}^T "
-            r"\mathbf{H} \mathbf{g}}{\sigma \|\mathbf{g}\|^3} | + | \frac{\mathbf{g}^T \nabla "
-            r"f}{\mathbf{g}^T \mathbf{H} \mathbf{g}} | & |\mathbf{g}^T \mathbf{H} \mathbf{g}| "
-            r"\gg |\mathbf{g}^T \nabla f| (\sigma \|\mathbf{g}\|^3) \text{ and } \mathbf{g}^T "
-            r"\mathbf{H} \mathbf{g} < 0 \end{cases}"
+            r"\begin{cases} \frac{|\mathbf{g}^T \nabla f|}{\mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g}} & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| "
+            r"\left( \sigma \|\mathbf{g}\|^3 \right) \text{ and } \mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g} > 0 \\ \sqrt{\frac{2\mathbf{g}^T \nabla f}{\sigma "
+            r"\|\mathbf{g}\|^3}} & |\mathbf{g}^T \mathbf{H} \mathbf{g}| \ll |\mathbf{g}^T "
+            r"\nabla f| \left( \sigma \|\mathbf{g}\|^3 \right) \text{ and } \mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g} > 0 \\ 2 \left| \frac{\mathbf{g}^T \mathbf{H} "
+            r"\mathbf{g}}{\sigma \|\mathbf{g}\|^3} \right| + \left| \frac{\mathbf{g}^T "
+            r"\nabla f}{\mathbf{g}^T \mathbf{H} \mathbf{g}} \right| & |\mathbf{g}^T "
+            r"\mathbf{H} \mathbf{g}| \gg |\mathbf{g}^T \nabla f| \left( \sigma "
+            r"\|\mathbf{g}\|^3 \right) \text{ and } \mathbf{g}^T \mathbf{H} \mathbf{g} < 0 "
+            r"\end{cases}"
         ),
-        lhs_latex=r"\alpha \approx",
+        lhs_latex=r"\alpha",
+        relation=r"\approx",
         printed=Form(lambda: _limits_display(LIMITS_PRINTED), ()),
         corrected=Form(lambda: _limits_display(LIMITS_CORRECTED), ()),
         erratum=Erratum(
@@ -361,7 +334,7 @@ register(
             ),
         ),
         role="cr",
-        check="cr_limits",
+        selfcheck=CHECKS["cr_limits"],
     )
 )
 register(
@@ -405,10 +378,11 @@ register(
         section="B.1",
         paper_latex=(r"\frac{\partial^2 F}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t}"),
         lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g} \text{ for } \alpha_j^{(u),i}",
-        printed=None,
+        # as printed: the block's free s, t stay on the right-hand side
+        printed=Form(lambda n: d2fdp2[i, s] * v(n)[j] * v(n)[t], ("i", "j")),
         corrected=Form(lambda n: d2fdp2[i, i] * v(n)[j] * v(n)[j], ("i", "j")),
         erratum=_T2_ERR,
-        check="hessian_diag_u",
+        selfcheck=CHECKS["hessian_diag_u"],
     )
 )
 register(
@@ -423,7 +397,22 @@ register(
         ),
         lhs_latex=r"\mathbf{g}^T \mathbf{H} \mathbf{g} \text{ for } \alpha_j^{(w,k),i}",
         labels=("k",),
-        printed=None,
+        printed=Form(
+            lambda n, k: contract(
+                d2fdp2[l, q]
+                * u[l, m]
+                * eta(n, k)[m, i]
+                * v(k - 1)[j]
+                * u[q, a]
+                * eta(n, k)[a, s]
+                * v(k - 1)[t],
+                l,
+                q,
+                m,
+                a,
+            ),
+            ("i", "j"),
+        ),
         corrected=Form(
             lambda n, k: contract(
                 d2fdp2[l, q]
@@ -441,7 +430,7 @@ register(
             ("i", "j"),
         ),
         erratum=_T2_ERR,
-        check="hessian_diag_w",
+        selfcheck=CHECKS["hessian_diag_w"],
         label_sets=lambda n: [{"n": n, "k": k} for k in range(1, n + 1)],
     )
 )

@@ -12,8 +12,9 @@ import itertools
 
 import sympy as sp
 
+from derive.check_table import CHECKS
+from derive.forms import Equation, Erratum, Form, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, register
 
 F = FAMILIES
 w, v, a1 = F["w"], F["v"], F["a1"]
@@ -22,6 +23,8 @@ u, dfdp, d2fdp2 = F["u"](), F["dfdp"](), F["d2fdp2"]()
 dv = sp.IndexedBase  # placeholder for derivative families below
 
 i, j, m, s, t, l, q, a, c = idx("i j m s t l q a c")
+# the index k of Eq 25 (k is also a layer label in most forms of this module)
+(k_,) = idx("k")
 
 
 def cases(*pairs: tuple[object, object]) -> sp.Expr:
@@ -80,20 +83,27 @@ def dvk(k: object, ll: object) -> sp.IndexedBase:
 
 # ---------------------------------------------------------------- definitions 10-17
 DEFINITIONS = [
-    ("10", "layer", r"v^{(k),j} = \mathcal{A}(w_i^{(k),j} v^{(k-1),i})", "hidden layer"),
-    ("11", "relu", r"\mathcal{A}(z) = \max(z, 0)", "ReLU"),
-    ("12", "input", r"v^{(0),i} = x^i", "input"),
-    ("13", "logits", r"p^j = u_i^j v^{(n),i}", "output-layer logits"),
-    ("14", "softmax", r"\hat{y}^j = \exp(p^j) / \sum_l \exp(p^l)", "softmax"),
-    ("15", "cross_entropy", r"f = -y^l \ln \hat{y}^l", "per-sample loss"),
-    ("16", "objective", r"F = E[f]", "objective: batch mean of f"),
+    # (number, name, left side, right side as printed, title)
+    (
+        "10",
+        "layer",
+        r"v^{(k),j}",
+        r"\mathcal{A} \left( w_i^{(k),j} v^{(k-1),i} \right), \quad k = 1, \dots, n",
+        "hidden layer",
+    ),
+    ("11", "relu", r"\mathcal{A}(z)", r"\max(z, 0)", "ReLU"),
+    ("12", "input", r"v^{(0),i}", r"x^i", "input"),
+    ("13", "logits", r"p^j", r"u_i^j v^{(n),i}", "output-layer logits"),
+    ("14", "softmax", r"\hat{y}^j", r"\frac{\exp(p^j)}{\sum_l \exp(p^l)}", "softmax"),
+    ("15", "cross_entropy", r"f", r"-y^l \ln \hat{y}^l", "per-sample loss"),
+    ("16", "objective", r"F", r"E[f]", "objective: batch mean of f"),
 ]
 _DEFINITION_FORMS = {
     # the contraction inside the activation of Eq 10: z^(k),j = w_i^(k),j v^(k-1),i
     "10": Form(lambda n, k: contract(w(k)[j, i] * v(k - 1)[i], i), ("j",)),
     "13": Form(lambda n: contract(u[j, i] * v(n)[i], i), ("j",)),
 }
-for number, name, tex, title in DEFINITIONS:
+for number, name, lhs, tex, title in DEFINITIONS:
     register(
         Equation(
             number=number,
@@ -101,11 +111,11 @@ for number, name, tex, title in DEFINITIONS:
             title=title,
             section="B.1",
             paper_latex=tex,
-            lhs_latex="",
+            lhs_latex=lhs,
             labels=("k",) if number == "10" else (),
             printed=_DEFINITION_FORMS.get(number),
             role="definition",
-            check="network" if number in {"10", "12", "13"} else "",
+            selfcheck=CHECKS["network"] if number in {"10", "12", "13"} else None,
         )
     )
 
@@ -115,10 +125,10 @@ register(
         name="relu_derivative",
         title="A'(z) for the ReLU",
         section="B.1",
-        paper_latex=r"\mathcal{A}'(z) = 1 \; (z>0), \; 0 \; (z<0)",
+        paper_latex=r"\begin{cases} 1 & z > 0 \\ 0 & z < 0 \end{cases}",
         lhs_latex=r"\mathcal{A}'(z)",
         role="fact",
-        check="relu_first",
+        selfcheck=CHECKS["relu_first"],
     )
 )
 
@@ -145,7 +155,7 @@ register(
         lhs_latex=r"\frac{\partial v^{(k),j}}{\partial w_t^{(l),s}}",
         labels=("k", "l"),
         printed=_eq18,
-        check="dv_recursive",
+        selfcheck=CHECKS["dv_recursive"],
         label_sets=_layer_pairs1,
     )
 )
@@ -157,12 +167,13 @@ register(
         name="gamma",
         title="gamma^(k): diagonal of A'(z^(k))",
         section="B.1",
-        paper_latex=r"\delta_s^j \mathcal{A}'(w_i^{(k),j} v^{(k-1),i})",
+        paper_latex=r"\delta_s^j \mathcal{A}' \left( w_i^{(k),j} v^{(k-1),i} \right)",
         lhs_latex=r"\gamma_s^{(k),j}",
+        relation=r"\equiv",
         labels=("k",),
         printed=Form(lambda n, k: sp.KroneckerDelta(j, s) * a1(k)[j], ("j", "s")),
         role="definition",
-        check="gamma",
+        selfcheck=CHECKS["gamma"],
         label_sets=_labels,
     )
 )
@@ -173,25 +184,26 @@ register(
         title="beta^(k) = dv^(k)/dv^(k-1)",
         section="B.1",
         paper_latex=(
-            r"\mathcal{A}'(w_l^{(k),j} v^{(k-1),l}) w_i^{(k),j} = "
+            r"\mathcal{A}' \left( w_l^{(k),j} v^{(k-1),l} \right) w_i^{(k),j} = "
             r"\gamma_s^{(k),j} w_i^{(k),s}"
         ),
         lhs_latex=r"\beta_i^{(k),j}",
+        relation=r"\equiv",
         labels=("k",),
         printed=Form(lambda n, k: contract(gamma(k)[j, s] * w(k)[s, i], s), ("j", "i")),
         role="definition",
-        check="beta",
+        selfcheck=CHECKS["beta"],
         label_sets=_labels,
     )
 )
 
 
-def _alpha_chain(k: int, ll: int) -> sp.Expr:
-    """prod_{i=l+1}^{k} beta^{(i)} as an explicit contraction chain ``[j, i]``."""
+def _alpha_chain(k: int, ll: int, top: sp.Idx = j, bottom: sp.Idx = i) -> sp.Expr:
+    """prod_{i=l+1}^{k} beta^{(i)} as an explicit contraction chain ``[top, bottom]``."""
     if k == ll + 1:
-        return beta(k)[j, i]
+        return beta(k)[top, bottom]
     inner = [sp.Idx(f"c{p}") for p in range(k - ll - 1)]
-    chain = [j, *inner, i]
+    chain = [top, *inner, bottom]
     expr = sp.S.One
     for p, layer in enumerate(range(k, ll, -1)):
         expr = expr * beta(layer)[chain[p], chain[p + 1]]
@@ -215,6 +227,26 @@ def _alpha_form(reading_delta: bool) -> Form:
     return Form(build, ("j", "i"))
 
 
+# Eq 21 symbol for symbol: the left side is alpha_{j_i}^{(k,l),j_k}; the product of the
+# betas beta_{j_{i-1}}^{(i),j_i}, i = l+1..k, runs from j_k down to j_l; the k = l case is
+# delta_j^i
+_jk, _ji, _jl = sp.Idx("j_k"), sp.Idx("j_i"), sp.Idx("j_l")
+
+
+def _alpha_printed(n, k, l):  # noqa: E741
+    if isinstance(k, int) and isinstance(l, int):
+        if k > l:
+            return _alpha_chain(k, l, top=_jk, bottom=_jl)
+        if k == l:
+            return sp.KroneckerDelta(j, i)
+        return sp.S.Zero
+    return sp.Piecewise(
+        (sp.Symbol(r"\prod_{i=l+1}^k \beta_{j_{i-1}}^{(i),j_i}"), k > l),
+        (sp.KroneckerDelta(j, i), sp.Eq(k, l)),
+        (0, k < l),
+    )
+
+
 register(
     Equation(
         number="21",
@@ -222,24 +254,29 @@ register(
         title="alpha^(k,l) = dv^(k)/dv^(l), a product of betas",
         section="B.1",
         paper_latex=(
-            r"\begin{cases} \prod_{i=l+1}^k \beta_{j_{i-1}}^{(i),j_i} & k > l \\ "
-            r"\delta_j^i & k = l \\ 0 & k < l \end{cases}"
+            r"\begin{cases} \prod_{i=l+1}^k \beta_{j_{i-1}}^{(i),j_i} & k > l \\ \delta_j^i "
+            r"& k = l \\ 0 & k < l \end{cases}"
         ),
-        lhs_latex=r"\alpha_{j_l}^{(k,l),j_k}",
+        lhs_latex=r"\alpha_{j_i}^{(k,l),j_k}",
+        relation=r"\equiv",
         labels=("k", "l"),
-        printed=None,
+        printed=Form(_alpha_printed, ("j_k", "j_i")),
         corrected=_alpha_form(True),
         erratum=Erratum(
             kinds=("free-index",),
             what=(
-                "the k = l case is printed as delta_j^i, whose indices i, j are not the "
-                "left-hand side's j_k, j_l; the product also reuses i as its running "
-                "layer label"
+                "the left-hand side's lower index j_i is named after the product's running "
+                "layer label i, while the product ends on j_l (its i = l+1 factor is "
+                "beta_{j_l}^{(l+1),j_{l+1}}); the k = l case is printed as delta_j^i, whose "
+                "indices i, j are not the left-hand side's j_k, j_i"
             ),
-            reading="delta_{j_l}^{j_k} (the identity on layer l's units)",
+            reading=(
+                "alpha_{j_l}^{(k,l),j_k}: the product for k > l, delta_{j_l}^{j_k} (the "
+                "identity on layer l's units) for k = l, 0 for k < l"
+            ),
         ),
         role="definition",
-        check="alpha",
+        selfcheck=CHECKS["alpha"],
         label_sets=_layer_pairs0,
     )
 )
@@ -261,8 +298,9 @@ register(
         name="alpha_composition",
         title="composition rule alpha^(k,l) alpha^(l,m) = alpha^(k,m)",
         section="B.1",
-        paper_latex=r"\alpha_{j_l}^{(k,l),j_k} \alpha_{j_m}^{(l,m),j_l} = \alpha_{j_m}^{(k,m),j_k}",
-        lhs_latex=r"\alpha_{j_m}^{(k,m),j_k}",
+        paper_latex=r"\alpha_{j_m}^{(k,m),j_k}",
+        lhs_latex=r"\alpha_{j_l}^{(k,l),j_k} \alpha_{j_m}^{(l,m),j_l}",
+        form_lhs_latex=r"\alpha_{j_m}^{(k,m),j_k}",
         labels=("k", "l", "m"),
         printed=_compose(False),
         corrected=_compose(True),
@@ -275,7 +313,7 @@ register(
             reading="add the bound m <= l <= k",
         ),
         role="identity",
-        check="alpha_composition",
+        selfcheck=CHECKS["alpha_composition"],
         label_sets=_triples,
     )
 )
@@ -288,6 +326,7 @@ register(
         section="B.1",
         paper_latex=r"\alpha_s^{(k,l),j} \gamma_i^{(k),s}",
         lhs_latex=r"\eta_i^{(k,l),j}",
+        relation=r"\equiv",
         labels=("k", "l"),
         printed=Form(lambda n, k, l: contract(alpha(k, l)[j, s] * gamma(k)[s, i], s), ("j", "i")),
         corrected=Form(lambda n, k, l: contract(alpha(k, l)[j, s] * gamma(l)[s, i], s), ("j", "i")),
@@ -301,7 +340,7 @@ register(
             reading="gamma_i^{(l),s}",
         ),
         role="definition",
-        check="eta",
+        selfcheck=CHECKS["eta"],
         label_sets=lambda n: [d for d in _layer_pairs1(n) if d["l"] <= d["k"]],
     )
 )
@@ -323,7 +362,7 @@ register(
             ),
             ("j", "s", "t"),
         ),
-        check="dv",
+        selfcheck=CHECKS["dv"],
         label_sets=_layer_pairs1,
     )
 )
@@ -334,10 +373,12 @@ register(
         name="dp_du",
         title="dp/du",
         section="B.1",
-        paper_latex=r"\frac{\partial p^j}{\partial u_k^j} = \delta_l^j v^{(n),k}",
-        lhs_latex=r"\frac{\partial p^j}{\partial u_c^a}",
+        paper_latex=r"\delta_l^j v^{(n),k}",
+        lhs_latex=r"\frac{\partial p^j}{\partial u_k^j}",
+        form_lhs_latex=r"\frac{\partial p^j}{\partial u_c^a}",
         labels=(),
-        printed=None,
+        # as printed: d p^j / d u_k^j (j twice on the left) = delta_l^j v^{(n),k}, l free
+        printed=Form(lambda n: sp.KroneckerDelta(l, j) * v(n)[k_], ("j", "k")),
         corrected=Form(lambda n: sp.KroneckerDelta(j, a) * v(n)[c], ("j", "a", "c")),
         erratum=Erratum(
             kinds=("free-index",),
@@ -347,7 +388,7 @@ register(
             ),
             reading="dp^j/du_k^l = delta_l^j v^{(n),k}",
         ),
-        check="dp_du",
+        selfcheck=CHECKS["dp_du"],
     )
 )
 register(
@@ -359,7 +400,7 @@ register(
         paper_latex=r"u_i^j",
         lhs_latex=r"\frac{\partial p^j}{\partial v^{(n),i}}",
         printed=Form(lambda n: u[j, i], ("j", "i")),
-        check="dp_dv",
+        selfcheck=CHECKS["dp_dv"],
     )
 )
 
@@ -370,11 +411,14 @@ register(
         name="grad_u",
         title="df/du (outer product)",
         section="B.1",
-        paper_latex=r"\frac{\partial f}{\partial p^i} v^{(n),j}",
+        paper_latex=(
+            r"\frac{\partial f}{\partial p^k} \frac{\partial p^k}{\partial u_j^i} = "
+            r"\frac{\partial f}{\partial p^i} v^{(n),j}"
+        ),
         lhs_latex=r"\frac{\partial f}{\partial u_j^i}",
         printed=Form(lambda n: dfdp[i] * v(n)[j], ("i", "j")),
         copies=("1",),
-        check="grad_u",
+        selfcheck=CHECKS["grad_u"],
     )
 )
 register(
@@ -383,7 +427,11 @@ register(
         name="grad_w",
         title="df/dw^(k) (outer product)",
         section="B.1",
-        paper_latex=r"\frac{\partial f}{\partial p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j}",
+        paper_latex=(
+            r"\frac{\partial f}{\partial p^l} \frac{\partial p^l}{\partial v^{(n),m}} "
+            r"\frac{\partial v^{(n),m}}{\partial w_j^{(k),i}} = \frac{\partial f}{\partial "
+            r"p^l} u_m^l \eta_i^{(n,k),m} v^{(k-1),j}"
+        ),
         lhs_latex=r"\frac{\partial f}{\partial w_j^{(k),i}}",
         labels=("k",),
         printed=Form(
@@ -391,7 +439,7 @@ register(
             ("i", "j"),
         ),
         copies=("2",),
-        check="grad_w",
+        selfcheck=CHECKS["grad_w"],
         label_sets=_labels,
     )
 )
@@ -403,10 +451,10 @@ register(
         name="relu_second_derivative",
         title="A''(z) = 0 for the ReLU",
         section="B.1",
-        paper_latex=r"\mathcal{A}''(z) = 0",
+        paper_latex=r"0",
         lhs_latex=r"\mathcal{A}''(z)",
         role="fact",
-        check="relu_second",
+        selfcheck=CHECKS["relu_second"],
     )
 )
 
@@ -422,11 +470,14 @@ register(
         name="dalpha_dw",
         title="d alpha^(n,k)/dw^(r)",
         section="B.1",
-        paper_latex=r"\eta_s^{(n,r),m} \alpha_q^{(r-1,k),t}",
+        paper_latex=(
+            r"\alpha_a^{(n,r),m} \mathcal{A}'\left(w_p^{(r),a} v^{(r-1),p}\right) \delta_s^a "
+            r"\delta_b^t \alpha_q^{(r-1,k),b} = \eta_s^{(n,r),m} \alpha_q^{(r-1,k),t}"
+        ),
         lhs_latex=r"\frac{\partial \alpha_q^{(n,k),m}}{\partial w_t^{(r),s}}",
         labels=("k", "r"),
         printed=Form(lambda n, k, r: eta(n, r)[m, s] * alpha(r - 1, k)[t, q], ("m", "q", "s", "t")),
-        check="dalpha",
+        selfcheck=CHECKS["dalpha"],
         label_sets=_pairs,
     )
 )
@@ -439,7 +490,7 @@ register(
         paper_latex=r"0",
         lhs_latex=r"\frac{\partial \gamma_s^{(k),j}}{\partial (\cdot)}",
         role="fact",
-        check="dgamma",
+        selfcheck=CHECKS["dgamma"],
     )
 )
 register(
@@ -455,7 +506,7 @@ register(
             lambda n, k, r: contract(dalpha(n, k, r)[m, q, s, t] * gamma(k)[q, i], q),
             ("m", "i", "s", "t"),
         ),
-        check="deta",
+        selfcheck=CHECKS["deta"],
         label_sets=_pairs,
     )
 )
@@ -476,13 +527,16 @@ register(
         title="second derivative of the last hidden output",
         section="B.1",
         paper_latex=(
-            r"\begin{cases} \eta_s^{(n,r),m} \eta_i^{(r-1,k),t} v^{(k-1),j} & r > k \\ 0 & r = k"
-            r" \\ \eta_i^{(n,k),m} \eta_s^{(k-1,r),j} v^{(r-1),t} & r < k \end{cases}"
+            r"\begin{cases} \frac{\partial \alpha_q^{(n,k),m}}{\partial w_t^{(r),s}} "
+            r"\gamma_i^{(k),q} v^{(k-1),j} & r > k \\ 0 & r = k \\ \eta_i^{(n,k),m} "
+            r"\frac{\partial v^{(k-1),j}}{\partial w_t^{(r),s}} & r < k \end{cases} = "
+            r"\begin{cases} \eta_s^{(n,r),m} \eta_i^{(r-1,k),t} v^{(k-1),j} & r > k \\ 0 & r "
+            r"= k \\ \eta_i^{(n,k),m} \eta_s^{(k-1,r),j} v^{(r-1),t} & r < k \end{cases}"
         ),
         lhs_latex=r"\frac{\partial^2 v^{(n),m}}{\partial w_j^{(k),i} \partial w_t^{(r),s}}",
         labels=("k", "r"),
         printed=Form(_d2v, ("m", "i", "j", "s", "t")),
-        check="d2v",
+        selfcheck=CHECKS["d2v"],
         label_sets=_pairs,
     )
 )
@@ -494,11 +548,15 @@ register(
         name="hessian_uu",
         title="Hessian block (u, u)",
         section="B.1",
-        paper_latex=(r"\frac{\partial^2 f}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t}"),
+        paper_latex=(
+            r"\frac{\partial^2 f}{\partial p^k \partial p^l} \frac{\partial p^k}{\partial "
+            r"u_j^i} \frac{\partial p^l}{\partial u_t^s} = \frac{\partial^2 f}{\partial p^i "
+            r"\partial p^s} v^{(n),j} v^{(n),t}"
+        ),
         lhs_latex=r"\frac{\partial^2 f}{\partial u_j^i \partial u_t^s}",
         printed=Form(lambda n: d2fdp2[i, s] * v(n)[j] * v(n)[t], ("i", "j", "s", "t")),
         copies=("3",),
-        check="hessian_uu",
+        selfcheck=CHECKS["hessian_uu"],
     )
 )
 
@@ -516,7 +574,10 @@ register(
         title="Hessian block (u, w^(k))",
         section="B.1",
         paper_latex=(
-            r"\frac{\partial f}{\partial p^i} \eta_s^{(n,k),j} v^{(k-1),t} + "
+            r"\frac{\partial f}{\partial p^i} \frac{\partial v^{(n),j}}{\partial "
+            r"w_t^{(k),s}} + \frac{\partial^2 f}{\partial p^i \partial p^l} v^{(n),j} "
+            r"\frac{\partial p^l}{\partial v^{(n),m}} \frac{\partial v^{(n),m}}{\partial "
+            r"w_t^{(k),s}} = \frac{\partial f}{\partial p^i} \eta_s^{(n,k),j} v^{(k-1),t} + "
             r"\frac{\partial^2 f}{\partial p^i \partial p^l} v^{(n),j} u_m^l "
             r"\eta_s^{(n,k),m} v^{(k-1),t}"
         ),
@@ -524,7 +585,7 @@ register(
         labels=("k",),
         printed=Form(_huw, ("i", "j", "s", "t")),
         copies=("4", "6", "7"),
-        check="hessian_uw",
+        selfcheck=CHECKS["hessian_uw"],
         label_sets=_labels,
     )
 )
@@ -569,17 +630,22 @@ register(
         title="Hessian block (w^(k), w^(r))",
         section="B.1",
         paper_latex=(
-            r"\frac{\partial^2 f}{\partial p^l \partial p^q} u_m^l \eta_i^{(n,k),m} v^{(k-1),j}"
-            r" u_a^q \eta_s^{(n,r),a} v^{(r-1),t} + \frac{\partial f}{\partial p^l} u_m^l"
-            r" \times \begin{cases} \eta_s^{(n,r),m} \eta_i^{(r-1,k),t} v^{(k-1),j} & r > k \\"
-            r" 0 & r = k \\ \eta_i^{(n,k),m} \eta_s^{(k-1,r),j} v^{(r-1),t} & r < k"
-            r" \end{cases}"
+            r"\frac{\partial^2 f}{\partial p^l \partial p^q} \frac{\partial p^l}{\partial "
+            r"v^{(n),m}} \frac{\partial v^{(n),m}}{\partial w_j^{(k),i}} \frac{\partial "
+            r"p^q}{\partial v^{(n),a}} \frac{\partial v^{(n),a}}{\partial w_t^{(r),s}} + "
+            r"\frac{\partial f}{\partial p^l} \frac{\partial p^l}{\partial v^{(n),m}} "
+            r"\frac{\partial^2 v^{(n),m}}{\partial w_j^{(k),i} \partial w_t^{(r),s}} = "
+            r"\frac{\partial^2 f}{\partial p^l \partial p^q} u_m^l \eta_i^{(n,k),m} "
+            r"v^{(k-1),j} u_a^q \eta_s^{(n,r),a} v^{(r-1),t} + \frac{\partial f}{\partial "
+            r"p^l} u_m^l \times \begin{cases} \eta_s^{(n,r),m} \eta_i^{(r-1,k),t} "
+            r"v^{(k-1),j} & r > k \\ 0 & r = k \\ \eta_i^{(n,k),m} \eta_s^{(k-1,r),j} "
+            r"v^{(r-1),t} & r < k \end{cases}"
         ),
         lhs_latex=r"\frac{\partial^2 f}{\partial w_j^{(k),i} \partial w_t^{(r),s}}",
         labels=("k", "r"),
         printed=Form(_hww, ("i", "j", "s", "t")),
         copies=("5",),
-        check="hessian_ww",
+        selfcheck=CHECKS["hessian_ww"],
         label_sets=_pairs,
     )
 )

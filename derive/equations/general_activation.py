@@ -24,10 +24,12 @@ import itertools
 
 import sympy as sp
 
+from derive import layer_checks
+from derive.check_table import CHECKS
 from derive.equations.cubic_regularization import _BATCH
 from derive.equations.feedforward_relu import _huw, cases
+from derive.forms import Equation, Erratum, Form, lookup, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, get, register
 
 F = FAMILIES
 w, v, a1, a2 = F["w"], F["v"], F["a1"], F["a2"]
@@ -116,7 +118,7 @@ register(
         lhs_latex=r"\frac{\partial \gamma_r^{(l),m}}{\partial w_t^{(q),s}}",
         labels=("l", "q"),
         printed=Form(_dgamma_66, ("m", "r", "s", "t")),
-        check="b3_dgamma",
+        selfcheck=CHECKS["b3_dgamma"],
         label_sets=_lq,
         activation="general",
     )
@@ -128,15 +130,16 @@ register(
         name="lambda",
         title="lambda^(l): A'' on the diagonal",
         section=SECTION,
-        paper_latex=r"\delta_r^m \delta_s^m \mathcal{A}''(w_j^{(l),m} v^{(l-1),j})",
+        paper_latex=r"\delta_r^m \delta_s^m \mathcal{A}'' \left( w_j^{(l),m} v^{(l-1),j} \right)",
         lhs_latex=r"\lambda_{rs}^{(l),m}",
+        relation=r"\equiv",
         labels=("l",),
         printed=Form(
             lambda n, l: sp.KroneckerDelta(r_, m) * sp.KroneckerDelta(s, m) * a2(l)[m],  # noqa: E741
             ("m", "r", "s"),
         ),
         role="definition",
-        check="b3_lambda",
+        selfcheck=CHECKS["b3_lambda"],
         label_sets=lambda n: [{"n": n, "l": ll} for ll in range(1, n + 1)],
         activation="general",
     )
@@ -170,7 +173,7 @@ register(
         lhs_latex=r"\frac{\partial \gamma_r^{(l),m}}{\partial w_t^{(q),s}}",
         labels=("l", "q"),
         printed=Form(_dgamma_68, ("m", "r", "s", "t")),
-        check="b3_dgamma",
+        selfcheck=CHECKS["b3_dgamma"],
         label_sets=_lq,
         activation="general",
     )
@@ -207,7 +210,7 @@ register(
             reading="add the bound l < r <= k",
         ),
         role="identity",
-        check="b3_alpha",
+        selfcheck=CHECKS["b3_alpha"],
         label_sets=_klr,
         activation="general",
     )
@@ -224,7 +227,7 @@ register(
         labels=("r",),
         printed=Form(lambda n, r: contract(gamma(r)[b, s] * w(r)[s, a], s), ("b", "a")),
         role="identity",
-        check="b3_alpha_step",
+        selfcheck=CHECKS["b3_alpha_step"],
         label_sets=lambda n: [{"n": n, "r": rr} for rr in range(1, n + 1)],
         activation="general",
     )
@@ -268,7 +271,7 @@ register(
         lhs_latex=r"\frac{\partial \beta_a^{(r),b}}{\partial w_t^{(q),s}}",
         labels=("r", "q"),
         printed=Form(_dbeta_71, ("b", "a", "s", "t")),
-        check="b3_dbeta",
+        selfcheck=CHECKS["b3_dbeta"],
         label_sets=_rq,
         activation="general",
     )
@@ -330,7 +333,7 @@ register(
         labels=("k", "l", "q"),
         printed=Form(_dalpha_cases, ("j", "m", "s", "t")),
         parts={"product_rule": Form(_dalpha_product, ("j", "m", "s", "t"))},
-        check="b3_dalpha",
+        selfcheck=CHECKS["b3_dalpha"],
         label_sets=_klq,
         activation="general",
     )
@@ -348,7 +351,7 @@ register(
         lhs_latex=r"\frac{\partial \alpha_m^{(k,l),j}}{\partial w_t^{(q),s}}",
         labels=("k", "l", "q"),
         printed=Form(_dalpha_product, ("j", "m", "s", "t")),
-        check="b3_dalpha",
+        selfcheck=CHECKS["b3_dalpha"],
         label_sets=_klq,
         activation="general",
     )
@@ -375,7 +378,7 @@ register(
         lhs_latex=r"\frac{\partial \eta_l^{(n,k),j}}{\partial w_t^{(q),s}}",
         labels=("k", "q"),
         printed=Form(_deta_73, ("j", "l", "s", "t")),
-        check="b3_deta",
+        selfcheck=CHECKS["b3_deta"],
         label_sets=_kq,
         activation="general",
     )
@@ -493,7 +496,7 @@ for _num, _name, _with_gamma, _tex, _title in (
             printed=_deta_cases(_with_gamma, printed=True),
             corrected=_deta_cases(_with_gamma, printed=False),
             erratum=Erratum(kinds=("index", "dimension"), what=_ERR_QK, reading=_READ_QK),
-            check="b3_deta",
+            selfcheck=CHECKS["b3_deta"],
             label_sets=_kq,
             activation="general",
         )
@@ -528,7 +531,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial w_t^{(q),s}}",
         labels=("k", "q"),
         printed=Form(_d2v_76, ("j", "l", "i", "s", "t")),
-        check="b3_d2v",
+        selfcheck=CHECKS["b3_d2v"],
         label_sets=_kq,
         activation="general",
     )
@@ -586,7 +589,7 @@ _P75 = {
         ("j", "l", "s", "t"),
     ),
 }
-get("75").parts.update(_P75)
+lookup("75").parts.update(_P75)
 
 
 def _times_v(form: Form) -> Form:
@@ -636,7 +639,7 @@ register(
             reading=_READ_QK,
         ),
         parts=dict(_P77),
-        check="b3_d2v",
+        selfcheck=CHECKS["b3_d2v"],
         label_sets=_kq,
         activation="general",
     )
@@ -650,11 +653,15 @@ register(
         name="hessian_uu_general",
         title="Hessian block (u, u), general activation",
         section=SECTION,
-        paper_latex=r"\frac{\partial^2 F}{\partial p^i \partial p^s} v^{(n),j} v^{(n),t}",
+        paper_latex=(
+            r"\frac{\partial^2 F}{\partial p^k \partial p^l} \frac{\partial p^k}{\partial "
+            r"u_j^i} \frac{\partial p^l}{\partial u_t^s} = \frac{\partial^2 F}{\partial p^i "
+            r"\partial p^s} v^{(n),j} v^{(n),t}"
+        ),
         lhs_latex=r"\frac{\partial^2 F}{\partial u_j^i \partial u_t^s}",
         printed=Form(lambda n: d2fdp2[i, s] * v(n)[j] * v(n)[t], ("i", "j", "s", "t")),
         erratum=_BATCH,
-        check="hessian_uu",
+        selfcheck=CHECKS["hessian_uu"],
         activation="general",
     )
 )
@@ -665,7 +672,10 @@ register(
         title="Hessian block (u, w^(k)), general activation",
         section=SECTION,
         paper_latex=(
-            r"\frac{\partial F}{\partial p^i} \eta_s^{(n,k),j} v^{(k-1),t} + "
+            r"\frac{\partial F}{\partial p^i} \frac{\partial v^{(n),j}}{\partial "
+            r"w_t^{(k),s}} + \frac{\partial^2 F}{\partial p^i \partial p^l} v^{(n),j} "
+            r"\frac{\partial p^l}{\partial v^{(n),m}} \frac{\partial v^{(n),m}}{\partial "
+            r"w_t^{(k),s}} = \frac{\partial F}{\partial p^i} \eta_s^{(n,k),j} v^{(k-1),t} + "
             r"\frac{\partial^2 F}{\partial p^i \partial p^l} v^{(n),j} u_m^l "
             r"\eta_s^{(n,k),m} v^{(k-1),t}"
         ),
@@ -673,7 +683,7 @@ register(
         labels=("k",),
         printed=Form(_huw, ("i", "j", "s", "t")),
         erratum=_BATCH,
-        check="hessian_uw",
+        selfcheck=CHECKS["hessian_uw"],
         label_sets=lambda n: [{"n": n, "k": k} for k in range(1, n + 1)],
         activation="general",
     )
@@ -719,9 +729,15 @@ register(
         title="Hessian block (w^(k), w^(q)), general activation",
         section=SECTION,
         paper_latex=(
-            r"\frac{\partial^2 F}{\partial p^a \partial p^b} u_j^a \eta_l^{(n,k),j} v^{(k-1),i}"
-            r" u_c^b \eta_s^{(n,q),c} v^{(q-1),t} + \frac{\partial F}{\partial p^a} u_j^a "
-            r"\frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial w_t^{(q),s}}"
+            r"\frac{\partial^2 F}{\partial p^a \partial p^b} \frac{\partial p^a}{\partial "
+            r"v^{(n),j}} \frac{\partial v^{(n),j}}{\partial w_i^{(k),l}} \frac{\partial "
+            r"p^b}{\partial v^{(n),c}} \frac{\partial v^{(n),c}}{\partial w_t^{(q),s}} + "
+            r"\frac{\partial F}{\partial p^m} \frac{\partial p^m}{\partial v^{(n),j}} "
+            r"\frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial w_t^{(q),s}} = "
+            r"\frac{\partial^2 F}{\partial p^a \partial p^b} u_j^a \eta_l^{(n,k),j} "
+            r"v^{(k-1),i} u_c^b \eta_s^{(n,q),c} v^{(q-1),t} + \frac{\partial F}{\partial "
+            r"p^a} u_j^a \frac{\partial^2 v^{(n),j}}{\partial w_i^{(k),l} \partial "
+            r"w_t^{(q),s}}"
         ),
         lhs_latex=r"\frac{\partial^2 F}{\partial w_i^{(k),l} \partial w_t^{(q),s}}",
         labels=("k", "q"),
@@ -731,7 +747,7 @@ register(
             "gauss_newton": Form(_gn_80, ("l", "i", "s", "t")),
             **{name: _with_dfdp_u(f) for name, f in _P77.items()},
         },
-        check="b3_hessian_ww",
+        selfcheck=CHECKS["b3_hessian_ww"],
         label_sets=_kq,
         activation="general",
     )
@@ -754,7 +770,7 @@ register(
         labels=("k", "q"),
         printed=HESSIAN_WW_EXPANDED,
         erratum=_BATCH,
-        check="b3_hessian_ww",
+        selfcheck=CHECKS["b3_hessian_ww"],
         label_sets=_kq,
         activation="general",
     )
@@ -782,7 +798,7 @@ def _reg_c(number, name, title, lhs, form, check, derived_from, label_sets=None,
             labels=labels,
             printed=form,
             role="contracted",
-            check=check,
+            selfcheck=CHECKS[check],
             label_sets=label_sets or (lambda n: [{"n": n}]),
             activation="general",
         )
@@ -830,7 +846,7 @@ def _second_order_term(n, k):
 
 
 def _ghg_general(n):
-    return get("C7").printed(n=n) + sum(
+    return lookup("C7").printed(n=n) + sum(
         (_second_order_term(n, k) for k in range(1, n + 1)), sp.S.Zero
     )
 
@@ -844,24 +860,12 @@ _reg_c(
     "b3_g_hess_g",
     "Eqs 78-80 contracted with g; C7",
 )
-get("C11").parts.update(
+lookup("C11").parts.update(
     {
-        **get("C7").parts,
+        **lookup("C7").parts,
         "second_order_term": Form(_second_order_term, ()),
     }
 )
 
 # the reduction to B.1 (A'' = 0) is checked by derive.layer_checks.reduces_to_b1
-REDUCES_TO_B1 = {
-    # B.3 equation -> (B.1 equation, label map B.3 -> B.1); "80.x" is Eq 80 expanded by Eq 77
-    "66": ("31", {}),
-    "68": ("31", {}),
-    "72": ("30", {"k": "n", "l": "k", "q": "r"}),
-    "75": ("32", {"k": "k", "q": "r"}),
-    "77": ("33", {"k": "k", "q": "r"}),
-    "80": ("36", {"k": "k", "q": "r"}),
-    "80.x": ("36", {"k": "k", "q": "r"}),
-    "C11": ("C7", {}),
-}
-
-from derive import layer_checks  # noqa: E402,F401  (registers the checks used above)
+REDUCES_TO_B1 = layer_checks.REDUCES_TO_B1

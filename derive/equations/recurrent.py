@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.check_table import CHECKS
+from derive.forms import Equation, Erratum, Form, lookup, register
 from derive.notation import FAMILIES, contract, idx
-from derive.registry import Equation, Erratum, Form, get, register
 
 F = FAMILIES
 v, eta, alpha, lam, dv = F["v"], F["eta"], F["alpha"], F["lam"], F["dv"]
@@ -47,7 +48,7 @@ register(
         name="recurrent_layer",
         title="recurrent layer v_(t) = A(w v_(t-1))",
         section=SECTION,
-        paper_latex=r"v_{(t)}^j = \mathcal{A}(w_i^j v_{(t-1)}^i)",
+        paper_latex=r"\mathcal{A} \left( w_i^j v_{(t-1)}^i \right)",
         lhs_latex=r"v_{(t)}^j",
         role="definition",
     )
@@ -58,7 +59,7 @@ register(
         name="recurrent_input",
         title="recurrent layer input v_(0) = x",
         section=SECTION,
-        paper_latex=r"v_{(0)}^j = x^j",
+        paper_latex=r"x^j",
         lhs_latex=r"v_{(0)}^j",
         role="definition",
     )
@@ -71,10 +72,12 @@ register(
         title="derivative by the tied weight = sum over the steps' copies (for (.) = v_(t))",
         section=SECTION,
         paper_latex=(
-            r"\sum_k \frac{\partial(\cdot)}{\partial w_p^{(k),m}} \frac{\partial w_j^{(k),i}}"
-            r"{\partial w_j^i} = \sum_k \frac{\partial(\cdot)}{\partial w_j^{(k),i}}"
+            r"\sum_k \frac{\partial(\cdot)}{\partial w_p^{(k),m}} \frac{\partial "
+            r"w_j^{(k),i}}{\partial w_j^i} = \sum_k \frac{\partial(\cdot)}{\partial "
+            r"w_j^{(k),i}}"
         ),
-        lhs_latex=r"\frac{\partial v_{(t)}^o}{\partial w_j^i}",
+        lhs_latex=r"\frac{\partial(\cdot)}{\partial w_j^i}",
+        form_lhs_latex=r"\frac{\partial v_{(t)}^o}{\partial w_j^i}",
         labels=("t",),
         printed=Form(lambda n, t: _sum(1, t, lambda k: dv(t, k)[o, m, p]), ("o", "i", "j")),
         corrected=Form(lambda n, t: _sum(1, t, lambda k: dv(t, k)[o, i, j]), ("o", "i", "j")),
@@ -87,7 +90,7 @@ register(
             ),
             reading=("sum_k d(.)/dw_p^{(k),m} dw_p^{(k),m}/dw_j^i = sum_k d(.)/dw_j^{(k),i}"),
         ),
-        check="rec_dv_dw",
+        selfcheck=CHECKS["rec_dv_dw"],
         label_sets=_steps,
         activation="general",
     )
@@ -98,13 +101,26 @@ register(
         name="recurrent_dv_dw",
         title="dv_(t)/dw (tied weights)",
         section=SECTION,
-        paper_latex=r"\sum_k \eta_s^{(t,k),m} v_{(k-1)}^r",
+        paper_latex=r"\sum_k \eta_s^{(t,k),m} v_{(t-1)}^r",
         lhs_latex=r"\frac{\partial v_{(t)}^m}{\partial w_r^s}",
         labels=("t",),
         printed=Form(
+            lambda n, t: _sum(1, t, lambda k: eta(t, k)[m, s] * v(t - 1)[r]), ("m", "s", "r")
+        ),
+        corrected=Form(
             lambda n, t: _sum(1, t, lambda k: eta(t, k)[m, s] * v(k - 1)[r]), ("m", "s", "r")
         ),
-        check="rec_dv_dw",
+        erratum=Erratum(
+            kinds=("index",),
+            what=(
+                "every term of the sum over the steps k multiplies v_{(t-1)}^r, the input of "
+                "the last step; the copy w^{(k)} of the tied weight acts at step k on "
+                "v_{(k-1)}, so its term is eta^{(t,k)} v_{(k-1)} (Eq 24 with Eq 60); the "
+                "printed form is right only for t = 1"
+            ),
+            reading="sum_k eta_s^{(t,k),m} v_{(k-1)}^r",
+        ),
+        selfcheck=CHECKS["rec_dv_dw"],
         label_sets=_steps,
         activation="general",
     )
@@ -119,7 +135,7 @@ register(
         lhs_latex=r"\frac{\partial v_{(t)}^m}{\partial x^i}",
         labels=("t",),
         printed=Form(lambda n, t: contract(eta(t, 1)[m, s] * wr[s, i], s), ("m", "i")),
-        check="rec_dv_dx",
+        selfcheck=CHECKS["rec_dv_dx"],
         label_sets=_steps,
         activation="general",
     )
@@ -167,7 +183,7 @@ register(
                 "+ eta_q^{(t,k),m} eta_i^{(k-1,p),r} v_{(p-1)}^j)"
             ),
         ),
-        check="rec_d2v_dwdw",
+        selfcheck=CHECKS["rec_d2v_dwdw"],
         label_sets=_steps,
     )
 )
@@ -181,7 +197,7 @@ register(
         lhs_latex=r"\frac{\partial v_{(t)}^m}{\partial x^i \partial x^l}",
         labels=("t",),
         printed=Form(lambda n, t: sp.S.Zero, ("m", "i", "l")),
-        check="rec_d2v_dxdx",
+        selfcheck=CHECKS["rec_d2v_dxdx"],
         label_sets=_steps,
     )
 )
@@ -230,7 +246,7 @@ register(
                 "eta_q^{(t,1),m} delta_i^r + sum_{k=2}^t eta_q^{(t,k),m} eta_s^{(k-1,1),r} w_i^s"
             ),
         ),
-        check="rec_d2v_dwdx",
+        selfcheck=CHECKS["rec_d2v_dwdx"],
         label_sets=_steps,
     )
 )
@@ -240,7 +256,7 @@ GEN = "B.2.2 with B.3 (derived)"
 
 
 def _h63g(n, t):
-    d77 = get("77").corrected
+    d77 = lookup("77").corrected
     return _sum(1, t, lambda k: _sum(1, t, lambda qq: d77(n=t, k=k, q=qq)))
 
 
@@ -265,7 +281,7 @@ def _h64g(n, t):
 
 
 def _h65g(n, t):
-    d75 = get("75").corrected
+    d75 = lookup("75").corrected
     (jj, ll, ss) = idx("j l s")
     first = eta(t, 1)[jj, ss] * sp.KroneckerDelta(i, t_)
     return first + _sum(1, t, lambda k: contract(d75(n=t, k=1, q=k) * wr[ll, i], ll))
@@ -281,7 +297,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v_{(t)}^j}{\partial w_i^l \partial w_t^s}",
         labels=("t",),
         printed=Form(_h63g, ("j", "l", "i", "s", "t")),
-        check="rec_d2v_dwdw",
+        selfcheck=CHECKS["rec_d2v_dwdw"],
         label_sets=_steps,
         activation="general",
     )
@@ -296,7 +312,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v_{(t)}^m}{\partial x^i \partial x^l}",
         labels=("t",),
         printed=Form(_h64g, ("m", "i", "l")),
-        check="rec_d2v_dxdx",
+        selfcheck=CHECKS["rec_d2v_dxdx"],
         label_sets=_steps,
         activation="general",
     )
@@ -311,7 +327,7 @@ register(
         lhs_latex=r"\frac{\partial^2 v_{(t)}^j}{\partial w_t^s \partial x^i}",
         labels=("t",),
         printed=Form(_h65g, ("j", "s", "t", "i")),
-        check="rec_d2v_dwdx",
+        selfcheck=CHECKS["rec_d2v_dwdx"],
         label_sets=_steps,
         activation="general",
     )
@@ -319,8 +335,8 @@ register(
 
 # ---------------------------------------------------------------- parts for the code generator
 # one term of each sum over steps; the drivers of numeric/kernels/recurrent.py add them
-get("61").parts["term"] = Form(lambda n, t, k: eta(t, k)[m, s] * v(k - 1)[r], ("m", "s", "r"))
-get("63").parts.update(
+lookup("61").parts["term"] = Form(lambda n, t, k: eta(t, k)[m, s] * v(k - 1)[r], ("m", "s", "r"))
+lookup("63").parts.update(
     {
         "pair_term": Form(
             lambda n, t, k, p: (
@@ -335,7 +351,7 @@ get("63").parts.update(
         ),
     }
 )
-get("65").parts.update(
+lookup("65").parts.update(
     {
         # delta_i^r written as alpha^(0,0) (the identity on the input units, Eq 21), so
         # that the kernel reads its extent from an operand
@@ -346,7 +362,7 @@ get("65").parts.update(
         ),
     }
 )
-get("64.g").parts["term"] = Form(
+lookup("64.g").parts["term"] = Form(
     lambda n, t, r: contract(
         alpha(t, r)[m, b]
         * lam(r)[b, d, p]
@@ -363,7 +379,7 @@ get("64.g").parts["term"] = Form(
     ("m", "i", "l"),
 )
 _deta = F["deta"]
-get("65.g").parts["w_term"] = Form(
+lookup("65.g").parts["w_term"] = Form(
     lambda n, t, k: contract(_deta(t, 1, k)[idx("j")[0], l, s, t_] * wr[l, i], l),
     ("j", "s", "t", "i"),
 )
