@@ -23,6 +23,12 @@ default; each route updates its own copy of the weights):
 ``jax-gen-sgd``, ``jax-gen-cr``
                     with JAX installed: the same generated kernels and drivers on the JAX
                     backend under ``jit`` (ratios to ``jax-sgd``).
+``optax-sgd``, ``optax-cr-fast``, ``optax-cr-jvp``
+                    with optax installed: a jit-compiled optax SGD step
+                    (``jax.value_and_grad`` + ``optax.sgd``), and
+                    ``chain(identity(), scale_by_cr(...))`` with ``d^T H d`` from the
+                    generated kernels (``NetworkObjective``, low-rank L1-L4) or from
+                    ``jvp(grad)`` of the loss (ratios to ``optax-sgd``).
 ``jax-*``           other JAX routes registered under the ``lowrank.bench`` entry point
                     (the verify layer's JAX SGD step and its ``jvp(grad)`` and nested
                     forward-mode CR steps, written from the network's definition).
@@ -186,6 +192,19 @@ def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
     return routes
 
 
+def _optax_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
+    from numeric import jax_backend as jb
+    from numeric import optax as nopt
+
+    jnet = jb.to_jax(net)
+    xj, yj = jb.device_array(x), jb.device_array(y)
+    objective = nopt.NetworkObjective(net.layers, xj, yj)
+    return {
+        name: jb.timed_step(fn, list(jnet.params))
+        for name, fn in nopt.bench_steps(objective, LR, SIGMA).items()
+    }
+
+
 def _plugin_routes(net: Network, x, y) -> tuple[dict[str, Callable[[], None]], list[str]]:
     routes: dict[str, Callable[[], None]] = {}
     notes = []
@@ -290,10 +309,22 @@ def run_benchmark(
                 plugins, notes = _plugin_routes(net, x, y)
                 out["notes"] += notes
                 jroutes = {**plugins, **jroutes}
+                try:
+                    oroutes = _optax_routes(net, x, y)
+                except ImportError:
+                    out["notes"].append("optax routes skipped: optax is not installed")
+                    oroutes = {}
                 jtimes = _time_routes(jroutes, rounds, warmup=5, slow=set())
                 jbase = jtimes.get("jax-sgd", jtimes["jax-gen-sgd"])
                 for name, t in jtimes.items():
                     out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / jbase}
+                if oroutes:
+                    otimes = _time_routes(oroutes, rounds, warmup=5, slow=set())
+                    for name, t in otimes.items():
+                        out["routes"].setdefault(name, {})[dtype] = {
+                            "seconds": t,
+                            "ratio": t / otimes["optax-sgd"],
+                        }
     return out
 
 
@@ -341,6 +372,8 @@ def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
         "jax-gen-cr/jax-sgd": t("jax-gen-cr") / t("jax-sgd"),
         "jax-gen-cr/jax-gen-sgd": t("jax-gen-cr") / t("jax-gen-sgd"),
         "jax-cr-hvp/jax-sgd": t("jax-cr-hvp") / t("jax-sgd"),
+        "optax-cr-fast/optax-sgd": t("optax-cr-fast") / t("optax-sgd"),
+        "optax-cr-jvp/optax-sgd": t("optax-cr-jvp") / t("optax-sgd"),
         "opt_einsum/runtime (sgd)": t("sgd@opt_einsum") / t("sgd"),
         "opt_einsum/runtime (cr-lowrank)": t("cr-lowrank@opt_einsum") / t("cr-lowrank"),
     }

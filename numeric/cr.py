@@ -76,18 +76,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 import numpy as np
 
 from numeric import curvature as cv
 from numeric.kernels._runtime import namespace
 from numeric.kernels.cubic_regularization import cr_step_length
-from numeric.losses import softmax_cross_entropy
-from numeric.network import Network, backward, forward
-from numeric.optimizers import SGD, Optimizer, State
+from numeric.network import Network
+from numeric.optimizers import SGD, Optimizer
 from numeric.schedules import Constant
+from numeric.stepping import FLAGS, Diverged, Evaluation, MethodState, StepInfo, evaluate
 
 __all__ = [
     "AVERAGING",
@@ -108,9 +106,6 @@ __all__ = [
 AVERAGING = ("model", "mean-alpha", "alpha-g")
 #: Policies for a direction that is not a descent direction.
 NONDESCENT = ("base", "skip")
-#: Step flags; ``""`` is a regular step.
-FLAGS = ("", "nondescent", "zero", "nonfinite")
-
 Schedule = Callable[[int], float]
 
 
@@ -206,88 +201,6 @@ def step_lengths(gtg, ghg, sigma: float, norm3, fallback, nondescent: str = "bas
 
 
 # ------------------------------------------------------------------------- methods
-
-
-class Diverged(FloatingPointError):
-    """The weights left the floating-point range: the loss or gradient is not finite.
-
-    Raised by :meth:`Method.step` before any state changes; the training loop records
-    the run as ``"diverged"``.
-    """
-
-
-class StepInfo(NamedTuple):
-    """What one step did (one row of a run's ``metrics.csv``).
-
-    Attributes
-    ----------
-    loss : float
-        Mini-batch objective ``F`` at the weights *before* the step.
-    alpha : float
-        Step length along the unit direction (``mean_b alpha_b`` for the per-sample
-        options; the scheduled ``lr`` for a base method).
-    lr : float
-        Scheduled learning rate of this step.
-    lr_eff : float
-        Effective learning rate (module docstring).
-    dgrad : float
-        ``d^T grad F`` for the unit direction ``d`` (per-sample options: the mean of
-        ``d_b^T grad f_b``).
-    dhd : float
-        ``d^T H d`` (per-sample options: the mean of ``d_b^T H_b d_b``); NaN where not
-        computed (a base method without ``curvature=True``).
-    dnorm : float
-        ``||d||`` (per-sample options: the mean of ``||d_b||``).
-    flag : str
-        One of :data:`FLAGS`.
-    """
-
-    loss: float
-    alpha: float
-    lr: float
-    lr_eff: float
-    dgrad: float
-    dhd: float
-    dnorm: float
-    flag: str
-
-
-@dataclass
-class MethodState:
-    """State of a method between steps.
-
-    Attributes
-    ----------
-    step : int
-        Number of steps taken (the global step of the schedule).
-    opt : State
-        The base optimizer's state.
-    """
-
-    step: int
-    opt: State
-
-
-class Evaluation(NamedTuple):
-    """The network's sweeps on one batch: what every step length rule reads."""
-
-    loss: Any
-    tape: Any
-    adj: Any
-    dfdp: Any
-    d2fdp2: Any
-
-    @property
-    def grads(self) -> list:
-        return self.adj.grads
-
-
-def evaluate(layers: Sequence, params: Sequence, xs, ys, second: bool) -> Evaluation:
-    """Forward and adjoint sweeps, loss and its p-derivatives on one batch (any backend)."""
-    tape = forward(layers, params, xs, second)
-    f, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, ys, second=second)
-    adj = backward(layers, params, tape, dfdp)
-    return Evaluation(f.mean(), tape, adj, dfdp, d2fdp2)
 
 
 def _scaled(directions: list, scale: float) -> list:

@@ -18,7 +18,7 @@ This module imports JAX; ``import numeric`` does not import it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from numeric.network import Network
+from numeric.stepping import FLAGS, Diverged, MethodState, StepInfo, evaluate
 
 __all__ = [
     "batch_sharding",
@@ -34,6 +35,7 @@ __all__ = [
     "enable_x64",
     "replicate",
     "step",
+    "timed_step",
     "to_jax",
     "to_numpy",
 ]
@@ -97,15 +99,15 @@ def replicate(network: Network, sharding) -> Network:
 
 
 def _step_impl(method, layers, params, accs, opt_step, x, y, lr):
-    from numeric.cr import evaluate
-
     ev = evaluate(layers, params, x, y, method._needs_second)
     state = {"step": opt_step, "shapes": None, **accs}
     unit, new_state = method.optimizer.unit(ev.grads, state)
     update, info = method.update_arrays(layers, params, ev, unit, lr)
     new_params = [p + jnp.asarray(s, dtype=p.dtype) for p, s in zip(params, update, strict=True)]
     new_accs = {k: new_state[k] for k in accs}
-    info = tuple(jnp.asarray(v) for v in (ev.loss, *info))
+    # one vector, one transfer to the host per step
+    dtype = jnp.result_type(float)
+    info = jnp.stack([jnp.asarray(v, dtype=dtype) for v in (ev.loss, *info)])
     return new_params, new_accs, info
 
 
@@ -128,8 +130,6 @@ def step(method, network: Network, state, x, labels, sharding=None):
     ``sharding`` when given).  Raises :class:`numeric.cr.Diverged` when the loss or the
     direction is not finite; the parameters are then not updated.
     """
-    from numeric.cr import FLAGS, Diverged, MethodState, StepInfo
-
     dtype = network.dtype
     xs = np.asarray(x, dtype=dtype) if isinstance(x, np.ndarray) else x
     if xs.ndim == 2 and len(network.in_shape) > 1:
@@ -149,7 +149,7 @@ def step(method, network: Network, state, x, labels, sharding=None):
     new_params, new_accs, info = fn(
         network.params, accs, jnp.asarray(state.opt["step"]), xs, ys, lr
     )
-    info = [float(v) for v in jax.device_get(info)]
+    info = [float(v) for v in np.asarray(info)]
     loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, flag = info
     if not math.isfinite(loss):
         raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
@@ -158,3 +158,15 @@ def step(method, network: Network, state, x, labels, sharding=None):
     opt = {"step": int(state.opt["step"]) + 1, "shapes": state.opt["shapes"], **new_accs}
     step_info = StepInfo(loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, FLAGS[int(flag)])
     return network.with_params(new_params), MethodState(state.step + 1, opt), step_info
+
+
+def timed_step(tx_and_step, params) -> Callable[[], None]:
+    """A zero-argument callable running ``step(params, state)`` once and waiting for it
+    (``tx_and_step`` is ``(optax transformation, jitted step)``; for benchmarks)."""
+    tx, fn = tx_and_step
+    state = {"params": params, "opt": tx.init(params)}
+
+    def run() -> None:
+        state["params"], state["opt"] = jax.block_until_ready(fn(state["params"], state["opt"]))
+
+    return run

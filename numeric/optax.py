@@ -50,6 +50,7 @@ __all__ = [
     "OptaxMethod",
     "ScaleByCRState",
     "baseline",
+    "bench_steps",
     "scale_by_cr",
 ]
 
@@ -336,3 +337,31 @@ def _find_cr_state(state) -> ScaleByCRState | None:
             if found is not None:
                 return found
     return None
+
+
+def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[str, Callable]:
+    """Jit-compiled steps ``params -> params`` for ``lowrank bench``: an optax SGD step and
+    the CR step of :func:`scale_by_cr` on the SGD direction, with ``d^T H d`` from the
+    generated kernels (``optax-cr-fast``) or from ``jvp(grad)`` (``optax-cr-jvp``)."""
+
+    def plain(params):
+        return objective(params)
+
+    sgd = optax.sgd(lr)
+    cr_fast = optax.chain(optax.identity(), scale_by_cr(sigma, fallback=lr, direction="sgd"))
+    cr_jvp = optax.chain(optax.identity(), scale_by_cr(sigma, fallback=lr))
+
+    def make(tx, grad_fn, value_fn):
+        @jax.jit
+        def step(params, state):
+            _, grads = grad_fn(params)
+            updates, state = tx.update(grads, state, params, value_fn=value_fn)
+            return optax.apply_updates(params, updates), state
+
+        return tx, step
+
+    return {
+        "optax-sgd": make(sgd, jax.value_and_grad(plain), plain),
+        "optax-cr-fast": make(cr_fast, objective.value_and_grad, objective),
+        "optax-cr-jvp": make(cr_jvp, jax.value_and_grad(plain), plain),
+    }
