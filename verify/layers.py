@@ -597,7 +597,7 @@ def check_rec(case: RecCase) -> tuple[list[Measurement], list[ErratumMeasurement
     M.m("65" + g, "d2v_(t)/dw dx", "hessian_wx", lambda: K.hessian_wx(fwd, w, t), R["hwx"], True)
     if t >= 2:
         M.e("61", "index", "dv_(t)/dw (tied weights), t >= 2",
-            lambda: sum(K.eq61_term(eta_t_k=fwd.etas[(t, k)], v_km1=fwd.vs[t - 1])
+            lambda: sum(K.rc.eq61_term(eta_t_k=fwd.etas[(t, k)], v_km1=fwd.vs[t - 1])
                         for k in range(1, t + 1)),
             lambda: K.jacobian_w(fwd, t), R["jw"], True,
             "printed: v_(t-1) in every term of the sum over k")  # fmt: skip
