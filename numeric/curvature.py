@@ -164,7 +164,9 @@ def sgd_curvature(
     per_layer = split_params(layers, params)
     n = len(layers)
     batch = dfdp.shape[0]
-    groups = _stack_groups(layers)
+    # stacked calls help NumPy (fewer, larger BLAS calls); under XLA the copies into a
+    # stack cost more than separate contractions, which the compiler schedules anyway
+    groups = _stack_groups(layers) if namespace(dfdp) is np else {}
     sources: dict[int, object] = {}
     for _start, (lo, hi) in groups.items():
         stacked = type(layers[lo]).stacked_sources(
