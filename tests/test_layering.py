@@ -47,3 +47,10 @@ def test_training_path_loads_without_sympy_or_jax():
 def test_derive_does_not_import_numeric_or_verify():
     for path in sorted((ROOT / "derive").rglob("*.py")):
         assert not (_imports(path) & {"verify", "jax"}), path
+
+
+def test_hypothesis_keeps_no_example_database():
+    """A failure found once must not be replayed from a local .hypothesis directory."""
+    from hypothesis import settings
+
+    assert settings.default.database is None
