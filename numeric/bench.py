@@ -45,7 +45,7 @@ def _problem(depth: int, width: int, batch: int, dtype: np.dtype, seed: int):
     try:
         from numeric.data import load_dataset, one_hot
 
-        data = load_dataset("mnist")
+        data = load_dataset("mnist-embedded", split="all")
         idx = rng.choice(len(data.labels), size=batch, replace=False)
         x = np.asarray(data.x[idx], dtype=dtype)
         y = one_hot(data.labels[idx], data.classes).astype(dtype)

