@@ -14,15 +14,15 @@ batch 32, MNIST-sized input by default):
 ``cr-literal``     the literal forms: per-sample eta^(k,l) chains (Eqs 19-23) and
                    Eqs 38-39 term by term; O(n^2) width-cubed products.
 ``jax-*``          when JAX is installed, JAX's own SGD step and its ``jvp(grad)``
-                   and nested forward-mode ``g^T H g`` (see ``verify/bench_jax.py``),
-                   as ratios to the JAX SGD step.
+                   and nested forward-mode ``g^T H g`` (see ``verify/bench_jax.py``,
+                   registered through the ``lowrank.bench`` entry points), as ratios
+                   to the JAX SGD step; without JAX they are skipped with a message.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import platform
 import time
@@ -166,17 +166,31 @@ def run_benchmark(
         for name, t in times.items():
             out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / base}
         if jax:
-            try:
-                bench_jax = importlib.import_module("verify.bench_jax")
-            except ImportError:
-                out["jax"] = "not installed (pip install '.[verify]')"
+            jroutes, why = _jax_routes(ws, u, x, y)
+            if jroutes is None:
+                out["jax"] = why
             else:
-                jroutes = bench_jax.routes(ws, u, x, y, LR, SIGMA)
                 jtimes = _time_routes(jroutes, rounds, warmup=5, slow=set())
                 jbase = jtimes["jax-sgd"]
                 for name, t in jtimes.items():
                     out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / jbase}
     return out
+
+
+def _jax_routes(ws, u, x, y) -> tuple[dict[str, Callable[[], None]] | None, str]:
+    """The JAX routes registered in the ``lowrank.bench`` entry points, or None and why."""
+    from numeric.commands import BENCH_GROUP, discover
+
+    plugin = discover(BENCH_GROUP).get("jax")
+    if plugin is None:
+        return None, "not registered (pip install '.[verify]')"
+    why = plugin.unavailable("the JAX routes")
+    if why is not None:
+        return None, why
+    try:
+        return plugin.main(ws, u, x, y, LR, SIGMA), ""
+    except ImportError as exc:  # JAX present but not importable
+        return None, f"the JAX routes cannot run ({exc})"
 
 
 def format_table(result: dict) -> str:
@@ -205,33 +219,60 @@ def format_table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lowrank bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--depth", type=int, default=12)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    parser.add_argument("--no-jax", action="store_true", help="skip the JAX routes")
-    parser.add_argument("--no-literal", action="store_true", help="skip the literal route")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the measurements to this file")
+    from numeric.outputs import OutputPathError, check_output_file
+    from numeric.sizes import nonnegative_int, positive_int
+
+    parser = argparse.ArgumentParser(
+        prog="lowrank bench",
+        description="Cost of the CR step length relative to an SGD step: every route "
+        "timed in the same run, interleaved round by round (numeric/bench.py lists them).",
+    )
+    parser.add_argument(
+        "--layers", type=positive_int, default=12, help="hidden layers (default: 12)"
+    )
+    parser.add_argument(
+        "--width", type=positive_int, default=128, help="width of every hidden layer (default: 128)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="mini-batch size (default: 32)"
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, default=200, help="timed rounds (default: 200)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float64", "both"],
+        default="both",
+        help="floating-point type (default: both)",
+    )
+    parser.add_argument(
+        "--no-jax", action="store_true", help="skip the JAX routes (default: time them)"
+    )
+    parser.add_argument(
+        "--no-literal",
+        action="store_true",
+        help="skip the literal route (default: time it, every tenth round)",
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of weights and inputs (default: 0)"
+    )
+    parser.add_argument(
+        "--json", help="also write the measurements to this file (default: print only)"
+    )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=nonnegative_int,
         default=1,
-        help="BLAS threads (default 1, as training uses: on small matrices more threads "
-        "mostly add synchronisation); 0 leaves the library default",
+        help="BLAS threads; on small matrices more threads mostly add synchronisation; 0 "
+        "leaves the library default (default: 1, as training uses)",
     )
     args = parser.parse_args(argv)
+    if args.json:
+        try:  # before minutes of timing, not after
+            check_output_file(args.json, "measurements")
+        except OutputPathError as exc:
+            parser.error(str(exc))
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    for name, value in (
-        ("--depth", args.depth),
-        ("--width", args.width),
-        ("--batch", args.batch),
-        ("--rounds", args.rounds),
-    ):
-        if value < 1:
-            parser.error(f"{name} must be positive")
     limit = contextlib.nullcontext()
     if args.threads > 0:
         try:
@@ -242,9 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             limit = threadpool_limits(limits=args.threads, user_api="blas")
     with limit:
         result = run_benchmark(
-            args.depth,
+            args.layers,
             args.width,
-            args.batch,
+            args.batch_size,
             dtypes,
             args.rounds,
             args.seed,
@@ -253,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     result["config"]["blas_threads"] = args.threads or "default"
     print(format_table(result))
+    if "jax" in result:
+        print(f"JAX routes skipped: {result['jax']}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

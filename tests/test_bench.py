@@ -11,11 +11,11 @@ def test_bench_small_run_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(
         [
-            "--depth",
+            "--layers",
             "3",
             "--width",
             "8",
-            "--batch",
+            "--batch-size",
             "4",
             "--rounds",
             "3",
