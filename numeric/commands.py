@@ -116,7 +116,7 @@ class Plugin:
         if missing:
             extra = self.extra
             return (
-                f"{what} needs the [{extra}] extra: pip install '{DISTRIBUTION}[{extra}]' "
+                f"{what} cannot run without the [{extra}] extra: pip install '{DISTRIBUTION}[{extra}]' "
                 f"(or '.[{extra}]' in a source checkout); missing module: {', '.join(missing)}"
             )
         return None
