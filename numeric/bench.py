@@ -27,6 +27,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -257,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=nonnegative_int, default=0, help="seed of weights and inputs (default: 0)"
     )
     parser.add_argument(
-        "--json", help="also write the measurements to this file (default: print only)"
+        "--json",
+        help="also write the measurements to this file, creating its directory "
+        "(default: print only)",
     )
     parser.add_argument(
         "--threads",
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.json:
         try:  # before minutes of timing, not after
-            check_output_file(args.json, "measurements")
+            check_output_file(args.json, "measurements", create_parents=True)
         except OutputPathError as exc:
             parser.error(str(exc))
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
@@ -297,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if "jax" in result:
         print(f"JAX routes skipped: {result['jax']}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
     return 0

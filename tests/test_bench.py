@@ -8,7 +8,7 @@ from numeric.bench import main
 
 
 def test_bench_small_run_writes_json(tmp_path, capsys):
-    out = tmp_path / "bench.json"
+    out = tmp_path / "new" / "bench.json"  # its directory is created
     rc = main(
         [
             "--layers",

@@ -420,7 +420,6 @@ def test_a_second_resume_of_a_running_run_is_refused(tmp_path, capsys):
     )
     proc = _start(out, "--resume", str(out), "--iterations", "200000")
     try:
-        _wait_for(out / "checkpoints" / "nothing", proc)  # let it start and take the lock
         deadline = time.time() + 60
         while time.time() < deadline and len(read_metrics(out)["loss"]) <= 5:
             time.sleep(0.2)  # it is training (it has flushed rows past the first run's)
@@ -500,10 +499,6 @@ def test_output_paths_are_checked_before_the_work(tmp_path, monkeypatch, capsys)
         raise AssertionError("the work ran before the output path was checked")
 
     monkeypatch.setattr(numeric.bench, "run_benchmark", no_work)
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["bench", "--json", str(tmp_path / "nonexistent" / "x.json"), "--rounds", "1"])
-    assert exc.value.code == 2
-    assert "does not exist" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench", "--json", str(tmp_path / "file" / "x.json")])
