@@ -129,22 +129,25 @@ def scan_metrics(path: Path) -> MetricsFile:
     if not path.is_file():
         return MetricsFile(exists=False)
     out = MetricsFile()
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return out
-        if tuple(header) == COLUMNS:
-            columns: Sequence[str] = COLUMNS
-        elif tuple(header) == LEGACY_COLUMNS:
-            columns, out.legacy = LEGACY_COLUMNS, True
-        else:
-            raise ValueError(f"{path}: unexpected header {header}")
-        for rec in reader:
-            try:
-                out.rows.append(_parse_row(rec, columns))
-            except (ValueError, TypeError):  # wrong field count, a torn or edited line
-                out.bad_lines.append(reader.line_num)
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return out
+    header = next(csv.reader([lines[0]]))
+    if tuple(header) == COLUMNS:
+        columns: Sequence[str] = COLUMNS
+    elif tuple(header) == LEGACY_COLUMNS:
+        columns, out.legacy = LEGACY_COLUMNS, True
+    else:
+        raise ValueError(f"{path}: unexpected header {header}")
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.endswith("\n"):  # torn: the write of the last line did not finish
+            out.bad_lines.append(number)
+            continue
+        try:
+            out.rows.append(_parse_row(next(csv.reader([line])), columns))
+        except (ValueError, TypeError, StopIteration):  # wrong field count, an edited line
+            out.bad_lines.append(number)
     return out
 
 
