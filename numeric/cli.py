@@ -33,7 +33,7 @@ from pathlib import Path
 
 from numeric.sizes import hidden_arg, nonnegative_int, positive_int
 
-__all__ = ["EXIT_INTERRUPTED", "build_parser", "main", "summary_line"]
+__all__ = ["EXIT_INTERRUPTED", "build_parser", "main"]
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -273,7 +273,7 @@ def _log(message: str) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
-    from numeric.training import TrainConfig, TrainingFailed, resume, train
+    from numeric.training import TrainConfig, TrainingFailed, resume, summary_line, train
 
     try:
         hidden = _hidden(args)
@@ -351,27 +351,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_line(s: dict, run_dir: Path) -> str:
-    """One line with the key numbers of a run's summary."""
-    cross = s.get("iters_to_loss_below") or {}
-    parts = [
-        f"{s.get('label', '')}: {s.get('status')} after {s.get('iterations_done')} iterations",
-        f"loss (average of the last 100) {s.get('final_loss_ma100', float('nan')):.4f}",
-    ]
-    parts += [f"below {t} at {v if v is not None else '-'}" for t, v in cross.items()]
-    if s.get("test_accuracy") is not None:
-        parts.append(
-            f"test accuracy {100 * s['test_accuracy']:.2f}% (loss {s['test_loss']:.4f}) "
-            f"after iteration {s['test_iteration']}"
-        )
-    if s.get("lr_eff_mean") is not None:
-        parts.append(f"mean lr {s['lr_eff_mean']:.3g}")
-    flags = {k: v for k, v in (s.get("flag_counts") or {}).items() if v}
-    if flags:
-        parts.append("flagged steps " + ", ".join(f"{k} {v}" for k, v in flags.items()))
-    return "; ".join(parts) + f"  [{run_dir}]"
-
-
 # -------------------------------------------------------------------------- reproduce
 
 
@@ -420,7 +399,7 @@ def _add_reproduce(sub) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
     from numeric.experiments import FIGURES, reproduce
-    from numeric.training import TrainingFailed
+    from numeric.training import TrainingFailed, summary_line
 
     names = list(FIGURES) if args.target == "all" else [args.target]
     unknown = [n for n in names if n not in FIGURES]

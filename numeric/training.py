@@ -118,6 +118,7 @@ __all__ = [
     "read_metrics",
     "resume",
     "summarize",
+    "summary_line",
     "train",
 ]
 
@@ -1169,3 +1170,24 @@ def ensure_run(
             if snap.steps == done:
                 return RunResult(run, status, done, summary, snap.network)
     return resume(run, iterations=config.iterations, dataset=dataset, progress=progress, **kwargs)
+
+
+def summary_line(s: dict, run_dir: Path) -> str:
+    """One line with the key numbers of a run's summary."""
+    cross = s.get("iters_to_loss_below") or {}
+    parts = [
+        f"{s.get('label', '')}: {s.get('status')} after {s.get('iterations_done')} iterations",
+        f"loss (average of the last 100) {s.get('final_loss_ma100', float('nan')):.4f}",
+    ]
+    parts += [f"below {t} at {v if v is not None else '-'}" for t, v in cross.items()]
+    if s.get("test_accuracy") is not None:
+        parts.append(
+            f"test accuracy {100 * s['test_accuracy']:.2f}% (loss {s['test_loss']:.4f}) "
+            f"after iteration {s['test_iteration']}"
+        )
+    if s.get("lr_eff_mean") is not None:
+        parts.append(f"mean lr {s['lr_eff_mean']:.3g}")
+    flags = {k: v for k, v in (s.get("flag_counts") or {}).items() if v}
+    if flags:
+        parts.append("flagged steps " + ", ".join(f"{k} {v}" for k, v in flags.items()))
+    return "; ".join(parts) + f"  [{run_dir}]"
