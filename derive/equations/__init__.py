@@ -1,10 +1,12 @@
 """Equation modules; importing this package registers every equation."""
 
 from derive.equations import (  # noqa: F401
+    bias,
     contracted,
     convolution,
     cubic_regularization,
     feedforward_relu,
     general_activation,
     recurrent,
+    stacking,
 )
