@@ -6,6 +6,7 @@ from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
+from numeric.layers.recurrent import Recurrent
 
 __all__ = [
     "SECOND_VANISHES",
@@ -14,6 +15,7 @@ __all__ = [
     "Flatten",
     "Layer",
     "Output",
+    "Recurrent",
     "activation_names",
     "get_activation",
 ]

@@ -6,6 +6,7 @@ from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
+from numeric.layers.recurrent import Recurrent
 
 __all__ = ["LAYER_TYPES", "layer_from_description"]
 
@@ -15,6 +16,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
     "output": Output,
     "conv2d": Conv2D,
     "flatten": Flatten,
+    "recurrent": Recurrent,
 }
 
 
