@@ -706,12 +706,33 @@ def check_stack(case: StackCase) -> tuple[list[Measurement], list[ErratumMeasure
 
 
 # ====================================================================== entry points
+def _check_stack_spec(spec) -> tuple[list[Measurement], list[ErratumMeasurement]]:
+    from verify.stacks import check_bias_spec, check_stack_spec
+
+    if spec.rnn is None and not spec.convs:
+        return check_bias_spec(spec), []
+    return check_stack_spec(spec), []
+
+
+def _stack_specs(kind: str):
+    def cases(quick: bool, seed: int):
+        from verify import stacks
+
+        return getattr(stacks, f"{kind}_specs")(quick, seed)
+
+    return cases
+
+
 #: the groups of checks: name -> (cases(quick, seed), check(case))
 GROUPS = {
     "mlp": (mlp_cases, check_mlp),
     "conv": (conv_cases, check_conv),
     "rec": (rec_cases, check_rec),
     "stack": (stack_cases, check_stack),
+    # whole CNN and RNN stacks with biases (verify/stacks.py)
+    "cnn": (_stack_specs("cnn"), _check_stack_spec),
+    "rnn": (_stack_specs("rnn"), _check_stack_spec),
+    "bias": (_stack_specs("bias"), _check_stack_spec),
 }
 
 
@@ -732,7 +753,7 @@ def layer_measurements(
     """Every measurement of the B.2/B.3 kernels (float64 references and kernels).
 
     ``only`` restricts the run to some of :data:`GROUPS` (``"mlp"``, ``"conv"``,
-    ``"rec"``, ``"stack"``).
+    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``).
     """
     from verify.backend import run_settings, select_backend
 

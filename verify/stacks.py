@@ -32,6 +32,8 @@ __all__ = [
     "make_stack",
     "jax_loss",
     "check_stack_spec",
+    "check_bias_spec",
+    "bias_specs",
     "cnn_specs",
     "rnn_specs",
     "reference_alpha",
@@ -66,8 +68,9 @@ class ConvSpec:
 
 @dataclass(frozen=True)
 class StackSpec:
-    """A CNN (``convs`` on a ``C``-channel image) or an RNN (``rnn = (d_in, width, steps,
-    sequence)``), then dense widths ``dense`` and ``classes`` logits."""
+    """A CNN (``convs`` on a ``C``-channel image), an RNN (``rnn = (d_in, width, steps,
+    sequence)``) or, with neither, an MLP on ``C`` features; then dense widths ``dense``
+    and ``classes`` logits."""
 
     batch: int
     activation: str
@@ -87,6 +90,8 @@ class StackSpec:
         if self.rnn is not None:
             d, w, t, seq = self.rnn
             body = f"rnn-{'seq' if seq else 'paper'}-d{d}-w{w}-t{t}"
+        elif not self.convs:
+            body = f"mlp-d{self.C}"
         else:
             body = "cnn-" + "-".join(
                 f"o{c.O}k{c.kh}x{c.kw}s{c.sigma}{c.tau}S{c.S}x{c.T}" for c in self.convs
@@ -107,6 +112,8 @@ def _layers(spec: StackSpec) -> list:
         d, w, t, seq = spec.rnn
         layers.append(Recurrent(d, w, t, act, bias, seq))
         width = w
+    elif not spec.convs:  # a dense network on C input features
+        width = spec.C
     else:
         convs = _chain(spec.convs)
         c_in = spec.C
@@ -318,9 +325,12 @@ def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool = 
     loss = jax_loss(layers, x, y)
     jp = [jnp.asarray(p) for p in params]
     jd = [jnp.asarray(d) for d in direction]
-    grads = jax.grad(loss)(jp)
-    hvp = jax.jvp(jax.grad(loss), (jp,), (jd,))[1]
-    hgg = jax.jvp(jax.grad(loss), (jp,), (grads,))[1]
+
+    def autodiff(p, d):
+        g = jax.grad(loss)(p)
+        return g, jax.jvp(jax.grad(loss), (p,), (d,))[1], jax.jvp(jax.grad(loss), (p,), (g,))[1]
+
+    grads, hvp, hgg = jax.jit(autodiff)(jp, jd)
     flat_g = np.concatenate([np.asarray(g).ravel() for g in grads])
     ref = {
         "grads": flat_g,
@@ -362,62 +372,121 @@ def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool = 
                 lambda got=got, n3=n3: step_length(
                     float(got["sgd_gtg"]), float(got["sgd_ghg"]), sigma, n3, 0.0)[0],
                 reference_alpha(ref["sgd_gtg"], ref["sgd_ghg"], sigma, n3))  # fmt: skip
+    if kind == "cnn":
+        _check_fold(M, layers, np.random.default_rng(spec.seed + 99))
     return M.ms
 
 
-# ---------------------------------------------------------------------- fixed cases
+def _check_fold(M, layers, rng) -> None:
+    """C31 (the input adjoint of a conv layer) three ways: the layer's scatter-add, the
+    generated kernel with Eq 48's selection tensor, and ``jax.vjp`` of the patch gather."""
+    import jax
+    import jax.numpy as jnp
+
+    from numeric.kernels import convolution as cv
+    from numeric.kernels import stacking as st
+
+    for i, layer in enumerate(layers):
+        if type(layer).__name__ != "Conv2D":
+            continue
+        x = rng.normal(size=(2, *layer.in_shape))
+        _, ref_fn = jax.vjp(layer.patches, jnp.asarray(x))
+        zbar = rng.normal(size=layer.patches(x).shape)
+        (ref,) = ref_fn(jnp.asarray(zbar))
+        _, S, T = layer.out_shape
+        sel = cv.eq48_dz_dx_entrywise(*layer.stride, S, T, *layer.kernel, *layer.in_shape[1:])
+        M.m("C31", f"conv input adjoint, scatter-add over the patch grid (layer {i})",
+            "Conv2D.fold", lambda zbar=zbar, layer=layer: layer.fold(zbar), np.asarray(ref),
+            per_sample=True)  # fmt: skip
+        M.m("C31", f"conv input adjoint through Eq 48's selection tensor (layer {i})",
+            "c31_conv_input_adjoint, eq48_dz_dx_entrywise",
+            lambda zbar=zbar, sel=sel: st.c31_conv_input_adjoint(mzbar=zbar, cdz=sel),
+            np.asarray(ref), per_sample=True)  # fmt: skip
+
+
+def check_bias_spec(spec: StackSpec):
+    """The literal gradient and Hessian blocks of a ReLU MLP with biases (Eqs 27-36 and
+    27.b-36.bb) against ``jax.grad`` and ``jax.hessian`` (batch mean and per sample)."""
+    import jax
+    import jax.numpy as jnp
+
+    from numeric.literal.bias import gradient_bias, hessian_blocks_bias, hessian_dense_bias
+    from numeric.losses import softmax_cross_entropy
+    from numeric.network import forward
+    from verify.layers import _Meter
+
+    layers, params, x, y, _ = make_stack(spec)
+    M = _Meter(spec.name)
+    n = len(layers) - 1
+    ws, u = params[0:-2:2], params[-2]
+    loss = jax_loss(layers, x, y)
+    jp = [jnp.asarray(p) for p in params]
+    flat = jnp.concatenate([p.ravel() for p in jp])
+    shapes = [p.shape for p in params]
+
+    def unflat(t):
+        out, o = [], 0
+        for shp in shapes:
+            size = int(np.prod(shp))
+            out.append(t[o : o + size].reshape(shp))
+            o += size
+        return out
+
+    hess = np.asarray(jax.hessian(lambda t: loss(unflat(t)))(flat))
+    grad = np.asarray(jax.grad(lambda t: loss(unflat(t)))(flat))
+    per_sample = np.stack([
+        np.asarray(jax.hessian(lambda t, b=b: jax_loss(layers, x[b : b + 1], y[b : b + 1])(
+            unflat(t)))(flat))
+        for b in range(spec.batch)
+    ])  # fmt: skip
+    tape = forward(layers, params, x)
+    _, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, y)
+    g = gradient_bias(tape, ws, u, dfdp)
+    order = [gr for k in range(1, n + 1) for gr in (("w", k), ("b", k))] + [("u",), ("c",)]
+    M.m("28.b", "gradient of an MLP with biases (Eqs 27, 28, 27.b, 28.b)", "eq27b, eq28b",
+        lambda: np.concatenate([np.asarray(g[gr]).ravel() for gr in order]), grad)  # fmt: skip
+    for reduce, ref in (("mean", hess), ("sample", per_sample)):
+        M.m("36.b", f"Hessian of an MLP with biases, every block ({reduce})",
+            "eq34b-eq36bb, eq34-eq36",
+            lambda reduce=reduce: hessian_dense_bias(
+                hessian_blocks_bias(tape, ws, u, dfdp, d2fdp2, reduce=reduce), ws),
+            ref, per_sample=reduce == "sample")  # fmt: skip
+    return M.ms
+
+
+def bias_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
+    """ReLU MLPs with biases (B.1's bias forms assume A'' = 0), widths unequal."""
+    out = [StackSpec(3, "relu", 3, C=4, dense=(5, 3), seed=seed + 20)]
+    if not quick:
+        out.append(StackSpec(2, "relu", 2, C=3, dense=(4,), seed=seed + 21))
+        out.append(StackSpec(4, "relu", 4, C=5, dense=(3, 4, 2), seed=seed + 22))
+    return out
+
+
+def _cnn(batch, act, classes, C, convs, dense, seed, bias=True) -> StackSpec:
+    return StackSpec(batch, act, classes, C=C, convs=convs, dense=dense, bias=bias, seed=seed)
+
+
 def cnn_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
     """Two-conv and one-conv stacks: strides 1-3, kernels that just fit, several channels."""
+    c = ConvSpec
     out = [
-        StackSpec(
-            3,
-            "relu",
-            4,
-            C=1,
-            convs=(ConvSpec(3, 4, 4, 3, 3, 2, 2, (1, 0)), ConvSpec(2, 2, 1, 2, 3, 1, 2)),
-            dense=(5,),
-            seed=seed,
-        ),  # fmt: skip
-        StackSpec(
-            2,
-            "tanh",
-            3,
-            C=2,
-            convs=(ConvSpec(2, 3, 2, 2, 3, 1, 3, (0, 2)), ConvSpec(3, 1, 1, 3, 2)),
-            dense=(),
-            seed=seed + 1,
-        ),  # fmt: skip
-        StackSpec(
-            2,
-            "softplus",
-            3,
-            C=1,
-            convs=(ConvSpec(2, 1, 1, 4, 4),),
-            dense=(3, 4),
-            bias=False,
-            seed=seed + 2,
-        ),  # fmt: skip
+        _cnn(3, "relu", 4, 1, (c(3, 4, 4, 3, 3, 2, 2, (1, 0)), c(2, 2, 1, 2, 3, 1, 2)), (5,), seed),
+        _cnn(2, "tanh", 3, 2, (c(2, 3, 2, 2, 3, 1, 3, (0, 2)), c(3, 1, 1, 3, 2)), (), seed + 1),
     ]
     if not quick:
         out += [
-            StackSpec(
+            _cnn(2, "softplus", 3, 1, (c(2, 1, 1, 4, 4),), (3, 4), seed + 2, bias=False),
+            _cnn(
                 3,
                 "sigmoid",
                 2,
-                C=3,
-                convs=(ConvSpec(4, 3, 3, 2, 2, 3, 3, (2, 1)), ConvSpec(2, 1, 2, 3, 2, 1, 1)),
-                dense=(4,),
-                seed=seed + 3,
-            ),  # fmt: skip
-            StackSpec(
-                1,
-                "relu",
                 3,
-                C=2,
-                convs=(ConvSpec(3, 5, 2, 2, 2, 1, 2),),
-                dense=(6, 5),
-                seed=seed + 4,
+                (c(4, 3, 3, 2, 2, 3, 3, (2, 1)), c(2, 1, 2, 3, 2, 1, 1)),
+                (4,),
+                seed + 3,
             ),  # fmt: skip
+            _cnn(1, "relu", 3, 2, (c(3, 5, 2, 2, 2, 1, 2),), (6, 5), seed + 4),
         ]
     return out
 
