@@ -4,6 +4,7 @@
 
     lowrank train --optimizer sgd --cr --sigma 100 --init plateau --iterations 3000 --out runs/x
     lowrank train --cr --activation tanh ...   # relu (default), tanh, sigmoid, softplus
+    lowrank train --model cnn --cr ...         # mlp (default), cnn, rnn
     lowrank train --resume runs/x [--iterations 5000]
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
@@ -114,7 +115,35 @@ _CONFIG_FLAGS = (
     "layers",
     "width",
     "activation",
+    "model",
+    "bias",
+    "channels",
+    "kernel",
+    "stride",
+    "dense",
+    "rnn_width",
 )
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise SystemExit(f"{flag} takes comma-separated sizes like 8,16, got {text!r}") from None
+
+
+def _arch(args: argparse.Namespace) -> dict:
+    """CNN/RNN sizes given on the command line (numeric.models.DEFAULTS fills the rest)."""
+    given = {
+        "channels": _int_list(args.channels, "--channels"),
+        "kernel": args.kernel,
+        "stride": args.stride,
+        "dense": _int_list(args.dense, "--dense"),
+        "width": args.rnn_width,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _add_train(sub) -> None:
@@ -126,7 +155,10 @@ def _add_train(sub) -> None:
         description="Train the network of Eqs 10-16 (ReLU, or another activation with "
         "--activation) with a base optimizer, optionally wrapped with cubic regularization "
         "(CR). Defaults follow the paper: ReLU, 12 hidden layers of 128, batch 32, TF1 "
-        "optimizer defaults, decay 0.95 per 100 iterations.",
+        "optimizer defaults, decay 0.95 per 100 iterations. --model cnn trains two 3 x 3 "
+        "conv layers of 8 and 16 channels with stride 2 (28 -> 13 -> 6), a dense layer of 64 "
+        "and the softmax; --model rnn a recurrent layer of 64 units reading a 28 x 28 image "
+        "as 28 steps of 28 pixels, then the softmax readout (both with biases).",
     )
     p.add_argument(
         "--out", help="run directory (default runs/<optimizer>[-cr]-<init>[-<activation>])"
@@ -165,6 +197,26 @@ def _add_train(sub) -> None:
         choices=activation_names(),
         help="hidden activation (default relu, the paper's)",
     )
+    p.add_argument(
+        "--model",
+        choices=["mlp", "cnn", "rnn"],
+        help="mlp: the paper's network (default); cnn: conv layers, dense layers, softmax; "
+        "rnn: a recurrent layer reading the image row by row, then the softmax readout",
+    )
+    p.add_argument(
+        "--bias",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="biases on every layer (default: off for mlp, the paper's; on for cnn and rnn)",
+    )
+    p.add_argument("--channels", help="cnn: conv channels, one per conv layer (default 8,16)")
+    p.add_argument("--kernel", type=int, help="cnn: kernel size K for K x K kernels (default 3)")
+    p.add_argument("--stride", type=int, help="cnn: stride of every conv layer (default 2)")
+    p.add_argument(
+        "--dense",
+        help="cnn/rnn: dense layers before the softmax, e.g. 64 (default cnn 64, rnn none)",
+    )
+    p.add_argument("--rnn-width", type=int, help="rnn: recurrent units (default 64)")
     p.add_argument("--seed", type=int, help="seed of the weights and the batches (default 0)")
     p.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
     p.add_argument(
@@ -211,6 +263,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 blas_threads=args.threads,
             )
         else:
+            if (args.model or "mlp") != "mlp" and hidden is not None:
+                print(
+                    "--hidden/--layers/--width size the mlp; for cnn and rnn use --channels, "
+                    "--kernel, --stride, --dense, --rnn-width",
+                    file=sys.stderr,
+                )
+                return 2
             values = {
                 "dataset": args.dataset,
                 "data_dir": args.data_dir,
@@ -228,11 +287,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "dtype": args.dtype,
                 "hidden": hidden,
                 "activation": args.activation,
+                "model": args.model,
+                "bias": args.bias,
+                "arch": _arch(args) or None,
                 "iterations": args.iterations,
                 "checkpoint_every": args.checkpoint_every,
             }
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"
+            act += "" if config.model == "mlp" else f"-{config.model}"
             out = args.out or (
                 f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}{act}"
             )

@@ -58,6 +58,7 @@ from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepI
 from numeric.data import BatchSampler, Dataset, load_dataset
 from numeric.layers import get_activation
 from numeric.model import Network, init_bound
+from numeric.models import model_arch, network_for
 from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
 from numeric.schedules import Constant, ExponentialDecay
 
@@ -162,6 +163,14 @@ class TrainConfig:
         Steps between checkpoints.
     dtype : str
         ``"float64"`` (default) or ``"float32"``.
+    model : str
+        ``"mlp"`` (the paper's network, default), ``"cnn"`` or ``"rnn"``
+        (:mod:`numeric.models`); ``hidden`` sizes the MLP only.
+    bias : bool or None
+        Biases on every layer; None: the model's default (none for the MLP, on for the
+        CNN and the RNN).
+    arch : dict
+        Sizes of the CNN or RNN (:data:`numeric.models.DEFAULTS`; missing ones default).
     """
 
     dataset: str = "mnist-embedded"
@@ -184,8 +193,14 @@ class TrainConfig:
     iterations: int = 3000
     checkpoint_every: int = 500
     dtype: str = "float64"
+    model: str = "mlp"
+    bias: bool | None = None
+    arch: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", str(self.model).lower())
+        object.__setattr__(self, "arch", model_arch(self.model, self.arch))
+        object.__setattr__(self, "bias", (self.model != "mlp") if self.bias is None else self.bias)
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "optimizer", str(self.optimizer).lower())
         if self.optimizer not in OPTIMIZERS:
@@ -212,6 +227,11 @@ class TrainConfig:
             raise ValueError(f"lr must be finite and >= 0, got {self.lr!r}")
         if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+        if self.averaging != "model" and (self.model != "mlp" or self.bias):
+            raise ValueError(
+                f"averaging={self.averaging!r} needs per-sample curvature, implemented for the "
+                "bias-free mlp only; use averaging='model'"
+            )
 
     def resolved(self) -> TrainConfig:
         """A copy with ``lr`` and ``sigma`` filled in from the per-optimizer defaults."""
@@ -226,6 +246,8 @@ class TrainConfig:
         if self.cr:
             extra = "" if self.averaging == "model" else f", {self.averaging}"
             base = f"{base} with CR{extra}"
+        if self.model != "mlp":
+            base = f"{base}, {self.model}"
         return base if self.activation == "relu" else f"{base} ({self.activation})"
 
     def to_json(self) -> dict[str, Any]:
@@ -454,6 +476,9 @@ def config_key(config: TrainConfig) -> str:
     d.pop("checkpoint_every")
     if d["activation"] == "relu":
         d.pop("activation")
+    if d["model"] == "mlp" and not d["bias"]:  # the paper's network: keys as before
+        for key in ("model", "bias", "arch"):
+            d.pop(key)
     return json.dumps(d, sort_keys=True)
 
 
@@ -682,6 +707,7 @@ def train(
             "choose another directory"
         )
     data = load_training_data(config) if dataset is None else dataset
+    net = network_for(config, data)  # before anything is written: a model that does not fit
     run.mkdir(parents=True, exist_ok=True)
     for name in _RUN_FILES:
         with contextlib.suppress(FileNotFoundError):
@@ -691,15 +717,6 @@ def train(
         for path in ckdir.glob("ckpt-*.npz"):
             path.unlink()
     _write_json(run / "config.json", {"config": config.to_json(), "dataset": repr(data)})
-    net = Network.create(
-        data.dim,
-        config.hidden,
-        data.classes,
-        init=config.init,
-        seed=config.seed,
-        dtype=np.dtype(config.dtype),
-        activation=config.activation,
-    )
     method = build_method(config)
     sampler = BatchSampler(len(data), config.batch_size, config.seed)
     snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
@@ -746,15 +763,7 @@ def resume(
     ckpt = latest_checkpoint(run)
     method = build_method(config)
     if ckpt is None:
-        net = Network.create(
-            data.dim,
-            config.hidden,
-            data.classes,
-            init=config.init,
-            seed=config.seed,
-            dtype=np.dtype(config.dtype),
-            activation=config.activation,
-        )
+        net = network_for(config, data)
         sampler = BatchSampler(len(data), config.batch_size, config.seed)
         snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
     else:
