@@ -8,6 +8,7 @@
     lowrank train --resume runs/x [--iterations 5000]
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
+    lowrank reproduce cnn [--iterations 1500 --seeds 3]   # also rnn
     lowrank demo [--out runs/demo]
     lowrank bench ...        # numeric.bench
     lowrank derive ...       # python -m derive ...  (needs the [derive] extra)
@@ -349,12 +350,13 @@ def _summary_line(s: dict, run_dir: Path) -> str:
 def _add_reproduce(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="the paper's figures (fig1..fig5), or docs/results.md (results)",
+        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn)",
         description="Run a figure's baseline and CR runs side by side (reusing or resuming "
         "runs already in --out) and draw its two-panel plot. 'all' runs fig1..fig5; "
-        "'results' regenerates docs/results.md (see `lowrank reproduce results --help`).",
+        "'results' regenerates docs/results.md (see `lowrank reproduce results --help`); "
+        "'cnn' and 'rnn' its CNN and RNN sections (`lowrank reproduce cnn --help`).",
     )
-    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all or results")
+    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn or rnn")
     p.add_argument("--out", help="output directory (default runs/<figure>)")
     p.add_argument("--iterations", type=int, help="iterations per run (default 3000)")
     p.add_argument("--seed", type=int, default=0)
@@ -561,6 +563,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _FORWARDED:
         return _forward(argv[0], argv[1:])
+    if argv[:1] == ["reproduce"] and argv[1:2] in (["cnn"], ["rnn"]):
+        from numeric.model_results import main as models_main
+
+        try:
+            return models_main(argv[2:], model=argv[1], prog=f"lowrank reproduce {argv[1]}")
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     if argv[:2] == ["reproduce", "results"]:
         from numeric.results import main as results_main
 
