@@ -71,21 +71,31 @@ def cnn_stacks(draw) -> StackSpec:
 
 @st.composite
 def rnn_stacks(draw) -> StackSpec:
-    """A recurrence of 1-5 steps (an input at every step, or the paper's initial-state
-    form), then 0-1 dense layers."""
-    width = draw(st.integers(1, 5))
-    sequence = draw(st.booleans())
-    d_in = draw(st.integers(1, 4)) if sequence else width
+    """A recurrence of 1-5 steps, first (an input at every step, or the paper's initial-state
+    form), after a conv layer (its output read as a sequence) or after dense layers (the
+    paper's form); then 0-1 dense layers."""
     activation = draw(st.sampled_from(ACTIVATIONS))
-    return StackSpec(
+    common = dict(
         batch=draw(st.integers(1, 3)),
         activation=activation,
         classes=draw(st.integers(2, 4)),
-        rnn=(d_in, width, draw(st.integers(1, 5)), sequence),
         dense=tuple(draw(st.lists(st.integers(1, 4), max_size=1))),
         bias=True if activation == "relu" else draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
     )
+    width = draw(st.integers(1, 5))
+    where = draw(st.sampled_from(["first", "after-conv", "after-dense"]))
+    if where == "after-conv":
+        conv = draw(conv_specs(last=True))
+        return StackSpec(C=draw(st.integers(1, 2)), convs=(conv,), rnn=(0, width, 0, True),
+                         **common)  # fmt: skip
+    steps = draw(st.integers(1, 5))
+    if where == "after-dense":
+        pre = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)))
+        return StackSpec(C=draw(st.integers(1, 4)), rnn=(0, 0, steps, False), pre=pre, **common)
+    sequence = draw(st.booleans())
+    d_in = draw(st.integers(1, 4)) if sequence else width
+    return StackSpec(rnn=(d_in, width, steps, sequence), **common)
 
 
 def _assert_exact(ms):

@@ -70,7 +70,9 @@ class ConvSpec:
 class StackSpec:
     """A CNN (``convs`` on a ``C``-channel image), an RNN (``rnn = (d_in, width, steps,
     sequence)``) or, with neither, an MLP on ``C`` features; then dense widths ``dense``
-    and ``classes`` logits."""
+    and ``classes`` logits.  With ``convs`` and ``rnn`` the conv output (O, S, T) is read by
+    a sequence RNN as O * S steps of T features (``rnn``'s width only is used); with ``pre``
+    dense layers on ``C`` features feed the paper's recurrence (width ``pre[-1]``)."""
 
     batch: int
     activation: str
@@ -79,6 +81,7 @@ class StackSpec:
     convs: tuple[ConvSpec, ...] = ()
     rnn: tuple[int, int, int, bool] | None = None
     dense: tuple[int, ...] = ()
+    pre: tuple[int, ...] = ()
     bias: bool = True
     seed: int = 0
     label: str = field(default="", compare=False)
@@ -87,9 +90,14 @@ class StackSpec:
     def name(self) -> str:
         if self.label:
             return self.label
-        if self.rnn is not None:
+        if self.rnn is not None and self.convs:
+            body = "crnn-" + "-".join(f"o{c.O}k{c.kh}x{c.kw}" for c in self.convs)
+            body += f"-w{self.rnn[1]}"
+        elif self.rnn is not None:
             d, w, t, seq = self.rnn
             body = f"rnn-{'seq' if seq else 'paper'}-d{d}-w{w}-t{t}"
+            if self.pre:
+                body = f"pre{'-'.join(map(str, self.pre))}-{body}"
         elif not self.convs:
             body = f"mlp-d{self.C}"
         else:
@@ -104,17 +112,11 @@ class StackSpec:
 
 
 def _layers(spec: StackSpec) -> list:
-    from numeric.layers import Conv2D, Dense, Flatten, Output, Recurrent
+    from numeric.layers import Conv2D, Dense, Flatten, Output, Recurrent, Reshape
 
     act, bias = spec.activation, spec.bias
     layers: list = []
-    if spec.rnn is not None:
-        d, w, t, seq = spec.rnn
-        layers.append(Recurrent(d, w, t, act, bias, seq))
-        width = w
-    elif not spec.convs:  # a dense network on C input features
-        width = spec.C
-    else:
+    if spec.convs:
         convs = _chain(spec.convs)
         c_in = spec.C
         h, w_ = convs[0].input_hw()
@@ -122,8 +124,26 @@ def _layers(spec: StackSpec) -> list:
             layer = Conv2D((c_in, h, w_), cs.O, (cs.kh, cs.kw), (cs.sigma, cs.tau), act, bias)
             layers.append(layer)
             c_in, h, w_ = layer.out_shape
-        layers.append(Flatten(layers[-1].out_shape))
-        width = c_in * h * w_
+        if spec.rnn is not None:  # the conv output read as c_in * h steps of w_ features
+            layers.append(Reshape((c_in, h, w_), (c_in * h, w_)))
+            layers.append(Recurrent(w_, spec.rnn[1], c_in * h, act, bias, True))
+            width = spec.rnn[1]
+        else:
+            layers.append(Flatten(layers[-1].out_shape))
+            width = c_in * h * w_
+    elif spec.rnn is not None:
+        d, w, t, seq = spec.rnn
+        if spec.pre:  # dense layers, then the paper's recurrence from their output
+            width = spec.C
+            for dw in spec.pre:
+                layers.append(Dense(width, dw, act, bias))
+                width = dw
+            layers.append(Recurrent(width, width, t, act, bias, False))
+        else:
+            layers.append(Recurrent(d, w, t, act, bias, seq))
+            width = w
+    else:  # a dense network on C input features
+        width = spec.C
     for dw in spec.dense:
         layers.append(Dense(width, dw, act, bias))
         width = dw
@@ -255,6 +275,8 @@ def jax_loss(layers, x, y):
                 v = _act(layer.activation)(z)
             elif kind == "Flatten":
                 v = v.reshape(v.shape[0], -1)
+            elif kind == "Reshape":
+                v = v.reshape(v.shape[0], *layer.out_shape)
             elif kind == "Dense":
                 z = v @ ps[0].T
                 v = _act(layer.activation)(z + ps[1] if bias else z)
@@ -372,7 +394,7 @@ def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool = 
                 lambda got=got, n3=n3: step_length(
                     float(got["sgd_gtg"]), float(got["sgd_ghg"]), sigma, n3, 0.0)[0],
                 reference_alpha(ref["sgd_gtg"], ref["sgd_ghg"], sigma, n3))  # fmt: skip
-    if kind == "cnn":
+    if spec.convs:
         _check_fold(M, layers, np.random.default_rng(spec.seed + 99))
     return M.ms
 
@@ -497,6 +519,18 @@ def rnn_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
         StackSpec(3, "relu", 3, rnn=(4, 5, 4, True), dense=(4,), seed=seed + 10),
         StackSpec(2, "tanh", 3, rnn=(3, 4, 1, True), seed=seed + 11),  # one step
         StackSpec(2, "sigmoid", 2, rnn=(3, 3, 3, False), dense=(2,), bias=False, seed=seed + 12),
+        # a conv layer read by a sequence RNN; dense layers feeding the paper's recurrence
+        StackSpec(
+            2,
+            "relu",
+            3,
+            C=1,
+            convs=(ConvSpec(2, 2, 3, 2, 2, 2, 1),),
+            rnn=(0, 3, 0, True),
+            dense=(3,),
+            seed=seed + 15,
+        ),  # fmt: skip
+        StackSpec(2, "tanh", 3, C=4, rnn=(0, 0, 2, False), pre=(5, 3), seed=seed + 16),
     ]
     if not quick:
         out += [

@@ -7,6 +7,7 @@ from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
 from numeric.layers.recurrent import Recurrent
+from numeric.layers.reshape import Reshape
 
 __all__ = [
     "SECOND_VANISHES",
@@ -16,6 +17,7 @@ __all__ = [
     "Layer",
     "Output",
     "Recurrent",
+    "Reshape",
     "activation_names",
     "get_activation",
 ]
