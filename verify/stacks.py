@@ -85,6 +85,8 @@ class StackSpec:
     bias: bool = True
     seed: int = 0
     label: str = field(default="", compare=False)
+    #: also run the generated kernels on JAX arrays under jit (the slow part of a check)
+    jax: bool = field(default=True, compare=False)
 
     @property
     def name(self) -> str:
@@ -333,15 +335,17 @@ def _numeric(layers, params, x, y, direction):
     }
 
 
-def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool = True):
-    """Measurements of one stack: NumPy kernels (and JAX-backend kernels) against JAX
-    autodiff.  Returns a list of :class:`verify.measure.Measurement`."""
+def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool | None = None):
+    """Measurements of one stack: NumPy kernels (and, with ``jax_backend``, default
+    ``spec.jax``, the JAX-backend kernels under jit) against JAX autodiff.  Returns a list
+    of :class:`verify.measure.Measurement`."""
     import jax
     import jax.numpy as jnp
 
     from numeric.cr import step_length
     from verify.layers import _Meter
 
+    jax_backend = spec.jax if jax_backend is None else jax_backend
     layers, params, x, y, direction = make_stack(spec)
     M = _Meter(spec.name)
     loss = jax_loss(layers, x, y)
@@ -507,10 +511,17 @@ def cnn_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
                 (c(4, 3, 3, 2, 2, 3, 3, (2, 1)), c(2, 1, 2, 3, 2, 1, 1)),
                 (4,),
                 seed + 3,
-            ),  # fmt: skip
+            ),
             _cnn(1, "relu", 3, 2, (c(3, 5, 2, 2, 2, 1, 2),), (6, 5), seed + 4),
         ]
-    return out
+    return _jax_first(out, quick)
+
+
+def _jax_first(specs: list[StackSpec], quick: bool) -> list[StackSpec]:
+    """Quick sweeps run the JAX backend on the first case only (its jit is the slow part)."""
+    from dataclasses import replace
+
+    return [replace(sp, jax=not quick or i == 0) for i, sp in enumerate(specs)]
 
 
 def rnn_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
@@ -529,7 +540,7 @@ def rnn_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
             rnn=(0, 3, 0, True),
             dense=(3,),
             seed=seed + 15,
-        ),  # fmt: skip
+        ),
         StackSpec(2, "tanh", 3, C=4, rnn=(0, 0, 2, False), pre=(5, 3), seed=seed + 16),
     ]
     if not quick:
@@ -537,4 +548,4 @@ def rnn_specs(quick: bool = True, seed: int = 0) -> list[StackSpec]:
             StackSpec(3, "softplus", 4, rnn=(2, 6, 5, True), dense=(3,), seed=seed + 13),
             StackSpec(2, "relu", 2, rnn=(4, 4, 3, False), seed=seed + 14),
         ]
-    return out
+    return _jax_first(out, quick)
