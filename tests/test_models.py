@@ -151,3 +151,24 @@ def test_cost_routes_step_and_count(model):
     counts = multiply_adds(net, batch=4)
     assert 0 < counts["forward"] < counts["sgd"]
     assert 1.0 < counts["ratio"] < 3.0
+
+
+def test_reproduce_model_section(tmp_path, capsys):
+    from numeric.model_results import keep_sections, plan
+
+    doc = tmp_path / "results.md"
+    doc.write_text("# Measured results\n\nkept text\n")
+    argv = ["--iterations", "3", "--seeds", "1", "--datasets", "mnist-embedded,nosuch"]
+    out = ["--out", str(tmp_path / "runs"), "--doc", str(doc)]
+    assert cli.main(["reproduce", "cnn", *argv, *out]) == 0
+    assert "skipping nosuch" in capsys.readouterr().out
+    text = doc.read_text()
+    assert "kept text" in text and text.count("<!-- section:cnn") == 1
+    assert "| SGD + CR (sigma 100) |" in text and "### CNN, mnist-embedded, normal start" in text
+    assert cli.main(["reproduce", "cnn", *argv, *out]) == 0  # reuses the runs, same section
+    assert doc.read_text() == text
+    regenerated = keep_sections(text, "# Measured results\n\nnew page\n")
+    assert "new page" in regenerated and regenerated.count("<!-- end section:cnn -->") == 1
+    jobs = plan("rnn", ["mnist-embedded", "fashion-mnist"], 10, range(3))
+    assert len(jobs) == 2 * 3 * (4 + 2) and {j.config.model for j in jobs} == {"rnn"}
+    assert cli.main(["reproduce", "rnn", "--seeds", "0", *out]) == 2
