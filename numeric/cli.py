@@ -5,9 +5,11 @@
     lowrank train --optimizer sgd --cr --init plateau --iterations 3000 --out runs/x
     lowrank train --cr --activation tanh ...   # relu (default), tanh, sigmoid, softplus
     lowrank train --hidden 12x128 ...           # LAYERSxWIDTH, or --layers 12 --width 128
+    lowrank train --model cnn --cr ...          # mlp (default), cnn, rnn
     lowrank train --resume runs/x [--iterations 5000]
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
+    lowrank reproduce cnn [--iterations 1500 --seeds 3]   # also rnn
     lowrank plot runs/x runs/y [--out cmp.png]
     lowrank demo [--out runs/demo]
     lowrank bench ...        # numeric.bench
@@ -112,7 +114,35 @@ _CONFIG_FLAGS = (
     "activation",
     "eval_every",
     "checkpoint_every",
+    "model",
+    "bias",
+    "channels",
+    "kernel",
+    "stride",
+    "dense",
+    "rnn_width",
 )
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise SystemExit(f"{flag} takes comma-separated sizes like 8,16, got {text!r}") from None
+
+
+def _arch(args: argparse.Namespace) -> dict:
+    """CNN/RNN sizes given on the command line (numeric.models.DEFAULTS fills the rest)."""
+    given = {
+        "channels": _int_list(args.channels, "--channels"),
+        "kernel": args.kernel,
+        "stride": args.stride,
+        "dense": _int_list(args.dense, "--dense"),
+        "width": args.rnn_width,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _add_train(sub) -> None:
@@ -126,7 +156,11 @@ def _add_train(sub) -> None:
         "(CR). Defaults follow the paper: ReLU, 12 hidden layers of 128, batch 32, TF1 "
         "optimizer defaults, decay 0.95 per 100 iterations. " + _PLATEAU_NOTE + " Every "
         "run prints and records in config.json the data files it loaded and the split "
-        "sizes, and evaluates on the test split every --eval-every iterations.",
+        "sizes, and evaluates on the test split every --eval-every iterations. --model cnn "
+        "trains two 3 x 3 conv layers of 8 and 16 channels with stride 2 (28 -> 13 -> 6), a "
+        "dense layer of 64 and the softmax; --model rnn a recurrent layer of 64 units reading "
+        "a 28 x 28 image as 28 steps of 28 pixels, then the softmax readout (both with "
+        "biases).",
     )
     p.add_argument(
         "--out",
@@ -203,6 +237,31 @@ def _add_train(sub) -> None:
         choices=activation_names(),
         help="hidden activation (default: relu, the paper's)",
     )
+    p.add_argument(
+        "--model",
+        choices=["mlp", "cnn", "rnn"],
+        help="mlp: the paper's network; cnn: conv layers, dense layers, softmax; rnn: a "
+        "recurrent layer reading the image row by row, then the softmax readout "
+        "(default: mlp)",
+    )
+    p.add_argument(
+        "--bias",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="biases on every layer (default: off for mlp, the paper's; on for cnn and rnn)",
+    )
+    p.add_argument("--channels", help="cnn: conv channels, one per conv layer (default: 8,16)")
+    p.add_argument(
+        "--kernel", type=positive_int, help="cnn: kernel size K for K x K kernels (default: 3)"
+    )
+    p.add_argument(
+        "--stride", type=positive_int, help="cnn: stride of every conv layer (default: 2)"
+    )
+    p.add_argument(
+        "--dense",
+        help="cnn/rnn: dense layers before the softmax, e.g. 64 (default: cnn 64, rnn none)",
+    )
+    p.add_argument("--rnn-width", type=positive_int, help="rnn: recurrent units (default: 64)")
     p.add_argument(
         "--seed",
         type=nonnegative_int,
@@ -292,6 +351,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 log=_log,
             )
         else:
+            if (args.model or "mlp") != "mlp" and hidden is not None:
+                print(
+                    "--hidden/--layers/--width size the mlp; for cnn and rnn use --channels, "
+                    "--kernel, --stride, --dense, --rnn-width",
+                    file=sys.stderr,
+                )
+                return 2
             values = {
                 "dataset": args.dataset,
                 "data_dir": args.data_dir,
@@ -309,12 +375,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "dtype": args.dtype,
                 "hidden": hidden,
                 "activation": args.activation,
+                "model": args.model,
+                "bias": args.bias,
+                "arch": _arch(args) or None,
                 "iterations": args.iterations,
                 "checkpoint_every": args.checkpoint_every,
                 "eval_every": args.eval_every,
             }
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"
+            act += "" if config.model == "mlp" else f"-{config.model}"
             out = args.out or (
                 f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}{act}"
             )
@@ -357,12 +427,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_reproduce(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="the paper's figures (fig1..fig5), or docs/results.md (results)",
+        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn)",
         description="Run a figure's baseline and CR runs side by side (reusing or resuming "
         "runs already in --out) and draw its two-panel plot. 'all' runs fig1..fig5; "
-        "'results' regenerates docs/results.md (see: lowrank reproduce results --help).",
+        "'results' regenerates docs/results.md (see: lowrank reproduce results --help); "
+        "'cnn' and 'rnn' its CNN and RNN sections (see: lowrank reproduce cnn --help).",
     )
-    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all or results")
+    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn or rnn")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<figure>)")
     p.add_argument(
         "--iterations",
@@ -520,6 +591,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from numeric.bench import main as bench_main
 
         return int(bench_main(argv[1:]) or 0)
+    if argv[:1] == ["reproduce"] and argv[1:2] in (["cnn"], ["rnn"]):
+        from numeric.model_results import main as models_main
+
+        try:
+            return models_main(argv[2:], model=argv[1], prog=f"lowrank reproduce {argv[1]}")
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     commands = _discover()
     if argv and argv[0] in commands:
         return commands[argv[0]].run(argv[1:])

@@ -313,6 +313,9 @@ class Method:
                 raise Diverged(f"the weights are not finite before step {state.step}")
         else:
             xs = x if x.dtype == network.dtype else x.astype(network.dtype)
+            shape = network.in_shape
+            if xs.ndim != 1 + len(shape):  # image rows for a conv or recurrent input
+                xs = xs.reshape(xs.shape[0], *shape)
         ys = network.targets(labels, xs.shape[0])
         ev = evaluate(network.layers, network.params, xs, ys, self._needs_second)
         loss = float(ev.loss)

@@ -256,8 +256,9 @@ def per_sample_sgd_curvature(
     from numeric.layers.dense import Dense
     from numeric.layers.output import Output
 
-    if not (all(isinstance(lay, Dense) for lay in layers[:-1]) and isinstance(layers[-1], Output)):
-        raise ValueError("per-sample curvature is implemented for dense networks only")
+    dense = all(isinstance(lay, Dense) for lay in layers[:-1]) and isinstance(layers[-1], Output)
+    if not dense or any(lay.bias for lay in layers):
+        raise ValueError("per-sample curvature is implemented for bias-free dense networks only")
     xp = namespace(dfdp)
     ws, u = list(params[:-1]), params[-1]
     n = len(ws)

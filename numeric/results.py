@@ -658,6 +658,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m numeric.resul
     text = render(out, args.iterations, seeds, command, bench, hidden)
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
+    if doc.exists():  # keep the CNN and RNN sections of `lowrank reproduce cnn|rnn`
+        from numeric.model_results import keep_sections
+
+        text = keep_sections(doc.read_text(), text)
     doc.write_text(text)
     (out / "results.json").write_text(
         json.dumps(

@@ -78,6 +78,7 @@ from numeric.metrics import (
     scan_metrics,
 )
 from numeric.model import Network, init_bound
+from numeric.models import model_arch, network_for
 from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
 from numeric.rundir import (
     CHECKPOINT_PATTERN,
@@ -208,6 +209,14 @@ class TrainConfig:
         Steps between evaluations on the test split (and after the last step); 0: never.
     dtype : str
         ``"float64"`` (default) or ``"float32"``.
+    model : str
+        ``"mlp"`` (the paper's network, default), ``"cnn"`` or ``"rnn"``
+        (:mod:`numeric.models`); ``hidden`` sizes the MLP only.
+    bias : bool or None
+        Biases on every layer; None: the model's default (none for the MLP, on for the
+        CNN and the RNN).
+    arch : dict
+        Sizes of the CNN or RNN (:data:`numeric.models.DEFAULTS`; missing ones default).
     """
 
     dataset: str = "mnist-embedded"
@@ -231,8 +240,14 @@ class TrainConfig:
     checkpoint_every: int = 500
     eval_every: int = 500
     dtype: str = "float64"
+    model: str = "mlp"
+    bias: bool | None = None
+    arch: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", str(self.model).lower())
+        object.__setattr__(self, "arch", model_arch(self.model, self.arch))
+        object.__setattr__(self, "bias", (self.model != "mlp") if self.bias is None else self.bias)
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "optimizer", str(self.optimizer).lower())
         if self.optimizer not in OPTIMIZERS:
@@ -261,6 +276,11 @@ class TrainConfig:
             raise ValueError(f"lr must be finite and >= 0, got {self.lr!r}")
         if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+        if self.averaging != "model" and (self.model != "mlp" or self.bias):
+            raise ValueError(
+                f"averaging={self.averaging!r} needs per-sample curvature, implemented for the "
+                "bias-free mlp only; use averaging='model'"
+            )
 
     def resolved(self) -> TrainConfig:
         """A copy with ``lr`` and ``sigma`` filled in from the paper's defaults."""
@@ -275,6 +295,8 @@ class TrainConfig:
         if self.cr:
             extra = "" if self.averaging == "model" else f", {self.averaging}"
             base = f"{base} with CR{extra}"
+        if self.model != "mlp":
+            base = f"{base}, {self.model}"
         return base if self.activation == "relu" else f"{base} ({self.activation})"
 
     def to_json(self) -> dict[str, Any]:
@@ -509,6 +531,9 @@ def config_key(config: TrainConfig) -> str:
         d.pop(name)
     if d["activation"] == "relu":
         d.pop("activation")
+    if d["model"] == "mlp" and not d["bias"]:  # the paper's network: keys as before
+        for key in ("model", "bias", "arch"):
+            d.pop(key)
     return json.dumps(d, sort_keys=True)
 
 
@@ -776,15 +801,7 @@ def train(
     _refuse_existing(run, directory_state(run), overwrite)
     data, test = _datasets(config, dataset, test_dataset, log)
     method = build_method(config)
-    net = Network.create(
-        data.dim,
-        config.hidden,
-        data.classes,
-        init=config.init,
-        seed=config.seed,
-        dtype=np.dtype(config.dtype),
-        activation=config.activation,
-    )
+    net = network_for(config, data)  # before anything is written: a model that does not fit
     sampler = BatchSampler(len(data), config.batch_size, config.seed)
     create_directory(run)
     with run_lock(run):
@@ -912,15 +929,7 @@ def _resume_locked(
     method = build_method(config)
     found = _newest_checkpoint(run, config, log)
     if found is None:
-        net = Network.create(
-            data.dim,
-            config.hidden,
-            data.classes,
-            init=config.init,
-            seed=config.seed,
-            dtype=np.dtype(config.dtype),
-            activation=config.activation,
-        )
+        net = network_for(config, data)
         sampler = BatchSampler(len(data), config.batch_size, config.seed)
         snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
         copy: list[tuple] | None = []
