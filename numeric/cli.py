@@ -121,6 +121,7 @@ _CONFIG_FLAGS = (
     "stride",
     "dense",
     "rnn_width",
+    "backend",
 )
 
 
@@ -147,6 +148,7 @@ def _arch(args: argparse.Namespace) -> dict:
 
 def _add_train(sub) -> None:
     from numeric.layers import activation_names
+    from numeric.optimizers import OPTAX_OPTIMIZERS
 
     p = sub.add_parser(
         "train",
@@ -183,8 +185,22 @@ def _add_train(sub) -> None:
     p.add_argument("--data-dir", metavar="DIR", help=_DATA_DIR_HELP)
     p.add_argument(
         "--optimizer",
-        choices=["sgd", "adagrad", "adadelta", "adam"],
-        help="base optimizer, TF1 defaults (default: sgd)",
+        choices=["sgd", "adagrad", "adadelta", "adam", *OPTAX_OPTIMIZERS],
+        help="base optimizer, TF1 defaults; with --backend jax also optax's "
+        + ", ".join(OPTAX_OPTIMIZERS)
+        + " (default: sgd)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["numpy", "jax"],
+        help="numpy, or the same kernels under jax.jit on the CPU or a GPU (needs the [jax] "
+        "extra) (default: numpy)",
+    )
+    p.add_argument(
+        "--devices",
+        type=nonnegative_int,
+        help="jax backend: split each batch over this many local devices, 0 for all of them; "
+        "may change on --resume (default: 0)",
     )
     p.add_argument(
         "--lr",
@@ -349,6 +365,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 blas_threads=args.threads or None,
                 log=_log,
+                devices=args.devices,
             )
         else:
             if (args.model or "mlp") != "mlp" and hidden is not None:
@@ -381,6 +398,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "iterations": args.iterations,
                 "checkpoint_every": args.checkpoint_every,
                 "eval_every": args.eval_every,
+                "backend": args.backend,
+                "devices": args.devices,
             }
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"

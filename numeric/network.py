@@ -517,7 +517,7 @@ class Network:
     def predict(self, x):
         """Predicted class per row, shape (batch,) int64."""
         xp = namespace(self.params[0])
-        return xp.argmax(self.logits(x), axis=1).astype(np.int64)
+        return np.asarray(xp.argmax(self.logits(x), axis=1)).astype(np.int64)
 
     def loss(self, x, labels) -> float:
         """Batch objective ``F = E[f]`` (Eqs 14-16)."""

@@ -71,6 +71,7 @@ __all__ = [
     "Adadelta",
     "Adagrad",
     "Adam",
+    "OPTAX_OPTIMIZERS",
     "OPTIMIZERS",
     "Optimizer",
     "State",
@@ -505,6 +506,20 @@ class Adam(Optimizer):
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adagrad, Adadelta, Adam)}
 """Registry name -> optimizer class."""
+
+#: optax's methods that ``lowrank train --backend jax`` also accepts (run through
+#: :class:`numeric.optax.OptaxMethod`; the list is here so that NumPy-only code can
+#: name them without importing JAX)
+OPTAX_OPTIMIZERS = (
+    "prodigy",
+    "dadapt_adamw",
+    "dog",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
+    "momo",
+    "linesearch",
+    "sophia",
+)
 
 
 def get_optimizer(name: str, **hyper: float) -> Optimizer:

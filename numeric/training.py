@@ -54,7 +54,6 @@ import sys
 import time
 import zipfile
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -65,9 +64,9 @@ import numpy as np
 from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepInfo
 from numeric.data import BatchSampler, Dataset, load_dataset
 from numeric.layers import get_activation
+from numeric.loop import Iteration
 from numeric.metrics import (
     COLUMNS,
-    PERIOD,
     arrays_to_rows,
     format_row,
     header_line,
@@ -79,7 +78,13 @@ from numeric.metrics import (
 )
 from numeric.model import Network, init_bound
 from numeric.models import model_arch, network_for
-from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
+from numeric.optimizers import (
+    OPTAX_OPTIMIZERS,
+    OPTIMIZERS,
+    get_optimizer,
+    state_from_arrays,
+    state_to_arrays,
+)
 from numeric.rundir import (
     CHECKPOINT_PATTERN,
     RunDirError,
@@ -125,6 +130,8 @@ __all__ = [
 
 #: The paper's initial learning rates per optimizer (Figures 1, 4, 5; Adam: TF default).
 DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.001}
+#: optax's learning-rate-free methods take their own defaults (1.0 for most of them)
+OPTAX_LR = {"schedule_free_adamw": 0.0025, "sophia": 0.001}
 #: SGD's initial rate from the plateau start (Figure 2, the plateau experiment).
 PLATEAU_SGD_LR = 0.02
 #: The paper's sigma per optimizer (100 for SGD, 1000 for the adaptive ones).
@@ -151,6 +158,8 @@ def default_lr(optimizer: str, init: str | float = "plateau") -> float:
     optimizer = str(optimizer).lower()
     if optimizer == "sgd" and isinstance(init, str) and init.strip().lower() == "plateau":
         return PLATEAU_SGD_LR
+    if optimizer in OPTAX_OPTIMIZERS:
+        return OPTAX_LR.get(optimizer, 1.0)
     return DEFAULT_LR[optimizer]
 
 
@@ -217,6 +226,12 @@ class TrainConfig:
         CNN and the RNN).
     arch : dict
         Sizes of the CNN or RNN (:data:`numeric.models.DEFAULTS`; missing ones default).
+    backend : str
+        ``"numpy"`` (default) or ``"jax"``: the same kernels and drivers under
+        ``jax.jit`` (:mod:`numeric.jax_backend`), on the CPU or a GPU.
+    devices : int
+        JAX backend: split each batch over this many local devices (0: all of them).
+        Results do not depend on it beyond rounding.
     """
 
     dataset: str = "mnist-embedded"
@@ -243,6 +258,8 @@ class TrainConfig:
     model: str = "mlp"
     bias: bool | None = None
     arch: dict = field(default_factory=dict)
+    backend: str = "numpy"
+    devices: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", str(self.model).lower())
@@ -250,10 +267,28 @@ class TrainConfig:
         object.__setattr__(self, "bias", (self.model != "mlp") if self.bias is None else self.bias)
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "optimizer", str(self.optimizer).lower())
-        if self.optimizer not in OPTIMIZERS:
+        object.__setattr__(self, "backend", str(self.backend).lower())
+        if self.backend not in ("numpy", "jax"):
+            raise ValueError(f"backend must be 'numpy' or 'jax', got {self.backend!r}")
+        if self.optimizer in OPTAX_OPTIMIZERS:
+            if self.backend != "jax":
+                raise ValueError(
+                    f"{self.optimizer} is optax's: it runs on the JAX backend (--backend jax)"
+                )
+            if self.cr or self.curvature:
+                raise ValueError(
+                    f"CR and --curvature wrap this project's optimizers, not {self.optimizer}"
+                )
+        elif self.optimizer not in OPTIMIZERS:
             raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; choose from {sorted(OPTIMIZERS)}"
+                f"unknown optimizer {self.optimizer!r}; choose from "
+                f"{sorted(OPTIMIZERS)} or, with the JAX backend, {list(OPTAX_OPTIMIZERS)}"
             )
+        if isinstance(self.devices, bool) or int(self.devices) != self.devices:
+            raise ValueError(f"devices must be an integer, got {self.devices!r}")
+        object.__setattr__(self, "devices", int(self.devices))
+        if self.devices < 0 or (self.devices > 1 and self.backend != "jax"):
+            raise ValueError("devices must be >= 0, and more than 1 needs the JAX backend")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden widths must be positive, got {self.hidden}")
         object.__setattr__(self, "activation", str(self.activation).lower())
@@ -285,13 +320,13 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with ``lr`` and ``sigma`` filled in from the paper's defaults."""
         lr = default_lr(self.optimizer, self.init) if self.lr is None else float(self.lr)
-        sigma = DEFAULT_SIGMA[self.optimizer] if self.sigma is None else float(self.sigma)
-        return replace(self, lr=lr, sigma=sigma)
+        sigma = DEFAULT_SIGMA.get(self.optimizer, 0.0) if self.sigma is None else float(self.sigma)
+        return replace(self, lr=lr, sigma=sigma or None)
 
     def label(self) -> str:
         """Short human-readable name, e.g. ``"SGD with CR"`` or ``"SGD with CR (tanh)"``."""
         names = {"sgd": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta", "adam": "Adam"}
-        base = names[self.optimizer]
+        base = names.get(self.optimizer, self.optimizer)
         if self.cr:
             extra = "" if self.averaging == "model" else f", {self.averaging}"
             base = f"{base} with CR{extra}"
@@ -316,8 +351,13 @@ class TrainConfig:
 
 
 def build_method(config: TrainConfig) -> Method:
-    """The :class:`~numeric.cr.Baseline` or :class:`~numeric.cr.CR` method of a config."""
+    """The :class:`~numeric.cr.Baseline` or :class:`~numeric.cr.CR` method of a config
+    (or an optax method, :class:`numeric.optax.OptaxMethod`, on the JAX backend)."""
     cfg = config.resolved()
+    if cfg.optimizer in OPTAX_OPTIMIZERS:
+        from numeric import optax as nopt
+
+        return nopt.baseline(cfg.optimizer, cfg.lr)
     opt = get_optimizer(cfg.optimizer)
     schedule = (
         ExponentialDecay(cfg.lr, cfg.decay_steps, cfg.decay_rate) if cfg.decay else Constant(cfg.lr)
@@ -521,14 +561,16 @@ def config_key(config: TrainConfig) -> str:
     """Identity of a run's trajectory: the resolved config without its length.
 
     Two configs with equal keys produce the same iterates; only ``iterations``,
-    ``checkpoint_every`` and ``eval_every`` may differ between a run and its
-    resumption.  The default ``activation="relu"`` is left out, so the key of a ReLU run
+    ``checkpoint_every``, ``eval_every`` and ``devices`` (data parallelism changes results
+    by rounding only) may differ between a run and its resumption.  The default ``activation="relu"`` is left out, so the key of a ReLU run
     equals the one stored in checkpoints written before configs had an activation (they
     still resume).
     """
     d = config.resolved().to_json()
-    for name in ("iterations", "checkpoint_every", "eval_every"):
+    for name in ("iterations", "checkpoint_every", "eval_every", "devices"):
         d.pop(name)
+    if d["backend"] == "numpy":  # keys as before backends
+        d.pop("backend")
     if d["activation"] == "relu":
         d.pop("activation")
     if d["model"] == "mlp" and not d["bias"]:  # the paper's network: keys as before
@@ -562,7 +604,7 @@ def _save_checkpoint(
         "config_key": np.asarray(config_key(config)),
     }
     arrays.update(snap.network.to_arrays("net/"))
-    arrays.update({f"opt/{k}": v for k, v in state_to_arrays(snap.state.opt).items()})
+    arrays.update({f"opt/{k}": v for k, v in _opt_to_arrays(snap.state.opt).items()})
     arrays.update({f"sampler/{k}": np.asarray(v, dtype=np.int64) for k, v in snap.sampler.items()})
     arrays.update({f"metrics/{k}": v for k, v in rows_to_arrays(rows[: snap.steps]).items()})
     buf = io.BytesIO()
@@ -576,6 +618,44 @@ def _save_checkpoint(
     return path
 
 
+def _place(config: TrainConfig, net: Network) -> tuple[Network, Callable | None]:
+    """The network on the run's backend, and how each batch gets there."""
+    if config.backend != "jax":
+        return net, None
+    try:
+        from numeric import jax_backend as jb
+    except ImportError as exc:
+        raise RunDirError(
+            "--backend jax needs JAX: pip install 'lowrank-derivatives[jax]' "
+            f"(or '.[jax]' in a source checkout); missing module: {exc.name}"
+        ) from None
+    if config.dtype == "float64":
+        jb.enable_x64()
+    sharding = jb.batch_sharding(config.devices or None)
+    placed = jb.replicate(jb.to_jax(net), sharding)
+
+    def transfer(x, y):
+        return jb.device_array(x, sharding), jb.device_array(y, sharding)
+
+    return placed, transfer
+
+
+def _opt_to_arrays(opt) -> dict[str, np.ndarray]:
+    if isinstance(opt, dict):  # this project's optimizers
+        return state_to_arrays(opt)
+    from numeric import optax as nopt  # an optax state: only with the JAX backend
+
+    return nopt.state_to_arrays(opt)
+
+
+def _opt_from_arrays(arrays: dict, config: TrainConfig, net: Network):
+    if config.optimizer in OPTAX_OPTIMIZERS:
+        from numeric import optax as nopt
+
+        return nopt.state_from_arrays(arrays, build_method(config).init(net).opt)
+    return state_from_arrays(arrays)
+
+
 def _snapshot(
     arrays: dict[str, np.ndarray], config: TrainConfig, path: Path
 ) -> tuple[_Snapshot, list[tuple] | None]:
@@ -587,7 +667,9 @@ def _snapshot(
         raise ValueError(
             f"{path} holds a {net.activation} network, the configuration a {config.activation} one"
         )
-    opt = state_from_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
+    opt = _opt_from_arrays(
+        {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}, config, net
+    )
     sampler = {k[8:]: int(v) for k, v in arrays.items() if k.startswith("sampler/")}
     snap = _Snapshot(
         steps=int(arrays["steps_done"]),
@@ -856,6 +938,7 @@ def resume(
     blas_threads: int | None = 1,
     callback: Callable[[int, StepInfo], None] | None = None,
     log: Log | None = _stderr,
+    devices: int | None = None,
 ) -> RunResult:
     """Continue a run from its newest readable checkpoint (or from scratch without one).
 
@@ -871,6 +954,8 @@ def resume(
         A directory written by :func:`train`.
     iterations : int, optional
         New total number of iterations (to extend a run); default the config's.
+    devices : int, optional
+        JAX backend: another number of devices to split the batch over (0: all).
     dataset, test_dataset, progress, flush_every, keep, blas_threads, callback, log
         As for :func:`train`.
 
@@ -897,6 +982,7 @@ def resume(
         return _resume_locked(
             run,
             iterations,
+            devices,
             dataset,
             test_dataset,
             progress,
@@ -911,6 +997,7 @@ def resume(
 def _resume_locked(
     run: Path,
     iterations: int | None,
+    devices: int | None,
     dataset: Dataset | None,
     test_dataset: Dataset | None,
     progress: bool,
@@ -925,6 +1012,8 @@ def _resume_locked(
     config = stored
     if iterations is not None and int(iterations) != config.iterations:
         config = replace(config, iterations=int(iterations))  # validated, not yet saved
+    if devices is not None and int(devices) != config.devices:
+        config = replace(config, devices=int(devices))
     data, test = _datasets(config, dataset, test_dataset, log)
     method = build_method(config)
     found = _newest_checkpoint(run, config, log)
@@ -1001,12 +1090,19 @@ def _run(
     metrics_path = run / "metrics.csv"
     if not metrics_path.exists():
         atomic_write(metrics_path, header_line().encode())
-    dtype = np.dtype(config.dtype)
-    eye = np.eye(data.classes, dtype=dtype)
-    x_all, labels_all = data.x, data.labels
     sampler = BatchSampler.from_state(snap.sampler)
-    tail_loss = deque(snap.tail_loss, maxlen=PERIOD)
-    tail_lr = deque(snap.tail_lr_eff, maxlen=PERIOD)
+    net, transfer = _place(config, snap.network)
+    iteration = Iteration(
+        method,
+        net,
+        snap.state,
+        data.x,
+        data.labels,
+        sampler,
+        snap.tail_loss,
+        snap.tail_lr_eff,
+        transfer,
+    )
     every = config.eval_every if test is not None else 0
     committed = snap
     pending: list[tuple] = []
@@ -1034,41 +1130,32 @@ def _run(
 
     bar = _Progress(progress, config.iterations, snap.steps, config.label())
     t0 = time.perf_counter()
-    net, mstate = snap.network, snap.state
     # overflow on the way to a divergence is detected and recorded, not warned about
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with _blas_threads(blas_threads), StopFlag() as stop, errstate:
         try:
-            first = True
             for it in range(snap.steps, config.iterations):
                 if stop.requested:
                     status = "interrupted"
                     break
-                ts = time.perf_counter()
-                idx = sampler.next_indices()
-                xb = x_all[idx].astype(dtype)
-                yb = eye[labels_all[idx]]
-                net, mstate, info = method.step(net, mstate, xb, yb, check=first)
-                first = False
-                tail_loss.append(info.loss)
-                tail_lr.append(info.lr_eff)
+                info, mean_loss, mean_lr, seconds = iteration()
                 now = time.perf_counter()
                 test_loss = test_accuracy = math.nan
                 if every and ((it + 1) % every == 0 or it + 1 == config.iterations):
-                    test_loss, test_accuracy = evaluate(net, test)  # type: ignore[arg-type]
+                    test_loss, test_accuracy = evaluate(iteration.net, test)  # type: ignore[arg-type]
                 row = (
                     it,
                     info.loss,
-                    math.fsum(tail_loss) / len(tail_loss),
+                    mean_loss,
                     info.alpha,
                     info.lr,
                     info.lr_eff,
-                    math.fsum(tail_lr) / len(tail_lr),
+                    mean_lr,
                     info.dgrad,
                     info.dhd,
                     info.dnorm,
                     info.flag,
-                    (now - ts) * 1e3,
+                    seconds * 1e3,
                     snap.elapsed + (now - t0),
                     test_loss,
                     test_accuracy,
@@ -1077,11 +1164,11 @@ def _run(
                 pending.append(row)
                 committed = _Snapshot(
                     it + 1,
-                    net,
-                    mstate,
+                    iteration.net,
+                    iteration.state,
                     sampler.state_dict(),
-                    list(tail_loss),
-                    list(tail_lr),
+                    iteration.tail_loss,
+                    iteration.tail_lr,
                     row[12],
                 )
                 bar.update(info)
@@ -1122,7 +1209,12 @@ def _run(
             ) from error
         raise error
     signal_name = stop.signal_name if status == "interrupted" else ""
-    return RunResult(run, status, committed.steps, summary, committed.network, signal_name)
+    network = committed.network
+    if config.backend == "jax":
+        from numeric import jax_backend as jb
+
+        network = jb.to_numpy(network)
+    return RunResult(run, status, committed.steps, summary, network, signal_name)
 
 
 def ensure_run(
