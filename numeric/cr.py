@@ -321,7 +321,8 @@ class Method:
         loss = float(ev.loss)
         if not math.isfinite(loss):
             raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
-        unit, opt_state = self.optimizer.unit(ev.grads, state.opt)
+        # CR no longer needs the gradient once it has the direction (SGD's is -g)
+        unit, opt_state = self.optimizer.unit(ev.grads, state.opt, overwrite=self._overwrite)
         lr = float(self.schedule(state.step))
         update, info = self._update(network, ev, unit, lr)
         if not math.isfinite(info.dnorm):
@@ -333,6 +334,8 @@ class Method:
         return network.with_params(params), MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
+    #: whether the step reads only the direction (not the gradient) after it is formed
+    _overwrite = False
 
     def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
         raise NotImplementedError
@@ -350,7 +353,7 @@ class Method:
     def _curvature_arrays(self, layers, params, ev: Evaluation, unit: list):
         if isinstance(self.optimizer, SGD):
             gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
-            sq = cv.sq_norm(ev.grads)
+            sq = namespace(gtg).maximum(-gtg, 0.0)  # ||d||^2 = -d^T grad F for d = -grad F
         else:
             gtg, ghg = cv.directional(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit)
             sq = cv.sq_norm(unit)
@@ -361,7 +364,9 @@ class Method:
         layers, params = network.layers, network.params
         if isinstance(self.optimizer, SGD):
             gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
-            sq = cv.sq_norm(ev.grads)
+            gtg, ghg = float(gtg), float(ghg)
+            # d = -grad F: ||d||^2 = -d^T grad F (Eqs 38, 40), no pass over the weights
+            sq = max(-gtg, 0.0) if math.isfinite(gtg) else math.nan
         else:
             gtg, ghg = cv.directional(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit)
             sq = cv.sq_norm(unit)
@@ -386,10 +391,16 @@ class Baseline(Method):
         super().__init__(optimizer, lr)
         self.curvature = bool(curvature)
         self._needs_second = self.curvature
+        # only SGD's direction is written into the gradient, and then the gradient is
+        # not read again (d^T grad F = -||d||^2)
+        self._overwrite = True
 
     def _update(self, network, ev, unit, lr):
         if self.curvature:
             gtg, ghg, sq = self._curvature(network, ev, unit)
+        elif isinstance(self.optimizer, SGD):  # d = -grad F: d^T grad F = -||d||^2, one pass
+            sq = cv.sq_norm(unit)
+            gtg, ghg = -sq, math.nan
         else:
             gtg, ghg, sq = cv.dot(unit, ev.grads), math.nan, cv.sq_norm(unit)
         update = _scaled(unit, lr)
@@ -429,6 +440,7 @@ class CR(Method):
     """
 
     _needs_second = True
+    _overwrite = True
 
     def __init__(
         self,
