@@ -349,6 +349,53 @@ def _jax_routes(ws, u, x, y) -> tuple[dict[str, Callable[[], None]] | None, str]
         return None, f"the JAX routes cannot run ({exc})"
 
 
+def run_model_benchmark(
+    model: str, batch: int, dtypes: tuple[str, ...], rounds: int, seed: int, jax: bool
+) -> dict:
+    """Routes of the CNN or RNN (:mod:`numeric.bench_models`, and JAX's through the
+    ``lowrank.bench.models`` entry points), with the multiply-add count bounding them."""
+    from numeric.bench_models import model_routes, multiply_adds, problem
+    from numeric.commands import BENCH_MODELS_GROUP, discover
+
+    out: dict = {
+        "config": {"model": model, "batch": batch, "rounds": rounds, "seed": seed},
+        "machine": {"python": platform.python_version(), "numpy": np.__version__},
+        "routes": {},
+        "multiply_adds": {},
+        "notes": [],
+    }
+    for dtype in dtypes:
+        net, x, labels = problem(model, batch, np.dtype(dtype), seed)
+        out["multiply_adds"] = multiply_adds(net, batch)
+        times = _time_routes(model_routes(net, x, labels), rounds, warmup=5, slow=set())
+        base = times[f"{model}-sgd"]
+        for name, t in times.items():
+            out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / base}
+        if not jax:
+            continue
+        for name, plugin in discover(BENCH_MODELS_GROUP).items():
+            why = plugin.unavailable(f"the {name} routes")
+            if why is not None:
+                out["notes"].append(why)
+                continue
+            jroutes = plugin.main(net, x, labels, LR, SIGMA)
+            jtimes = _time_routes(jroutes, rounds, warmup=5, slow=set())
+            for kind in ("jax", "jax-gen"):
+                sgd = jtimes.get(f"{model}-{kind}-sgd")
+                for name_, t in jtimes.items():
+                    if name_.startswith(f"{model}-{kind}-") and sgd:
+                        out["routes"].setdefault(name_, {})[dtype] = {
+                            "seconds": t,
+                            "ratio": t / sgd,
+                        }
+    m = out["multiply_adds"]
+    out["notes"].append(
+        f"multiply-adds per sample: SGD step {m['sgd']:,}, CR adds {m['cr_extra']:,}; "
+        f"(SGD + CR) / SGD = {m['ratio']:.2f} bounds the CR / SGD ratio where products dominate"
+    )
+    return out
+
+
 def format_table(result: dict) -> str:
     """The benchmark as a Markdown table."""
     dtypes = sorted({d for r in result["routes"].values() for d in r})
@@ -365,6 +412,13 @@ def format_table(result: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cfg = result["config"]
     lines.append("")
+    if "model" in cfg:
+        lines.append(
+            f"{cfg['model']} (numeric.models defaults), batch {cfg['batch']}, medians of "
+            f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
+            "(NumPy, JAX's autodiff, generated kernels on JAX)."
+        )
+        return "\n".join(lines + result.get("notes", []))
     lines.append(
         f"{cfg['depth']}x{cfg['width']} (layers x width) ReLU net, batch {cfg['batch']}, "
         f"{cfg['data']}, BLAS threads {cfg.get('blas_threads', 'default')}; medians of "
@@ -408,6 +462,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="lowrank bench",
         description="Cost of the CR step length relative to an SGD step: every route "
         "timed in the same run, interleaved round by round (numeric/bench.py lists them).",
+    )
+    parser.add_argument(
+        "--model",
+        choices=["mlp", "cnn", "rnn"],
+        default="mlp",
+        help="mlp: the paper's network (sized by --layers, --width); cnn, rnn: the models of "
+        "lowrank train --model at their defaults (default: mlp)",
     )
     parser.add_argument(
         "--layers", type=positive_int, default=12, help="hidden layers (default: 12)"
@@ -465,6 +526,16 @@ def main(argv: list[str] | None = None) -> int:
             print("threadpoolctl is not installed: BLAS keeps its default thread count")
         else:
             limit = threadpool_limits(limits=args.threads, user_api="blas")
+    if args.model != "mlp":
+        with limit:
+            result = run_model_benchmark(
+                args.model, args.batch_size, dtypes, args.rounds, args.seed, not args.no_jax
+            )
+        print(format_table(result))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0
     with limit:
         result = run_benchmark(
             args.layers,

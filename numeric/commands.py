@@ -36,12 +36,14 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["BENCH_GROUP", "COMMAND_GROUP", "Plugin", "discover"]
+__all__ = ["BENCH_GROUP", "BENCH_MODELS_GROUP", "COMMAND_GROUP", "Plugin", "discover"]
 
 #: Entry-point group of ``lowrank`` subcommands.
 COMMAND_GROUP = "lowrank.commands"
 #: Entry-point group of extra ``lowrank bench`` routes.
 BENCH_GROUP = "lowrank.bench"
+#: Entry-point group of extra ``lowrank bench --model cnn|rnn`` routes.
+BENCH_MODELS_GROUP = "lowrank.bench.models"
 #: The distribution, for installation hints.
 DISTRIBUTION = "lowrank-derivatives"
 

@@ -45,3 +45,15 @@ def test_bench_checks_the_json_path_first(tmp_path, capsys):
         main([*SMALL, "--no-jax", "--json", str(blocker / "x.json")])
     assert exc.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["cnn", "rnn"])
+def test_bench_models(tmp_path, model):
+    out = tmp_path / "bench.json"
+    rc = main(["--model", model, "--rounds", "2", "--batch-size", "4", "--dtype", "float64",
+               "--no-jax", "--json", str(out)])  # fmt: skip
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert {f"{model}-sgd", f"{model}-cr"} <= set(data["routes"])
+    assert data["routes"][f"{model}-sgd"]["float64"]["ratio"] == 1.0
+    assert data["multiply_adds"]["ratio"] > 1.0

@@ -26,7 +26,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["routes", "time_routes", "main"]
+__all__ = ["register", "routes", "time_routes", "main"]
+
+
+def register() -> dict:
+    """The JAX routes of ``lowrank bench --model cnn|rnn`` (entry point in the group
+    ``lowrank.bench.models``; see ``numeric.commands``)."""
+    return {
+        "help": "JAX's own SGD and jvp(grad) CR steps of the CNN and RNN",
+        "main": routes,
+        "requires": ("jax",),
+        "extra": "verify",
+    }
 
 
 def routes(net, x, labels, lr: float, sigma: float) -> dict[str, Callable[[], None]]:
