@@ -16,7 +16,7 @@ from numeric.kernels import activations
 from numeric.layers import activation_names, get_activation
 from verify.kernelset import default_kernels
 
-general_mlp = default_kernels()
+K = default_kernels()
 
 B3 = [
     "66",
@@ -84,7 +84,7 @@ def test_unknown_activation_is_a_clear_error():
     with pytest.raises(ValueError, match="tanh"):
         get_activation("swish")
     with pytest.raises(ValueError, match="unknown activation"):
-        general_mlp.forward([np.ones((2, 2))], np.ones((2, 2)), np.ones((1, 2)), activation="nope")
+        K.forward([np.ones((2, 2))], np.ones((2, 2)), np.ones((1, 2)), activation="nope")
 
 
 # ------------------------------------------------------------------ derive: B.3 self-checks
@@ -146,20 +146,20 @@ def test_relu_is_the_vanishing_case_of_the_general_code():
     """One dense code path: for the ReLU the C11 terms are skipped (A'' = 0), and the
     result equals the general formula evaluated with A'' = 0."""
     ws, u, x, y, omega, phis = _net(seed=3)
-    fwd = general_mlp.forward(ws, u, x, activation="relu")
-    _, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, y)
-    bwd = general_mlp.backward(fwd, ws, u, dfdp)
+    fwd = K.forward(ws, u, x, activation="relu")
+    _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
+    bwd = K.backward(fwd, ws, u, dfdp)
     zeros = fwd._replace(
         caches=[
             *(c._replace(a2=np.zeros_like(c.a1), vanishes=False) for c in fwd.caches[:-1]),
             None,
         ]
     )
-    assert general_mlp.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis) == (
-        general_mlp.directional(zeros, bwd, ws, u, dfdp, d2fdp2, omega, phis)
+    assert K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis) == (
+        K.directional(zeros, bwd, ws, u, dfdp, d2fdp2, omega, phis)
     )
-    assert general_mlp.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2) == (
-        general_mlp.sgd_curvature(zeros, bwd, ws, u, dfdp, d2fdp2)
+    assert K.sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2) == (
+        K.sgd_curvature(zeros, bwd, ws, u, dfdp, d2fdp2)
     )
 
 
@@ -168,51 +168,51 @@ def _flat(ws, u):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus"])
-def test_general_mlp_curvature_against_finite_differences(activation):
+def test_general_activation_curvature_against_finite_differences(activation):
     """g^T H g (C11) and the SGD version against central differences of the gradient."""
     ws, u, x, y, omega, phis = _net(seed=5)
 
     def grad_at(step):
         w2 = [w + step * p for w, p in zip(ws, phis, strict=True)]
         u2 = u + step * omega
-        _, gu, gw = general_mlp.loss_and_gradient(w2, u2, x, y, activation=activation)
+        _, gu, gw = K.loss_and_gradient(w2, u2, x, y, activation=activation)
         return _flat(gw, gu)
 
     eps = 1e-5
     fd = (grad_at(eps) - grad_at(-eps)) / (2 * eps) @ _flat(phis, omega)
-    fwd = general_mlp.forward(ws, u, x, activation=activation)
-    _, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, y)
-    bwd = general_mlp.backward(fwd, ws, u, dfdp)
-    gtg, ghg = general_mlp.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
+    fwd = K.forward(ws, u, x, activation=activation)
+    _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
+    bwd = K.backward(fwd, ws, u, dfdp)
+    gtg, ghg = K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
     assert abs(ghg - fd) <= 1e-7 * max(1.0, abs(fd))
     assert abs(gtg - grad_at(0.0) @ _flat(phis, omega)) < 1e-12
     # the A'' term matters: C7 alone (the ReLU formula) is wrong here
     no_a2 = fwd._replace(caches=[*(c._replace(vanishes=True) for c in fwd.caches[:-1]), None])
-    relu_like = general_mlp.directional(no_a2, bwd, ws, u, dfdp, d2fdp2, omega, phis)[1]
+    relu_like = K.directional(no_a2, bwd, ws, u, dfdp, d2fdp2, omega, phis)[1]
     assert abs(relu_like - fd) > 1e-6 * max(1.0, abs(fd))
 
 
 def test_literal_hessian_equals_contracted_curvature():
     ws, u, x, y, omega, phis = _net(seed=7)
-    fwd = general_mlp.forward(ws, u, x, activation="tanh")
-    _, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, y)
-    bwd = general_mlp.backward(fwd, ws, u, dfdp)
-    ch = general_mlp.chains(fwd, ws)
-    dense = general_mlp.hessian_dense(
-        general_mlp.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2), ws, u
+    fwd = K.forward(ws, u, x, activation="tanh")
+    _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
+    bwd = K.backward(fwd, ws, u, dfdp)
+    ch = K.chains(fwd, ws)
+    dense = K.hessian_dense(
+        K.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2), ws, u
     )
     g = _flat(phis, omega)
-    _, ghg = general_mlp.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
+    _, ghg = K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
     np.testing.assert_allclose(g @ dense @ g, ghg, rtol=1e-12)
     np.testing.assert_allclose(dense, dense.T, atol=1e-13)
 
 
 def test_per_sample_sgd_curvature_sums_like_the_batch():
     ws, u, x, y, *_ = _net(batch=4, seed=11)
-    fwd = general_mlp.forward(ws, u, x, activation="softplus")
-    _, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, y)
-    bwd = general_mlp.backward(fwd, ws, u, dfdp)
-    gtg, ghg, sq = general_mlp.per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
+    fwd = K.forward(ws, u, x, activation="softplus")
+    _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
+    bwd = K.backward(fwd, ws, u, dfdp)
+    gtg, ghg, sq = K.per_sample_sgd_curvature(fwd, bwd, ws, u, dfdp, d2fdp2)
     assert gtg.shape == ghg.shape == sq.shape == (4,)
     np.testing.assert_allclose(gtg, -sq, rtol=1e-12)
 
@@ -236,7 +236,7 @@ def test_generated_kernels_cite_their_equations():
 
 
 # ------------------------------------------------------------------ against JAX
-def test_general_mlp_against_jax():
+def test_general_activation_against_jax():
     pytest.importorskip("jax")
     from verify.backend import run_settings, select_backend
     from verify.layers import MLPCase, check_mlp
@@ -259,7 +259,7 @@ def test_general_mlp_against_jax():
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus", "relu"])
 def test_cr_sgd_training_with_any_activation(activation):
-    """CR-scaled SGD (Eq 37 along g = -grad F, L1-L4 + C11) through the general_mlp API."""
+    """CR-scaled SGD (Eq 37 along g = -grad F, L1-L4 + C11) through the K API."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6))
     y = np.eye(3)[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)]
@@ -268,13 +268,13 @@ def test_cr_sgd_training_with_any_activation(activation):
     losses = []
     for step in range(40):
         xb, yb = x[(step * 16) % 64 :][:16], y[(step * 16) % 64 :][:16]
-        fwd = general_mlp.forward(ws, u, xb, activation=activation)
-        f, dfdp, d2fdp2 = general_mlp.softmax_cross_entropy(fwd.p, yb)
-        bwd = general_mlp.backward(fwd, ws, u, dfdp)
-        gtg, ghg, norm3 = general_mlp.sgd_cr_terms(fwd, bwd, ws, u, dfdp, d2fdp2)
-        alpha = float(general_mlp.cr_step_length(ghg, gtg, 10.0, norm3))
+        fwd = K.forward(ws, u, xb, activation=activation)
+        f, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, yb)
+        bwd = K.backward(fwd, ws, u, dfdp)
+        gtg, ghg, norm3 = K.sgd_cr_terms(fwd, bwd, ws, u, dfdp, d2fdp2)
+        alpha = float(K.cr_step_length(ghg, gtg, 10.0, norm3))
         assert np.isfinite(alpha) and alpha > 0
         ws = [w - alpha * g for w, g in zip(ws, bwd.grads_w, strict=True)]
         u = u - alpha * bwd.grad_u
-        losses.append(general_mlp.loss_and_gradient(ws, u, x, y, activation=activation)[0])
+        losses.append(K.loss_and_gradient(ws, u, x, y, activation=activation)[0])
     assert losses[-1] < 0.95 * losses[0]
