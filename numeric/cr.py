@@ -410,6 +410,9 @@ class Baseline(Method):
         xp = namespace(*ev.grads)
         if self.curvature:
             gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
+        elif isinstance(self.optimizer, SGD):  # d = -grad F: d^T grad F = -||d||^2
+            sq = cv.sq_norm(unit)
+            gtg, ghg = -sq, xp.nan
         else:
             gtg, ghg, sq = cv.dot(unit, ev.grads), xp.nan, cv.sq_norm(unit)
         update = [lr * d for d in unit]

@@ -134,9 +134,15 @@ def step(method, network: Network, state, x, labels, sharding=None):
     xs = np.asarray(x, dtype=dtype) if isinstance(x, np.ndarray) else x
     if xs.ndim == 2 and len(network.in_shape) > 1:
         xs = xs.reshape(xs.shape[0], *network.in_shape)
-    ys = network.targets(
-        np.asarray(labels) if not isinstance(labels, jax.Array) else labels, xs.shape[0]
-    )
+    if isinstance(labels, jax.Array) and labels.ndim == 2 and labels.dtype == dtype:
+        if labels.shape != (xs.shape[0], network.classes):
+            raise ValueError(
+                f"label rows must have shape ({xs.shape[0]}, {network.classes}); got "
+                f"{tuple(labels.shape)}"
+            )
+        ys = labels  # label rows already on the device
+    else:
+        ys = network.targets(np.asarray(labels), xs.shape[0])
     if sharding is not None:
         if xs.shape[0] % sharding.mesh.size:
             raise ValueError(
@@ -146,9 +152,7 @@ def step(method, network: Network, state, x, labels, sharding=None):
     accs = {k: v for k, v in state.opt.items() if k not in ("step", "shapes")}
     lr = float(method.schedule(state.step))
     fn = _compiled(method, network.layers)
-    new_params, new_accs, info = fn(
-        network.params, accs, jnp.asarray(state.opt["step"]), xs, ys, lr
-    )
+    new_params, new_accs, info = fn(network.params, accs, int(state.opt["step"]), xs, ys, lr)
     info = [float(v) for v in np.asarray(info)]
     loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, flag = info
     if not math.isfinite(loss):
