@@ -198,9 +198,7 @@ def test_literal_hessian_equals_contracted_curvature():
     _, dfdp, d2fdp2 = K.softmax_cross_entropy(fwd.p, y)
     bwd = K.backward(fwd, ws, u, dfdp)
     ch = K.chains(fwd, ws)
-    dense = K.hessian_dense(
-        K.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2), ws, u
-    )
+    dense = K.hessian_dense(K.hessian_blocks_general(fwd, ch, ws, u, dfdp, d2fdp2), ws, u)
     g = _flat(phis, omega)
     _, ghg = K.directional(fwd, bwd, ws, u, dfdp, d2fdp2, omega, phis)
     np.testing.assert_allclose(g @ dense @ g, ghg, rtol=1e-12)

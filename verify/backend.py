@@ -24,6 +24,7 @@ __all__ = [
     "select_backend",
     "run_settings",
     "versions",
+    "jax_activation",
 ]
 
 INSTALL_HINT = "JAX is needed for the verification: pip install '.[verify]'"
@@ -131,3 +132,17 @@ def versions() -> dict[str, str]:
     except ImportError:
         out["jax_version"] = "not installed"
     return out
+
+
+def jax_activation(name: str):
+    """The JAX function of a shipped activation (the references' own, independent of the
+    generated kernels)."""
+    jax = require_jax()
+    import jax.numpy as jnp
+
+    return {
+        "tanh": jnp.tanh,
+        "sigmoid": jax.nn.sigmoid,
+        "softplus": jax.nn.softplus,
+        "relu": jax.nn.relu,
+    }[name]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verify.backend import jax_activation
 from verify.errata import ErratumMeasurement, summarise
 from verify.measure import Measurement, aggregate
 from verify.meter import _Meter, _np
@@ -78,13 +79,7 @@ def _jax():
 
 
 def _act(name: str):
-    jax, jnp = _jax()
-    return {
-        "tanh": jnp.tanh,
-        "sigmoid": jax.nn.sigmoid,
-        "softplus": jax.nn.softplus,
-        "relu": jax.nn.relu,
-    }[name]
+    return jax_activation(name)
 
 
 # ====================================================================== general MLP (B.3)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verify.backend import jax_activation
 from verify.cases import TOLERANCES
 
 __all__ = [
@@ -244,18 +245,6 @@ def _signed_recurrent(layer, rng) -> list:
 
 
 # ---------------------------------------------------------------------- JAX reference
-def _act(name: str):
-    import jax
-    import jax.numpy as jnp
-
-    return {
-        "tanh": jnp.tanh,
-        "sigmoid": jax.nn.sigmoid,
-        "softplus": jax.nn.softplus,
-        "relu": jax.nn.relu,
-    }[name]
-
-
 def jax_loss(layers, x, y):
     """``F(params)`` of the stack, written directly in JAX (independent of the kernels)."""
     import jax
@@ -274,16 +263,16 @@ def jax_loss(layers, x, y):
                 z = jax.lax.conv_general_dilated(v, ps[0], tuple(layer.stride), "VALID")
                 if bias:
                     z = z + ps[1][None, :, None, None]
-                v = _act(layer.activation)(z)
+                v = jax_activation(layer.activation)(z)
             elif kind == "Flatten":
                 v = v.reshape(v.shape[0], -1)
             elif kind == "Reshape":
                 v = v.reshape(v.shape[0], *layer.out_shape)
             elif kind == "Dense":
                 z = v @ ps[0].T
-                v = _act(layer.activation)(z + ps[1] if bias else z)
+                v = jax_activation(layer.activation)(z + ps[1] if bias else z)
             elif kind == "Recurrent":
-                a = _act(layer.activation)
+                a = jax_activation(layer.activation)
                 w = ps[0]
                 u = ps[1] if layer.sequence else None
                 b = ps[-1] if bias else 0.0

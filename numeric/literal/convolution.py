@@ -19,6 +19,7 @@ import numpy as np
 
 from numeric.kernels import activations
 from numeric.kernels import convolution as cv
+from numeric.layers.conv2d import output_size
 
 __all__ = [
     "ConvForward",
@@ -33,16 +34,6 @@ __all__ = [
     "selection",
     "single_channel",
 ]
-
-
-def output_size(h: int, w: int, kh: int, kw: int, sigma: int, tau: int) -> tuple[int, int]:
-    """``(S, T)`` of a VALID convolution; ``ValueError`` when the kernel does not fit."""
-    for name, val in (("sigma", sigma), ("tau", tau), ("K_h", kh), ("K_w", kw)):
-        if int(val) != val or val < 1:
-            raise ValueError(f"{name} must be a positive integer, got {val!r}")
-    if kh > h or kw > w:
-        raise ValueError(f"a {kh} x {kw} kernel does not fit a {h} x {w} input")
-    return (h - kh) // sigma + 1, (w - kw) // tau + 1
 
 
 def patches(x, kh: int, kw: int, sigma: int, tau: int):
