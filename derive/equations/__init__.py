@@ -8,4 +8,5 @@ from derive.equations import (  # noqa: F401
     general_activation,
     recurrent,
     section2,
+    variants,
 )
