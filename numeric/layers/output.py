@@ -4,7 +4,8 @@ Parameters: ``[u]`` with ``u`` of shape (classes, d_in).  Per sample: ``x = v^(n
 (batch, d_in), ``p`` (batch, classes).
 
 Kernels (generated): Eq 13, the adjoint C10 (``u^T df/dp``), the gradient Eq 27, the
-tangent C5, the output term of C7 and, for the SGD direction, L2 and L4.  The layer is
+tangent C5, the output term of C7, for the SGD direction L2 and L4, and for
+per-variable CR the u diagonal C21 and the top of the factored adjoint sweep C24.  The layer is
 linear, so it has no second-order term of its own.
 """
 
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 from numeric.kernels import contracted as ct
 from numeric.kernels import feedforward as ff
+from numeric.kernels._runtime import namespace
 from numeric.layers.base import Layer
 
 __all__ = ["Output"]
@@ -67,6 +69,17 @@ class Output(Layer):
         if xdot is None:
             return None
         return ct.c7_output_term(dfdp=adjoint.dfdp, omega=dparams[0], vdot_n=xdot, reduce=reduce)
+
+    def propagate(self, params, x, cache, xdots):
+        xp = namespace(xdots)
+        stack, batch = xdots.shape[0], xdots.shape[1]
+        pdot = ct.c5_u_term(vdot_n=xp.reshape(xdots, (stack * batch, self.d_in)), u=params[0])
+        return xp.reshape(pdot, (stack, batch, self.classes)), [None] * stack
+
+    def hessian_diagonal(self, params, x, cache, rbar, need_xbar=True, reduce="mean"):
+        diag = [ct.c21_hessian_diag_u(v_n=x, rfac=rbar, reduce=reduce)]
+        xbar = ct.c24_factored_adjoint_v_top(rfac=rbar, u=params[0]) if need_xbar else None
+        return xbar, diag
 
     def lowrank_tangent(self, params, x, cache, adjoint, xdot, source=None):
         pdot = ct.l2_lowrank_output_source(Pb=adjoint.dfdp, Vb_n=x)
