@@ -50,7 +50,7 @@ Variants (``variant=``, ``every=``)
 Beyond the paper (its Section 4's future work and the cubic model's own sigma update),
 :mod:`numeric.variants` holds the rules, shared with :func:`numeric.optax.scale_by_cr`:
 ``"adaptive"`` (ARC: a trial forward pass, accept or reject, sigma shrinks or grows),
-``"scale-invariant"`` (the cubic term in the gradient-RMS metric), ``"per-layer"`` (one
+``"scale-invariant"`` (the cubic term in the base optimizer's own metric), ``"per-layer"`` (one
 length per layer from its Hessian block) and ``"per-variable"`` (one length per weight
 from the exact Hessian diagonal).  ``every=K`` computes the length(s) every ``K`` steps
 and reuses them in between.  Their state (sigma, the metric, the reused lengths) lives
@@ -318,7 +318,8 @@ class Method:
         unit, opt_state = self.optimizer.unit(ev.grads, state.opt)
         lr = float(self.schedule(state.step))
         mstate = {k: v for k, v in state.opt.items() if k.startswith("cr_")}
-        update, info, mstate = self._update_state(network, ev, unit, lr, mstate, recompute)
+        metric = self.metric(state.opt, opt_state)
+        update, info, mstate = self._update_state(network, ev, unit, lr, mstate, recompute, metric)
         if not math.isfinite(info.dnorm):
             raise Diverged(f"the gradient is not finite at step {state.step}")
         # the update arrays are fresh: add the weights into them (no new allocation)
@@ -333,10 +334,15 @@ class Method:
     def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
         raise NotImplementedError
 
-    def _update_state(self, network, ev, unit, lr, mstate: dict, recompute: bool):
+    def _update_state(self, network, ev, unit, lr, mstate: dict, recompute: bool, metric=None):
         """``(update, info, mstate)`` on NumPy (Python scalars in ``info``)."""
         update, info = self._update(network, ev, unit, lr)
         return update, info, mstate
+
+    def metric(self, before, after) -> list | None:
+        """The metric the step length reads (scale-invariant CR: the base optimizer's
+        :meth:`~numeric.optimizers.Optimizer.metric`), else ``None``."""
+        return None
 
     def update_arrays(
         self,
@@ -347,6 +353,7 @@ class Method:
         lr,
         mstate: dict | None = None,
         recompute: bool = True,
+        metric: list | None = None,
     ):
         """The step as arrays, for any backend and under ``jax.jit``.
 
@@ -406,7 +413,7 @@ class Baseline(Method):
         update = _scaled(unit, lr)
         return update, StepInfo(math.nan, lr, lr, lr, gtg, ghg, math.sqrt(sq), "")
 
-    def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True):
+    def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
         xp = namespace(*ev.grads)
         if self.curvature:
             gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
@@ -504,9 +511,6 @@ class CR(Method):
         out: dict = {}
         if self.variant == "adaptive":
             out["cr_sigma"] = self.sigma
-        if self.variant == "scale-invariant":
-            out["cr_v"] = [np.zeros(p.shape, dtype=p.dtype) for p in network.params]
-            out["cr_vcount"] = 0
         if self.every > 1:
             shape = (lambda p: p.shape) if self.variant == "per-variable" else (lambda p: ())
             out["cr_alpha"] = [np.zeros(shape(p), dtype=p.dtype) for p in network.params]
@@ -516,29 +520,31 @@ class CR(Method):
     def recompute(self, state: MethodState) -> bool:
         return self.every == 1 or int(state.opt.get("cr_age", 0)) == 0
 
-    def _update_state(self, network, ev, unit, lr, mstate, recompute):
+    def metric(self, before, after):
+        if self.variant != "scale-invariant":
+            return None
+        return self.optimizer.metric(before, after)
+
+    def _update_state(self, network, ev, unit, lr, mstate, recompute, metric=None):
         if self._fast:
             return super()._update_state(network, ev, unit, lr, mstate, recompute)
         update, info, mstate = self.update_arrays(
-            network.layers, network.params, ev, unit, lr, mstate, recompute
+            network.layers, network.params, ev, unit, lr, mstate, recompute, metric
         )
         alpha, lr_, lr_eff, gtg, ghg, dnorm, flag = (float(v) for v in info)
         step_info = StepInfo(math.nan, alpha, lr_, lr_eff, gtg, ghg, dnorm, FLAGS[int(flag)])
         for key in ("cr_sigma",):
             if key in mstate:
                 mstate[key] = float(mstate[key])
-        for key in ("cr_age", "cr_vcount"):
+        for key in ("cr_age",):
             if key in mstate:
                 mstate[key] = int(mstate[key])
         return update, step_info, mstate
 
     # --------------------------------------------------------------- the variants
-    def _variant_arrays(self, layers, params, ev, unit, lr, mstate, recompute):
+    def _variant_arrays(self, layers, params, ev, unit, lr, mstate, recompute, metric):
         xp = namespace(*ev.grads)
         mstate = dict(mstate)
-        if self.variant == "scale-invariant":
-            mstate["cr_v"] = vr.rms_update(mstate["cr_v"], ev.grads)
-            mstate["cr_vcount"] = mstate["cr_vcount"] + 1
         if not recompute:
             update = [
                 xp.asarray(a, dtype=d.dtype) * d
@@ -555,7 +561,7 @@ class CR(Method):
             "per-layer": self._per_layer,
             "per-variable": self._per_variable,
         }[self.variant]
-        alphas, info, rejected = rule(layers, params, ev, unit, lr, mstate)
+        alphas, info, rejected = rule(layers, params, ev, unit, lr, mstate, metric)
         alphas = [xp.asarray(a, dtype=d.dtype) for a, d in zip(alphas, unit, strict=True)]
         update = [a * d for a, d in zip(alphas, unit, strict=True)]
         if self.every > 1:
@@ -566,14 +572,14 @@ class CR(Method):
             mstate["cr_age"] = xp.where(rejected, 0, 1 % self.every)
         return update, info, mstate
 
-    def _paper(self, layers, params, ev, unit, lr, mstate):
+    def _paper(self, layers, params, ev, unit, lr, mstate, metric=None):
         xp = namespace(*ev.grads)
         gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
         alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
         info = (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
         return [alpha] * len(unit), info, False
 
-    def _adaptive(self, layers, params, ev, unit, lr, mstate):
+    def _adaptive(self, layers, params, ev, unit, lr, mstate, metric=None):
         xp = namespace(*ev.grads)
         sigma = mstate["cr_sigma"]
         gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
@@ -591,16 +597,15 @@ class CR(Method):
         info = (alpha, lr, applied, gtg, ghg, xp.sqrt(sq), flag)
         return [applied] * len(unit), info, flag == FLAGS.index("rejected")
 
-    def _scale_invariant(self, layers, params, ev, unit, lr, mstate):
+    def _scale_invariant(self, layers, params, ev, unit, lr, mstate, metric=None):
         xp = namespace(*ev.grads)
         gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
-        metric = vr.rms_metric(mstate["cr_v"], mstate["cr_vcount"])
-        norm_m = vr.metric_sq_norm(unit, metric)
+        norm_m = sq if metric is None else vr.metric_sq_norm(unit, metric)
         alpha, flag = step_lengths(gtg, ghg, self.sigma, norm_m**1.5, lr, self.nondescent)
         info = (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
         return [alpha] * len(unit), info, False
 
-    def _per_layer(self, layers, params, ev, unit, lr, mstate):
+    def _per_layer(self, layers, params, ev, unit, lr, mstate, metric=None):
         xp = namespace(*ev.grads)
         direction = None if isinstance(self.optimizer, SGD) else unit
         gtg, ghg, sq = cv.block_curvature(
@@ -613,7 +618,7 @@ class CR(Method):
                 vr.combine_flags([f_k]))  # fmt: skip
         return alphas, info, False
 
-    def _per_variable(self, layers, params, ev, unit, lr, mstate):
+    def _per_variable(self, layers, params, ev, unit, lr, mstate, metric=None):
         xp = namespace(*ev.grads)
         rfac = hessian_factor(ev.tape.p, ev.d2fdp2)
         diag = cv.hessian_diagonal(layers, params, ev.tape, rfac)
@@ -662,11 +667,11 @@ class CR(Method):
         )
         return update, info
 
-    def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True):
+    def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
         xp = namespace(*ev.grads)
         mstate = dict(mstate or {})
         if not self._fast:
-            return self._variant_arrays(layers, params, ev, unit, lr, mstate, recompute)
+            return self._variant_arrays(layers, params, ev, unit, lr, mstate, recompute, metric)
         if self.averaging == "model":
             gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
             alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)

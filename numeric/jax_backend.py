@@ -102,7 +102,10 @@ def _step_impl(method, layers, recompute, params, accs, mstate, opt_step, x, y, 
     ev = evaluate(layers, params, x, y, method._needs_second and recompute)
     state = {"step": opt_step, "shapes": None, **accs}
     unit, new_state = method.optimizer.unit(ev.grads, state)
-    update, info, mstate = method.update_arrays(layers, params, ev, unit, lr, mstate, recompute)
+    metric = method.metric(state, new_state)
+    update, info, mstate = method.update_arrays(
+        layers, params, ev, unit, lr, mstate, recompute, metric
+    )
     new_params = [p + jnp.asarray(s, dtype=p.dtype) for p, s in zip(params, update, strict=True)]
     new_accs = {k: new_state[k] for k in accs}
     # one vector, one transfer to the host per step
@@ -138,7 +141,7 @@ def _host_entries(mstate: dict) -> dict:
     for k, v in mstate.items():
         if isinstance(v, list):
             out[k] = v
-        elif k in ("cr_age", "cr_vcount"):
+        elif k == "cr_age":
             out[k] = int(v)
         else:
             out[k] = float(v)

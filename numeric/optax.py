@@ -218,6 +218,7 @@ def scale_by_cr(
     variant: str = "paper",
     every: int = 1,
     arc: ARC | None = None,
+    metric: str = "rms",
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the base transformation's direction by the CR step length (Eq 37).
 
@@ -249,6 +250,11 @@ def scale_by_cr(
         Compute the step length every ``every`` steps and reuse it in between.
     arc : numeric.variants.ARC, optional
         Parameters of the adaptive rule.
+    metric : {"rms", "identity"}
+        Scale-invariant CR's metric.  A chain hides its base's state, so ``"rms"``
+        keeps the gradient's running RMS (``beta2 = 0.999``, ``eps = 1e-8``): Adam's
+        preconditioner metric, for Adam- and RMSProp-like bases; ``"identity"`` for
+        SGD (the paper's CR).  :class:`numeric.cr.CR` reads its base optimizer's own.
 
     The update function takes ``value_fn`` (required): ``params -> F``; a
     :class:`NetworkObjective` selects the fast path.  It also reads ``grad=`` and
@@ -272,8 +278,11 @@ def scale_by_cr(
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if isinstance(every, bool) or int(every) != every or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
+    if metric not in ("rms", "identity"):
+        raise ValueError(f"metric must be 'rms' or 'identity', got {metric!r}")
     every = int(every)
     arc = arc if arc is not None else ARC()
+    rms = variant == "scale-invariant" and metric == "rms"
     rejected_flag = FLAGS.index("rejected")
 
     def init_fn(params):
@@ -282,7 +291,7 @@ def scale_by_cr(
         extra = {}
         if variant == "adaptive":
             extra["sigma"] = jnp.asarray(sigma, ftype)
-        if variant == "scale-invariant":
+        if rms:
             extra["rms"] = _tmap(jnp.zeros_like, params)
             extra["rms_count"] = jnp.zeros((), jnp.int32)
         if every > 1:
@@ -327,9 +336,9 @@ def scale_by_cr(
         else:
             gtg, ghg = _autodiff_curvature(value_fn, params, d)
         norm3 = sq**1.5
-        if variant == "scale-invariant":
-            metric = vr.rms_metric(jax.tree_util.tree_leaves(state.rms), state.rms_count)
-            norm3 = vr.metric_sq_norm(jax.tree_util.tree_leaves(d), metric) ** 1.5
+        if rms:
+            met = vr.rms_metric(jax.tree_util.tree_leaves(state.rms), state.rms_count)
+            norm3 = vr.metric_sq_norm(jax.tree_util.tree_leaves(d), met) ** 1.5
         alpha, flag = vr.step_lengths(gtg, ghg, sig, norm3, fallback, nondescent)
         if variant == "adaptive":
             step = _tmap(lambda x: (alpha * x).astype(x.dtype), d)
@@ -350,10 +359,14 @@ def scale_by_cr(
         d = _tmap(lambda u: -u, updates)
         ftype = state.alpha.dtype
         new = {}
-        if variant == "scale-invariant":
+        if rms:
             g = _gradient(value_fn, params, grad)
-            rms = vr.rms_update(jax.tree_util.tree_leaves(state.rms), jax.tree_util.tree_leaves(g))
-            new["rms"] = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state.rms), rms)
+            moments = vr.rms_update(
+                jax.tree_util.tree_leaves(state.rms), jax.tree_util.tree_leaves(g)
+            )
+            new["rms"] = jax.tree_util.tree_unflatten(
+                jax.tree_util.tree_structure(state.rms), moments
+            )
             new["rms_count"] = state.rms_count + 1
             state = state._replace(**new)
 

@@ -82,7 +82,7 @@ class MethodState:
     opt : State
         The base optimizer's state, and the method's own entries (keys starting with
         ``cr_``: adaptive CR's ``cr_sigma``, the reused step lengths ``cr_alpha`` and
-        ``cr_age`` of ``every > 1``, the gradient RMS ``cr_v`` of scale-invariant CR), so
+        ``cr_age`` of ``every > 1``), so
         that checkpoints carry them.
     """
 

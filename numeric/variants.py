@@ -14,15 +14,18 @@ its arrays (:func:`numeric.kernels._runtime.namespace`).
     flagged ``"rejected"``, weights unchanged), and ``sigma`` shrinks by ``gamma`` when
     ``rho > eta2`` and grows by ``gamma`` on a rejection (V5, :class:`ARC`).
 ``"scale-invariant"``
-    Eq 37 with the cubic term measured in a diagonal metric (V1, V2):
-    ``||d||_M^2 = sum_i M_i d_i^2`` with ``M = sqrt(v_hat) + eps``, ``v_hat`` the
-    bias-corrected running mean of the squared mini-batch gradient (Adam's second
-    moment, ``beta2 = 0.999``, ``eps = 1e-8``), kept by CR itself: Adam's own
-    preconditioner metric when wrapping Adam, independent of the direction.  ``alpha d``
-    does not change when ``d`` is rescaled (as for Eq 37), and the scalars V2 reads are
-    invariant under a diagonal change of coordinates when ``M`` transforms as a metric;
-    what changes is the length the cubic term charges: Adam's sign-like direction has
-    a large Euclidean norm (the issue: about 162) but a modest one in its own metric.
+    Eq 37 with the cubic term measured in the base optimizer's own diagonal metric
+    (V1, V2): ``||d||_M^2 = sum_i M_i d_i^2`` with ``M`` the inverse of the base's
+    diagonal preconditioner (:meth:`numeric.optimizers.Optimizer.metric`: the identity
+    for SGD, where this is the paper's CR; ``sqrt(acc)`` for Adagrad;
+    ``(sqrt(v) + eps) / scale_t`` for Adam).  ``M`` does not depend on the direction,
+    so ``alpha d`` does not change when ``d`` is rescaled (as for Eq 37); what changes
+    is the length the cubic term charges: Adam's sign-like direction has a large
+    Euclidean norm (the issue: about 162) but a modest one in its own metric.  The
+    scalars V2 reads are invariant under a diagonal change of coordinates when ``M``
+    transforms as a metric.  An optax chain hides its base's state:
+    :func:`numeric.optax.scale_by_cr` keeps the gradient's running RMS
+    (:func:`rms_update`, :func:`rms_metric`; Adam's metric) or takes the identity.
 ``"per-layer"``
     One ``alpha_k`` per layer from the layer's block of the Hessian (C27-C28,
     :func:`numeric.curvature.block_curvature`).
@@ -183,7 +186,8 @@ def adaptive_outcome(alpha, flag, gtg, c, actual, sigma, arc: ARC):
     flag : the flag index, ``"rejected"`` for a rejected regular step.
     rho : ``actual / predicted`` (``-inf`` where the prediction is not positive).
     """
-    xp = namespace(alpha, gtg, c, actual, sigma)
+    xp = namespace(alpha, gtg, c, actual, sigma, flag)
+    flag = xp.asarray(flag)
     predicted = kv.predicted_decrease(alpha=alpha, gtg=gtg, c=c)
     positive = predicted > 0.0
     rho = xp.where(positive, actual / xp.where(positive, predicted, 1.0), -xp.inf)
@@ -210,8 +214,12 @@ def per_variable_lengths(direction: Sequence, grads: Sequence, diag: Sequence, s
                          fallback, nondescent: str = "base"):  # fmt: skip
     """One Eq 37 length per weight along ``d_i e_i`` (V6, Table 2 corrected).
 
-    ``gtg_i = d_i dF/dtheta_i``, ``ghg_i = d_i^2 H_ii``, ``||g||^3 = |d_i|^3``.  Weights
-    with ``d_i = 0`` get length 0 and flag ``"zero"``.
+    ``gtg_i = d_i dF/dtheta_i``, ``ghg_i = d_i^2 H_ii``, ``||g||^3 = |d_i|^3``.  By V6
+    the step ``alpha_i d_i`` depends on ``d_i`` only through its sign: it is Table 2's
+    unit step ``alpha(H_ii, sign(d_i) dF/dtheta_i, sigma)`` (C8 with ``||g|| = 1``)
+    along ``sign(d_i)``, so ``alpha_i = alpha_unit / |d_i|``; computed that way, in the
+    arrays' dtype.  Weights with ``d_i = 0`` get length 0 and flag ``"zero"``;
+    ``sign(d_i) dF/dtheta_i >= 0`` is ``"nondescent"`` (length ``fallback`` or 0).
 
     Returns
     -------
@@ -222,11 +230,24 @@ def per_variable_lengths(direction: Sequence, grads: Sequence, diag: Sequence, s
     alphas, flags, dhd = [], [], 0.0
     for d, g, h in zip(direction, grads, diag, strict=True):
         xp = namespace(d)
-        gtg = d * g
-        ghg = d * d * h
-        norm3 = xp.abs(d) ** 3
-        a, f = step_lengths(gtg, ghg, sigma, norm3, fallback, nondescent)
-        alphas.append(xp.asarray(a, dtype=d.dtype) if xp is not np else a.astype(d.dtype))
-        flags.append(f)
-        dhd = dhd + xp.sum(ghg)
+        mag = xp.abs(d)
+        zero = mag == 0
+        slope = xp.where(d < 0, -g, g)  # sign(d_i) dF/dtheta_i
+        finite = xp.isfinite(slope) & xp.isfinite(h) & xp.isfinite(mag)
+        nondesc = finite & ~zero & (slope >= 0)
+        regular = finite & ~zero & ~nondesc
+        unit = cr_step_length(h, xp.where(regular, slope, -1.0), sigma, xp.ones_like(mag))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = unit / xp.where(zero, 1.0, mag)
+        bad = regular & ~(xp.isfinite(a) & (a > 0))
+        ok = regular & ~bad
+        alpha = xp.where(ok, a, 0.0)
+        alpha = xp.where(~finite | bad, fallback, alpha)
+        alpha = xp.where(nondesc, fallback if nondescent == "base" else 0.0, alpha)
+        flag = xp.where(nondesc, FLAGS.index("nondescent"), 0)
+        flag = xp.where(zero & finite, FLAGS.index("zero"), flag)
+        flag = xp.where(~finite | bad, FLAGS.index("nonfinite"), flag)
+        alphas.append(xp.astype(alpha, d.dtype) if xp is not np else alpha.astype(d.dtype))
+        flags.append(flag)
+        dhd = dhd + xp.sum(d * d * h)
     return alphas, flags, dhd
