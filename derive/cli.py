@@ -345,3 +345,49 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head or less and closed early
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
         return 0
+
+
+# ---------------------------------------------------------------- `lowrank derive`
+
+
+def register() -> dict:
+    """The ``lowrank derive`` command (entry point in the group ``lowrank.commands``).
+
+    Returns a plain dict (see ``numeric.commands``): SymPy is needed only when a command
+    runs, so the command is listed, and explains what is missing, without it.
+    """
+    return {
+        "help": "the equations' self-checks and code generation (needs the [derive] extra)",
+        "main": _lowrank_main,
+        "requires": ("sympy",),
+        "extra": "derive",
+    }
+
+
+def _lowrank_main(argv: list[str]) -> int:
+    parser = build_parser()
+    _as_lowrank(parser, "lowrank derive")
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def _as_lowrank(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Name the parser (and its subcommands) ``prog`` and show every option's default."""
+    parser.prog = prog
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action._prog_prefix = prog
+            for name, sub in action.choices.items():
+                _as_lowrank(sub, f"{prog} {name}")
+        elif action.option_strings and action.help != argparse.SUPPRESS:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = action.help or ""
+            if "default" not in text:
+                if isinstance(action, argparse._StoreTrueAction):
+                    shown = "off"
+                elif action.default is None:
+                    shown = "none"
+                else:
+                    shown = str(action.default)
+                action.help = f"{text} (default: {shown})".strip()

@@ -120,7 +120,7 @@ FAMILIES: dict[str, Family] = {
             "R u eta^(n,k) v^(k-1): the factored Jacobian of p by w^(k), [r, i, j]",
         ),
         Family("rpdot", r"R\dot{p}", 0, 1, True, "R pdot: the factored tangent of p, [r]"),
-        # factored adjoints: the rows of R propagated backward (derived, C24-C26)
+        # factored adjoints: the rows of R propagated backward (derived, C42-C44)
         Family(
             "rvbar",
             r"\bar{V}",
@@ -176,6 +176,32 @@ FAMILIES: dict[str, Family] = {
         Family("mvbar", r"\bar{v}", 0, 3, True, "adjoint df/dv of the conv outputs, [o, s, t]"),
         # Appendix B.2.2: the recurrent layer (weights tied over the steps)
         Family("wr", "w", 0, 2, False, "recurrent weights w_i^j (tied over steps), [j, i]"),
+        # biases (derived: derive/equations/bias.py)
+        Family("bias", "b", 1, 1, False, "bias of hidden layer k, [j] (z^(k) = w v + b)"),
+        Family("psi", r"\psi", 1, 1, False, "direction for the bias b^(k), [j]"),
+        Family("ub", "c", 0, 1, False, "bias of the output layer, [class] (p = u v + c)"),
+        Family("omegab", r"\omega_c", 0, 1, False, "direction for the output bias c, [class]"),
+        Family("mb", "b", 0, 1, False, "bias of the conv output channels, [o]"),
+        Family("mpsi", r"\psi", 0, 1, False, "direction for the conv bias, [o]"),
+        # stacking a conv layer on another layer (derived: derive/equations/stacking.py)
+        Family(
+            "mzx", r"\dot{z}_x", 0, 5, True, "patches of the input tangent xdot, [c, s, t, l, k]"
+        ),
+        Family("mzbar", r"\bar{z}", 0, 5, True, "adjoint of the patches df/dz, [c, s, t, l, k]"),
+        # the recurrent layer with an input at every step (derived: stacking.py)
+        Family("ur", "U", 0, 2, False, "recurrent input weights U, [j, i]"),
+        Family("rb", "b", 0, 1, False, "recurrent bias, [j]"),
+        Family("phir", r"\phi", 0, 2, False, "direction for the recurrent weights w, [j, i]"),
+        Family("phiu", r"\phi_U", 0, 2, False, "direction for the input weights U, [j, i]"),
+        Family("rpsi", r"\psi", 0, 1, False, "direction for the recurrent bias, [j]"),
+        Family("sx", "x", 0, 2, True, "inputs x_(t) of steps t = 1..T, [t, i]"),
+        Family("sxdot", r"\dot{x}", 0, 2, True, "input tangents xdot_(t), [t, i]"),
+        Family("sv", "v", 0, 2, True, "states v_(t-1) entering steps t = 1..T, [t, i]"),
+        Family("svdot", r"\dot{v}", 0, 2, True, "state tangents vdot_(t-1), [t, i]"),
+        Family("sdelta", r"\delta", 0, 2, True, "adjoints df/dz_(t) of steps 1..T, [t, j]"),
+        Family("svbar", r"\bar{v}", 0, 2, True, "adjoints df/dv_(t) of steps 1..T, [t, j]"),
+        Family("sa2", r"\mathcal{A}''", 0, 2, True, "A''(z_(t)) of steps 1..T, [t, j]"),
+        Family("szdot", r"\dot{z}", 0, 2, True, "pre-activation tangents zdot_(t), [t, j]"),
     ]
 }
 

@@ -1,7 +1,7 @@
-"""Self-checks of the forms behind the CR variants (C24-C28, V1-V6).
+"""Self-checks of the forms behind the CR variants (C42-C46, V1-V6).
 
-The index forms (the factored adjoints C24-C25, the Hessian diagonal C26, the block
-curvatures C27-C28 and the metric norm V1) are compared entry by entry with the
+The index forms (the factored adjoints C42-C43, the Hessian diagonal C44, the block
+curvatures C45-C46 and the metric norm V1) are compared entry by entry with the
 explicit network of :class:`derive.checking.Context`; the scalar forms (V2-V6) are
 proved with SymPy (``run`` checks).  :data:`VARIANT_CHECKS` maps each check's name to
 it; the equation module :mod:`derive.equations.variants` attaches them.
@@ -30,7 +30,7 @@ def _reference_rows(ctx: Context, group) -> np.ndarray:
 
 
 def _factored_v_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
-    """C24 at ``k``; the step branch reads ``rdelta(k+1)`` from the reference."""
+    """C42 at ``k``; the step branch reads ``rdelta(k+1)`` from the reference."""
     _rfac(ctx)
     k, n = lab["k"], ctx.sizes.n
     if k < n:
@@ -39,22 +39,22 @@ def _factored_v_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
 
 
 def _factored_z_lhs(ctx: Context, form: Form, lab: dict) -> np.ndarray:
-    """C25 at ``k`` with ``rvbar(k)`` from the reference."""
+    """C43 at ``k`` with ``rvbar(k)`` from the reference."""
     _rfac(ctx)
     ctx._cache[f"rvbar({lab['k']})"] = _reference_rows(ctx, ("v", lab["k"]))
     return ctx.evaluate(form, lab)
 
 
 def _sweep(ctx: Context) -> None:
-    """``rvbar(k)``, ``rdelta(k)`` for every layer from the forms C24-C25 (top down)."""
+    """``rvbar(k)``, ``rdelta(k)`` for every layer from the forms C42-C43 (top down)."""
     _rfac(ctx)
     n = ctx.sizes.n
     if ctx._cache.get("_swept") is not None:
         return
     for k in range(n, 0, -1):
         lab = {"n": n, "k": k}
-        ctx._cache[f"rvbar({k})"] = ctx.evaluate(lookup("C24").form, lab)
-        ctx._cache[f"rdelta({k})"] = ctx.evaluate(lookup("C25").form, lab)
+        ctx._cache[f"rvbar({k})"] = ctx.evaluate(lookup("C42").form, lab)
+        ctx._cache[f"rdelta({k})"] = ctx.evaluate(lookup("C43").form, lab)
     ctx._cache["_swept"] = True
 
 

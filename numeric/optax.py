@@ -157,7 +157,7 @@ def _gradient(value_fn, params, grad=None):
 
 def _block_curvature(value_fn, params, d, direction: str):
     """Per block ``(d_k^T grad_k F, d_k^T H_kk d_k, ||d_k||^2)`` and the block of each
-    leaf: the layers of a :class:`NetworkObjective` (C27-C28), else one block per leaf
+    leaf: the layers of a :class:`NetworkObjective` (C45-C46), else one block per leaf
     (one Hessian-vector product each)."""
     if isinstance(value_fn, NetworkObjective):
         params, dl = list(params), list(d)
@@ -179,7 +179,7 @@ def _block_curvature(value_fn, params, d, direction: str):
 
 
 def _hessian_diagonal(value_fn, params):
-    """The Hessian diagonal as a pytree: C21, C24-C26 for a :class:`NetworkObjective`;
+    """The Hessian diagonal as a pytree: C21, C42-C44 for a :class:`NetworkObjective`;
     otherwise one Hessian-vector product per parameter (exact; small models only)."""
     if isinstance(value_fn, NetworkObjective):
         params = list(params)
@@ -244,7 +244,7 @@ def scale_by_cr(
         functions.  For any model, ``"per-layer"`` takes each leaf of the parameters as
         a block (one Hessian-vector product per leaf) and ``"per-variable"`` needs one
         Hessian-vector product per parameter (small models; a :class:`NetworkObjective`
-        uses the factored sweep C24-C26).  ``"adaptive"`` evaluates ``value_fn`` at the
+        uses the factored sweep C42-C44).  ``"adaptive"`` evaluates ``value_fn`` at the
         trial point (and at ``params`` unless ``value=`` is passed).
     every : int
         Compute the step length every ``every`` steps and reuse it in between.

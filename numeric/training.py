@@ -1,51 +1,59 @@
-"""Training runs: configuration, loop, run directory, checkpoints, resume, metrics.
+"""Training runs: configuration, the loop, checkpoints, resume.
 
-A run directory holds
+A run directory (see :mod:`numeric.rundir` for how it is written) holds
 
 ``config.json``
-    The :class:`TrainConfig` with every default filled in.
+    ``config``: the :class:`TrainConfig` with every default filled in; ``data``: the
+    name, split, size and files of the training and test data the run loaded.
 ``metrics.csv``
-    One row per iteration (columns :data:`COLUMNS`), appended in chunks of
-    ``flush_every`` rows and at every checkpoint, interruption and failure.
+    One row per iteration (columns :data:`numeric.metrics.COLUMNS`), appended in chunks
+    of ``flush_every`` rows and at every checkpoint, interruption and failure.  The
+    test columns are filled every ``eval_every`` iterations and after the last one.
 ``summary.json``
     Status (``"running"``, ``"completed"``, ``"interrupted"``, ``"diverged"``,
-    ``"failed"``) and the
-    key numbers of the run (:func:`summarize`); rewritten at every checkpoint.
+    ``"failed"``) and the key numbers of the run (:func:`summarize`); rewritten at
+    every checkpoint.
 ``checkpoints/ckpt-XXXXXX.npz``
-    Weights, optimizer state, sampler position, step counter and the metric tails the
-    moving averages need, after ``XXXXXX`` iterations; the newest ``keep`` are kept.
+    Weights, optimizer state, sampler position, step counter, the metric tails the
+    moving averages need and a copy of every metric row so far, after ``XXXXXX``
+    iterations; the newest ``keep`` are kept.
+``.lock``
+    Held by the one process that writes the run; a second one is refused.
 
-All files are written atomically (a temporary file renamed into place).
+``config.json``, ``summary.json`` and the checkpoints are replaced atomically.  Nothing
+is written before a run is accepted: the configuration, the output directory and the
+data are checked first, so a refused or failed start leaves no half-made run behind.
 
 Reproducibility: the weights are drawn from ``np.random.default_rng(seed)`` and the
 batches from a :class:`~numeric.data.BatchSampler` seeded with ``seed`` (a new
 permutation every epoch, so the label-sorted embedded MNIST is shuffled); nothing else
 is random.  A run interrupted at any point and resumed from its last checkpoint with
 :func:`resume` therefore reproduces the uninterrupted run bit for bit (all columns but
-the timings).  The rows after the checkpoint are discarded from ``metrics.csv`` on
-resume and recomputed.
+the timings).  The rows after the checkpoint are recomputed on resume; the rows before
+it are checked against the checkpoint's copy and repaired from it when one is missing,
+repeated or torn (:func:`numeric.metrics.reconcile`), never deleted.
 
-Interruption: the first Ctrl-C stops after the current iteration; a second one (or any
-``KeyboardInterrupt``) stops at once.  Either way every completed iteration's metrics
-are written, a checkpoint of the last completed iteration is saved and the summary
-says ``"interrupted"``.  An exception inside the loop does the same with ``"failed"``
-and is re-raised as :class:`TrainingFailed`.  A run whose loss or gradient stops being finite
-(:class:`numeric.cr.Diverged`) ends with ``"diverged"``: its metrics hold every finite
-iteration, and it is a result (not resumed by :func:`ensure_run`), not an error.
+Interruption: the first Ctrl-C or SIGTERM stops after the current iteration; a second one
+(or any ``KeyboardInterrupt``) stops at once (:mod:`numeric.stopping`).  Either way every
+completed iteration's metrics are written, a checkpoint of the last completed iteration
+is saved and the summary says ``"interrupted"``.  An exception inside the loop does the
+same with ``"failed"`` and is re-raised as :class:`TrainingFailed`.  A run whose loss or
+gradient stops being finite (:class:`numeric.cr.Diverged`) ends with ``"diverged"``: its
+metrics hold every finite iteration, and it is a result (not resumed by
+:func:`ensure_run`), not an error.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import math
 import os
-import signal
-import tempfile
-import threading
+import sys
 import time
+import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -57,57 +65,93 @@ import numpy as np
 from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepInfo
 from numeric.data import BatchSampler, Dataset, load_dataset
 from numeric.layers import get_activation
+from numeric.metrics import (
+    COLUMNS,
+    PERIOD,
+    arrays_to_rows,
+    format_row,
+    header_line,
+    moving_average,
+    read_metrics,
+    reconcile,
+    rows_to_arrays,
+    scan_metrics,
+)
 from numeric.model import Network, init_bound
+from numeric.models import model_arch, network_for
 from numeric.optimizers import OPTIMIZERS, get_optimizer, state_from_arrays, state_to_arrays
+from numeric.rundir import (
+    CHECKPOINT_PATTERN,
+    RunDirError,
+    RunLocked,
+    atomic_write,
+    clear_run_files,
+    create_directory,
+    directory_state,
+    read_json,
+    run_lock,
+    write_json,
+)
 from numeric.schedules import Constant, ExponentialDecay
+from numeric.stopping import StopFlag
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_LR",
     "DEFAULT_SIGMA",
     "LOSS_THRESHOLDS",
+    "PLATEAU_SGD_LR",
+    "RunDirError",
+    "RunLocked",
     "RunResult",
     "TrainConfig",
     "TrainingFailed",
     "build_method",
     "config_key",
+    "default_lr",
     "ensure_run",
+    "evaluate",
     "latest_checkpoint",
     "load_config",
+    "load_test_data",
     "load_training_data",
     "moving_average",
     "read_metrics",
     "resume",
     "summarize",
+    "summary_line",
     "train",
 ]
 
 #: The paper's initial learning rates per optimizer (Figures 1, 4, 5; Adam: TF default).
 DEFAULT_LR = {"sgd": 0.01, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.001}
+#: SGD's initial rate from the plateau start (Figure 2, the plateau experiment).
+PLATEAU_SGD_LR = 0.02
 #: The paper's sigma per optimizer (100 for SGD, 1000 for the adaptive ones).
 DEFAULT_SIGMA = {"sgd": 100.0, "adagrad": 1000.0, "adadelta": 1000.0, "adam": 1000.0}
 #: Loss levels whose first crossing (by the period-100 moving average) is recorded.
 LOSS_THRESHOLDS = (2.0, 1.0)
-#: Moving-average period of the paper's learning-rate plots.
-PERIOD = 100
+#: Test rows evaluated per forward pass.
+EVAL_CHUNK = 1000
 
-#: Columns of ``metrics.csv``.
-COLUMNS = (
-    "iteration",  # 0-based index of the step
-    "loss",  # mini-batch F before the step
-    "loss_ma100",  # trailing mean of loss over the last <= 100 iterations
-    "alpha",  # step length along the optimizer's lr-free direction
-    "lr",  # scheduled learning rate of the step
-    "lr_eff",  # effective learning rate (numeric.cr)
-    "lr_eff_ma100",  # trailing mean of lr_eff over the last <= 100 iterations
-    "dgrad",  # d^T grad F
-    "dhd",  # d^T H d (nan where not computed)
-    "dnorm",  # ||d||
-    "flag",  # "", "nondescent", "zero", "nonfinite"
-    "step_ms",  # wall time of the step
-    "time_s",  # wall time since the run started (summed over resumes)
-)
-_TIMING = ("step_ms", "time_s")
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def default_lr(optimizer: str, init: str | float = "plateau") -> float:
+    """The paper's initial learning rate for ``optimizer`` from the start ``init``.
+
+    SGD from the plateau start uses Figure 2's 0.02 (the plateau experiment), SGD from
+    any other start Figure 1's 0.01; the adaptive optimizers use :data:`DEFAULT_LR`
+    (Figures 4 and 5 start on the plateau with those rates).
+    """
+    optimizer = str(optimizer).lower()
+    if optimizer == "sgd" and isinstance(init, str) and init.strip().lower() == "plateau":
+        return PLATEAU_SGD_LR
+    return DEFAULT_LR[optimizer]
 
 
 # ---------------------------------------------------------------------- configuration
@@ -121,12 +165,11 @@ class TrainConfig:
     ----------
     dataset : str
         ``"mnist-embedded"`` (default), ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"``
-        (see :func:`numeric.data.load_dataset`); ``"mnist"`` without ``data_dir`` means
-        the embedded subset.
+        (see :func:`numeric.data.load_dataset`; each name is that dataset, never another).
     data_dir : str or None
-        Directory with the dataset's files.
+        Directory with the dataset's files (None: the dataset's standard location).
     hidden : tuple of int
-        Hidden widths; the paper's networks are ``(128,) * 12``.
+        Hidden widths; the paper's networks are ``(128,) * 12`` (12 layers of 128).
     activation : str
         Hidden activation, a name of :func:`numeric.layers.activation_names`:
         ``"relu"`` (the paper's, default), ``"tanh"``, ``"sigmoid"``, ``"softplus"``.
@@ -140,7 +183,9 @@ class TrainConfig:
     optimizer : str
         ``"sgd"``, ``"adagrad"``, ``"adadelta"`` or ``"adam"`` (TF1 defaults).
     lr : float or None
-        Initial learning rate; None: :data:`DEFAULT_LR`.
+        Initial learning rate; None: :func:`default_lr` (the paper's rate for the
+        optimizer and start: SGD 0.02 from the plateau start as in Figure 2, else
+        :data:`DEFAULT_LR`).
     decay : bool
         Exponential decay ``lr * decay_rate ** (step / decay_steps)`` (TF1
         ``exponential_decay``, not staircase).  Under CR it only affects flagged steps.
@@ -160,8 +205,18 @@ class TrainConfig:
         Number of steps.
     checkpoint_every : int
         Steps between checkpoints.
+    eval_every : int
+        Steps between evaluations on the test split (and after the last step); 0: never.
     dtype : str
         ``"float64"`` (default) or ``"float32"``.
+    model : str
+        ``"mlp"`` (the paper's network, default), ``"cnn"`` or ``"rnn"``
+        (:mod:`numeric.models`); ``hidden`` sizes the MLP only.
+    bias : bool or None
+        Biases on every layer; None: the model's default (none for the MLP, on for the
+        CNN and the RNN).
+    arch : dict
+        Sizes of the CNN or RNN (:data:`numeric.models.DEFAULTS`; missing ones default).
     """
 
     dataset: str = "mnist-embedded"
@@ -183,9 +238,16 @@ class TrainConfig:
     curvature: bool = False
     iterations: int = 3000
     checkpoint_every: int = 500
+    eval_every: int = 500
     dtype: str = "float64"
+    model: str = "mlp"
+    bias: bool | None = None
+    arch: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", str(self.model).lower())
+        object.__setattr__(self, "arch", model_arch(self.model, self.arch))
+        object.__setattr__(self, "bias", (self.model != "mlp") if self.bias is None else self.bias)
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "optimizer", str(self.optimizer).lower())
         if self.optimizer not in OPTIMIZERS:
@@ -197,7 +259,7 @@ class TrainConfig:
         object.__setattr__(self, "activation", str(self.activation).lower())
         get_activation(self.activation)
         init_bound(self.init)
-        for name in ("seed", "batch_size", "iterations", "checkpoint_every"):
+        for name in ("seed", "batch_size", "iterations", "checkpoint_every", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -206,16 +268,23 @@ class TrainConfig:
             raise ValueError("seed must be >= 0, batch_size >= 1 and iterations >= 0")
         if self.checkpoint_every < 1:
             raise ValueError("checkpoint_every must be >= 1")
+        if self.eval_every < 0:
+            raise ValueError("eval_every must be >= 0 (0: no evaluation)")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr >= 0):
             raise ValueError(f"lr must be finite and >= 0, got {self.lr!r}")
         if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+        if self.averaging != "model" and (self.model != "mlp" or self.bias):
+            raise ValueError(
+                f"averaging={self.averaging!r} needs per-sample curvature, implemented for the "
+                "bias-free mlp only; use averaging='model'"
+            )
 
     def resolved(self) -> TrainConfig:
-        """A copy with ``lr`` and ``sigma`` filled in from the per-optimizer defaults."""
-        lr = DEFAULT_LR[self.optimizer] if self.lr is None else float(self.lr)
+        """A copy with ``lr`` and ``sigma`` filled in from the paper's defaults."""
+        lr = default_lr(self.optimizer, self.init) if self.lr is None else float(self.lr)
         sigma = DEFAULT_SIGMA[self.optimizer] if self.sigma is None else float(self.sigma)
         return replace(self, lr=lr, sigma=sigma)
 
@@ -226,6 +295,8 @@ class TrainConfig:
         if self.cr:
             extra = "" if self.averaging == "model" else f", {self.averaging}"
             base = f"{base} with CR{extra}"
+        if self.model != "mlp":
+            base = f"{base}, {self.model}"
         return base if self.activation == "relu" else f"{base} ({self.activation})"
 
     def to_json(self) -> dict[str, Any]:
@@ -261,34 +332,77 @@ def load_training_data(config: TrainConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_dir, "train")
 
 
+def load_test_data(config: TrainConfig) -> Dataset:
+    """The test split named by ``config`` (raises ``DatasetError`` when absent)."""
+    return load_dataset(config.dataset, config.data_dir, "test")
+
+
+def _data_line(data: Dataset) -> str:
+    where = ", ".join(data.files) if data.files else data.source
+    return f"{data.split} data: {data.name}, {len(data):,} images, from {where}"
+
+
+def _datasets(
+    config: TrainConfig, dataset: Dataset | None, test_dataset: Dataset | None, log: Log | None
+) -> tuple[Dataset, Dataset | None]:
+    """The training and test data of a run: given, or loaded by the config's name.
+
+    Given training data without test data means no evaluation.  Both are checked before
+    anything is written.
+    """
+    if dataset is None:
+        dataset = load_training_data(config)
+        if test_dataset is None and config.eval_every > 0:
+            test_dataset = load_test_data(config)
+        if log is not None:
+            for d in (dataset, test_dataset):
+                if d is not None:
+                    log(_data_line(d))
+    if len(dataset) == 0:
+        raise ValueError(f"{dataset.source}: the training data hold no images")
+    if test_dataset is not None:
+        if len(test_dataset) == 0:
+            raise ValueError(f"{test_dataset.source}: the test data hold no images")
+        if (test_dataset.dim, test_dataset.classes) != (dataset.dim, dataset.classes):
+            raise ValueError(
+                f"test data ({test_dataset.dim} inputs, {test_dataset.classes} classes) do "
+                f"not match the training data ({dataset.dim}, {dataset.classes})"
+            )
+    return dataset, test_dataset
+
+
+def _config_record(config: TrainConfig, data: Dataset, test: Dataset | None) -> dict[str, Any]:
+    return {
+        "config": config.to_json(),
+        "data": {"train": data.describe(), "test": None if test is None else test.describe()},
+        "dataset": repr(data),
+    }
+
+
 def load_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
-    """The :class:`TrainConfig` of a run directory."""
+    """The :class:`TrainConfig` of a run directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``config.json``.
+    RunDirError
+        ``config.json`` is unreadable, not JSON, or not a run configuration (the message
+        names the file).
+    """
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a run directory (no config.json)")
-    return TrainConfig.from_json(json.loads(path.read_text())["config"])
-
-
-# ------------------------------------------------------------------------ file helpers
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise RunDirError(f"{path}: not a run configuration (no 'config' object)")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        return TrainConfig.from_json(record["config"])
+    except (TypeError, ValueError) as exc:
+        raise RunDirError(f"{path}: invalid configuration ({exc})") from exc
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+# ---------------------------------------------------------------------------- summary
 
 
 def _jsonable(x: Any) -> Any:
@@ -301,79 +415,6 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _format_row(row: tuple) -> str:
-    out = []
-    for v in row:
-        if isinstance(v, float):
-            out.append(repr(v))
-        else:
-            out.append(str(v))
-    return ",".join(out) + "\n"
-
-
-def _parse_row(rec: list[str]) -> tuple:
-    vals: list[Any] = []
-    for name, text in zip(COLUMNS, rec, strict=True):
-        if name == "iteration":
-            vals.append(int(text))
-        elif name == "flag":
-            vals.append(text)
-        else:
-            vals.append(float(text))
-    return tuple(vals)
-
-
-def _read_rows(path: Path) -> list[tuple]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return []
-        if tuple(header) != COLUMNS:
-            raise ValueError(f"{path}: unexpected header {header}")
-        rows = []
-        for rec in reader:
-            if len(rec) != len(COLUMNS):  # a torn last line from a hard kill
-                break
-            rows.append(_parse_row(rec))
-        return rows
-
-
-def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """The columns of a run's ``metrics.csv`` as arrays (``flag`` as strings).
-
-    Returns
-    -------
-    dict
-        :data:`COLUMNS` to arrays of shape ``(iterations,)``.
-    """
-    rows = _read_rows(Path(run_dir) / "metrics.csv")
-    cols: dict[str, np.ndarray] = {}
-    for i, name in enumerate(COLUMNS):
-        values = [r[i] for r in rows]
-        if name == "iteration":
-            cols[name] = np.asarray(values, dtype=np.int64)
-        elif name == "flag":
-            cols[name] = np.asarray(values, dtype=str)
-        else:
-            cols[name] = np.asarray(values, dtype=np.float64)
-    return cols
-
-
-def moving_average(values: np.ndarray, period: int = PERIOD) -> np.ndarray:
-    """Trailing mean over the last ``<= period`` values (as the ``*_ma100`` columns)."""
-    v = np.asarray(values, dtype=np.float64)
-    c = np.concatenate([[0.0], np.cumsum(v)])
-    idx = np.arange(1, v.size + 1)
-    lo = np.maximum(idx - period, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
-
-
-# ---------------------------------------------------------------------------- summary
-
-
 def summarize(rows: list[tuple], config: TrainConfig, status: str, **extra: Any) -> dict:
     """Key numbers of a run from its metric rows.
 
@@ -383,7 +424,9 @@ def summarize(rows: list[tuple], config: TrainConfig, status: str, **extra: Any)
         ``status``, ``label``, ``iterations_done``/``iterations_target``, final loss
         and its moving average, ``iters_to_loss_below`` (first iteration whose
         ``loss_ma100`` is below each of :data:`LOSS_THRESHOLDS`, or None), mean and
-        median ``lr_eff``, ``flag_counts``, timings, plus ``extra``.
+        median ``lr_eff``, ``flag_counts``, timings, the last evaluation on the test
+        split (``test_loss``, ``test_accuracy``, ``test_iteration``; None without one),
+        plus ``extra``.
     """
     col = {name: i for i, name in enumerate(COLUMNS)}
     n = len(rows)
@@ -415,6 +458,13 @@ def summarize(rows: list[tuple], config: TrainConfig, status: str, **extra: Any)
             mean_step_ms=float(step_ms.mean()),
             elapsed_s=rows[-1][col["time_s"]],
         )
+        evaluated = [r for r in rows if math.isfinite(r[col["test_loss"]])]
+        last = evaluated[-1] if evaluated else None
+        out.update(
+            test_loss=None if last is None else last[col["test_loss"]],
+            test_accuracy=None if last is None else last[col["test_accuracy"]],
+            test_iteration=None if last is None else last[col["iteration"]],
+        )
     out.update(extra)
     return _jsonable(out)
 
@@ -426,34 +476,64 @@ def _ckpt_name(steps: int) -> str:
     return f"ckpt-{steps:06d}.npz"
 
 
+def _checkpoint_paths(run: Path) -> list[Path]:
+    """The run's checkpoints, newest first."""
+    ckdir = run / "checkpoints"
+    try:
+        names = [n for n in os.listdir(ckdir) if CHECKPOINT_PATTERN.fullmatch(n)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [ckdir / n for n in sorted(names, key=lambda n: int(n[5:-4]), reverse=True)]
+
+
+#: What reading a damaged, truncated or foreign ``.npz`` can raise.
+_UNREADABLE = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a checkpoint (reading them all checks every CRC)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: np.array(data[k]) for k in data.files}
+    int(arrays["steps_done"])
+    return arrays
+
+
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest readable checkpoint of a run directory, or None."""
-    ckdir = Path(run_dir) / "checkpoints"
-    if not ckdir.is_dir():
-        return None
-    for path in sorted(ckdir.glob("ckpt-*.npz"), reverse=True):
+    """The newest checkpoint of a run directory that reads completely, or None."""
+    for path in _checkpoint_paths(Path(run_dir)):
         try:
-            with np.load(path, allow_pickle=False) as data:
-                int(data["steps_done"])
-            return path
-        except (OSError, ValueError, KeyError, EOFError):
+            _read_arrays(path)
+        except _UNREADABLE:
             continue
+        return path
     return None
 
 
 def config_key(config: TrainConfig) -> str:
     """Identity of a run's trajectory: the resolved config without its length.
 
-    Two configs with equal keys produce the same iterates; only ``iterations`` (and
-    ``checkpoint_every``) may differ between a run and its resumption.  The default
-    ``activation="relu"`` is left out, so the key of a ReLU run equals the one stored in
-    checkpoints written before configs had an activation (they still resume).
+    Two configs with equal keys produce the same iterates; only ``iterations``,
+    ``checkpoint_every`` and ``eval_every`` may differ between a run and its
+    resumption.  The default ``activation="relu"`` is left out, so the key of a ReLU run
+    equals the one stored in checkpoints written before configs had an activation (they
+    still resume).
     """
     d = config.resolved().to_json()
-    d.pop("iterations")
-    d.pop("checkpoint_every")
+    for name in ("iterations", "checkpoint_every", "eval_every"):
+        d.pop(name)
     if d["activation"] == "relu":
         d.pop("activation")
+    if d["model"] == "mlp" and not d["bias"]:  # the paper's network: keys as before
+        for key in ("model", "bias", "arch"):
+            d.pop(key)
     return json.dumps(d, sort_keys=True)
 
 
@@ -470,7 +550,9 @@ class _Snapshot:
     elapsed: float
 
 
-def _save_checkpoint(run_dir: Path, snap: _Snapshot, config: TrainConfig, keep: int) -> Path:
+def _save_checkpoint(
+    run_dir: Path, snap: _Snapshot, rows: list[tuple], config: TrainConfig, keep: int
+) -> Path:
     arrays: dict[str, np.ndarray] = {
         "steps_done": np.asarray(snap.steps, dtype=np.int64),
         "method_step": np.asarray(snap.state.step, dtype=np.int64),
@@ -482,20 +564,22 @@ def _save_checkpoint(run_dir: Path, snap: _Snapshot, config: TrainConfig, keep: 
     arrays.update(snap.network.to_arrays("net/"))
     arrays.update({f"opt/{k}": v for k, v in state_to_arrays(snap.state.opt).items()})
     arrays.update({f"sampler/{k}": np.asarray(v, dtype=np.int64) for k, v in snap.sampler.items()})
+    arrays.update({f"metrics/{k}": v for k, v in rows_to_arrays(rows[: snap.steps]).items()})
     buf = io.BytesIO()
     np.savez(buf, **arrays)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
     path = run_dir / "checkpoints" / _ckpt_name(snap.steps)
-    _atomic_write(path, buf.getvalue())
-    old = sorted((run_dir / "checkpoints").glob("ckpt-*.npz"))
-    for stale in old[:-keep] if keep > 0 else []:
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    atomic_write(path, buf.getvalue())
+    for stale in _checkpoint_paths(run_dir)[keep:] if keep > 0 else []:
+        if stale != path:
+            stale.unlink(missing_ok=True)
     return path
 
 
-def _load_checkpoint(path: Path, config: TrainConfig) -> _Snapshot:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+def _snapshot(
+    arrays: dict[str, np.ndarray], config: TrainConfig, path: Path
+) -> tuple[_Snapshot, list[tuple] | None]:
+    """The state in a checkpoint and its copy of the metric rows (None if it has none)."""
     if str(arrays["config_key"]) != config_key(config):
         raise ValueError(f"{path} was written by a run with a different configuration")
     net = Network.from_arrays(arrays, "net/")
@@ -505,7 +589,7 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> _Snapshot:
         )
     opt = state_from_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
     sampler = {k[8:]: int(v) for k, v in arrays.items() if k.startswith("sampler/")}
-    return _Snapshot(
+    snap = _Snapshot(
         steps=int(arrays["steps_done"]),
         network=net,
         state=MethodState(int(arrays["method_step"]), opt),
@@ -514,6 +598,38 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> _Snapshot:
         tail_lr_eff=[float(v) for v in arrays["tail_lr_eff"]],
         elapsed=float(arrays["elapsed"]),
     )
+    copy = None
+    if "metrics/iteration" in arrays:
+        cols = {name: arrays.get(f"metrics/{name}") for name in COLUMNS}
+        n = len(cols["iteration"])
+        for name, col in cols.items():  # a copy written before the test columns
+            if col is None:
+                cols[name] = np.full(n, np.nan)
+        copy = arrays_to_rows(cols)  # type: ignore[arg-type]
+        if len(copy) != snap.steps:
+            raise ValueError(f"{path}: holds {len(copy)} metric rows for {snap.steps} steps")
+    return snap, copy
+
+
+def _newest_checkpoint(
+    run: Path, config: TrainConfig, log: Log | None
+) -> tuple[Path, _Snapshot, list[tuple] | None] | None:
+    """The newest checkpoint that reads completely; unreadable newer ones are skipped
+    (and said so): a truncated file falls back to the one before it."""
+    for path in _checkpoint_paths(run):
+        try:
+            arrays = _read_arrays(path)
+        except _UNREADABLE as exc:
+            if log is not None:
+                log(f"{path}: unreadable ({type(exc).__name__}: {exc}); using an older checkpoint")
+            continue
+        snap, copy = _snapshot(arrays, config, path)
+        return path, snap, copy
+    return None
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> _Snapshot:
+    return _snapshot(_read_arrays(path), config, path)[0]
 
 
 # ------------------------------------------------------------------------------ loop
@@ -541,6 +657,8 @@ class RunResult:
         The content of ``summary.json``.
     network : Network
         Weights after the last completed iteration.
+    signal : str
+        ``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped the run, else ``""``.
     """
 
     run_dir: Path
@@ -548,34 +666,25 @@ class RunResult:
     iterations_done: int
     summary: dict = field(repr=False)
     network: Network = field(repr=False)
+    signal: str = ""
 
 
-class _StopFlag:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop, the second raises."""
+def evaluate(net: Network, data: Dataset, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
+    """Mean loss and accuracy of ``net`` on every row of ``data``.
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-        self._installed = False
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-                self._installed = True
-            except ValueError:
-                self._installed = False
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this iteration (Ctrl-C again to stop at once)", flush=True)
-
-    def __exit__(self, *exc) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+    Returns
+    -------
+    loss, accuracy : float
+        ``F`` over all ``N`` rows (Eq 16) and the fraction classified correctly.
+    """
+    n = len(data)
+    loss = correct = 0.0
+    for start in range(0, n, chunk):
+        x = data.x[start : start + chunk].astype(net.dtype)
+        labels = data.labels[start : start + chunk]
+        loss += net.loss(x, labels) * len(labels)
+        correct += net.accuracy(x, labels) * len(labels)
+    return loss / n, correct / n
 
 
 @contextlib.contextmanager
@@ -621,20 +730,19 @@ class _Progress:
             self.bar.close()
 
 
-_RUN_FILES = ("config.json", "metrics.csv", "summary.json")
-
-
 def train(
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
     *,
     dataset: Dataset | None = None,
+    test_dataset: Dataset | None = None,
     progress: bool = True,
     overwrite: bool = False,
     flush_every: int = 100,
     keep: int = 2,
     blas_threads: int | None = 1,
     callback: Callable[[int, StepInfo], None] | None = None,
+    log: Log | None = _stderr,
 ) -> RunResult:
     """Train from scratch into a new run directory.
 
@@ -642,14 +750,20 @@ def train(
     ----------
     config : TrainConfig
     run_dir : path
-        Created if needed; must not already hold a run unless ``overwrite``.
+        Created if needed.  It must be absent or empty; a directory holding a run, or
+        anything else, is refused unless ``overwrite``.
     dataset : Dataset, optional
-        Training data; default :func:`load_training_data` (``config.dataset``).
+        Training data; default :func:`load_training_data` (``config.dataset``), and
+        then the test split too (:func:`load_test_data`).
+    test_dataset : Dataset, optional
+        Data of the evaluations every ``config.eval_every`` iterations; with a given
+        ``dataset`` and no ``test_dataset`` there is no evaluation.
     progress : bool
         Show a progress bar with the loss and ``alpha``.
     overwrite : bool
-        Replace a previous run in ``run_dir`` (its config, metrics, summary and
-        checkpoints are removed; nothing else is touched).
+        Write the run into a directory that holds a run or other files: the files a run
+        writes (config, metrics, summary, ``checkpoints/ckpt-*.npz``) are replaced,
+        nothing else is touched.
     flush_every : int
         Rows buffered before ``metrics.csv`` is appended to.
     keep : int
@@ -660,51 +774,73 @@ def train(
         the setting alone.
     callback : callable, optional
         ``callback(iteration, info)`` after every iteration.
+    log : callable or None
+        Receives one-line notes (the data loaded, repairs); default: standard error.
 
     Returns
     -------
     RunResult
-        ``status`` ``"completed"``, ``"interrupted"`` (Ctrl-C) or ``"diverged"``.
+        ``status`` ``"completed"``, ``"interrupted"`` (Ctrl-C, SIGTERM) or
+        ``"diverged"``.
 
     Raises
     ------
     FileExistsError
-        ``run_dir`` already holds a run and ``overwrite`` is false.
+        ``run_dir`` holds a run or other files and ``overwrite`` is false.
+    RunDirError
+        ``run_dir`` cannot be created or written (:class:`RunLocked`: another process
+        is writing it).
+    DatasetError
+        The data are missing or unreadable.
     TrainingFailed
         An exception in the loop (its ``__cause__``), after the metrics, a checkpoint
         and a ``"failed"`` summary were written.
     """
     run = Path(run_dir)
     config = config.resolved()
-    if (run / "config.json").exists() and not overwrite:
-        raise FileExistsError(
-            f"{run} already holds a run; resume it (`lowrank train --resume {run}`) or "
-            "choose another directory"
-        )
-    data = load_training_data(config) if dataset is None else dataset
-    run.mkdir(parents=True, exist_ok=True)
-    for name in _RUN_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            (run / name).unlink()
-    ckdir = run / "checkpoints"
-    if ckdir.is_dir():
-        for path in ckdir.glob("ckpt-*.npz"):
-            path.unlink()
-    _write_json(run / "config.json", {"config": config.to_json(), "dataset": repr(data)})
-    net = Network.create(
-        data.dim,
-        config.hidden,
-        data.classes,
-        init=config.init,
-        seed=config.seed,
-        dtype=np.dtype(config.dtype),
-        activation=config.activation,
-    )
+    _refuse_existing(run, directory_state(run), overwrite)
+    data, test = _datasets(config, dataset, test_dataset, log)
     method = build_method(config)
+    net = network_for(config, data)  # before anything is written: a model that does not fit
     sampler = BatchSampler(len(data), config.batch_size, config.seed)
-    snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
-    return _run(
-        config, run, data, method, snap, [], progress, flush_every, keep, blas_threads, callback
+    create_directory(run)
+    with run_lock(run):
+        _refuse_existing(run, directory_state(run), overwrite)  # again, under the lock
+        if overwrite:
+            clear_run_files(run)
+        write_json(run / "config.json", _config_record(config, data, test))
+        atomic_write(run / "metrics.csv", header_line().encode())
+        snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
+        return _run(
+            config,
+            run,
+            data,
+            test,
+            method,
+            snap,
+            [],
+            progress,
+            flush_every,
+            keep,
+            blas_threads,
+            callback,
+        )
+
+
+def _refuse_existing(run: Path, state: str, overwrite: bool) -> None:
+    if overwrite or state in ("absent", "empty"):
+        return
+    if state == "run":
+        raise FileExistsError(
+            f"{run} already holds a run; resume it (`lowrank train --resume {run}`), "
+            "choose another directory, or pass --overwrite to replace it"
+        )
+    shown = sorted(p.name for p in run.iterdir() if p.name != ".lock")
+    listing = ", ".join(shown[:4]) + (", ..." if len(shown) > 4 else "")
+    raise FileExistsError(
+        f"{run} is not empty ({listing}) and holds no run; choose another directory, or "
+        "pass --overwrite to write the run there (the files a run writes are replaced, "
+        "others are left alone)"
     )
 
 
@@ -713,13 +849,21 @@ def resume(
     *,
     iterations: int | None = None,
     dataset: Dataset | None = None,
+    test_dataset: Dataset | None = None,
     progress: bool = True,
     flush_every: int = 100,
     keep: int = 2,
     blas_threads: int | None = 1,
     callback: Callable[[int, StepInfo], None] | None = None,
+    log: Log | None = _stderr,
 ) -> RunResult:
-    """Continue a run from its newest checkpoint (or from scratch if it has none).
+    """Continue a run from its newest readable checkpoint (or from scratch without one).
+
+    Before anything is written the saved configuration, the requested length, the data,
+    the checkpoint and ``metrics.csv`` are checked; a refusal changes nothing.  Rows of
+    ``metrics.csv`` before the checkpoint that are missing, repeated or torn are restored
+    from the checkpoint's copy (said on ``log``; the damaged file is kept as
+    ``metrics.csv.damaged``); a recorded row that differs from the copy is a refusal.
 
     Parameters
     ----------
@@ -727,61 +871,124 @@ def resume(
         A directory written by :func:`train`.
     iterations : int, optional
         New total number of iterations (to extend a run); default the config's.
-    dataset, progress, flush_every, keep, blas_threads, callback
+    dataset, test_dataset, progress, flush_every, keep, blas_threads, callback, log
         As for :func:`train`.
 
     Returns
     -------
     RunResult
         Identical (weights and metrics) to an uninterrupted run of the same config.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run_dir`` holds no run.
+    RunDirError
+        Another process is writing the run (:class:`RunLocked`), or ``config.json`` is
+        unreadable.
+    ValueError
+        The run cannot continue as asked (a checkpoint past ``iterations``, a checkpoint
+        of another configuration, metric rows that contradict the checkpoint).
     """
     run = Path(run_dir)
-    config = load_config(run).resolved()
-    if iterations is not None and int(iterations) != config.iterations:
-        config = replace(config, iterations=int(iterations))
-        old = json.loads((run / "config.json").read_text())
-        old["config"] = config.to_json()
-        _write_json(run / "config.json", old)
-    data = load_training_data(config) if dataset is None else dataset
-    ckpt = latest_checkpoint(run)
-    method = build_method(config)
-    if ckpt is None:
-        net = Network.create(
-            data.dim,
-            config.hidden,
-            data.classes,
-            init=config.init,
-            seed=config.seed,
-            dtype=np.dtype(config.dtype),
-            activation=config.activation,
+    if directory_state(run) != "run":
+        raise FileNotFoundError(f"{run}: not a run directory (no config.json)")
+    with run_lock(run):
+        return _resume_locked(
+            run,
+            iterations,
+            dataset,
+            test_dataset,
+            progress,
+            flush_every,
+            keep,
+            blas_threads,
+            callback,
+            log,
         )
+
+
+def _resume_locked(
+    run: Path,
+    iterations: int | None,
+    dataset: Dataset | None,
+    test_dataset: Dataset | None,
+    progress: bool,
+    flush_every: int,
+    keep: int,
+    blas_threads: int | None,
+    callback: Callable[[int, StepInfo], None] | None,
+    log: Log | None,
+) -> RunResult:
+    config_path = run / "config.json"
+    stored = load_config(run).resolved()
+    config = stored
+    if iterations is not None and int(iterations) != config.iterations:
+        config = replace(config, iterations=int(iterations))  # validated, not yet saved
+    data, test = _datasets(config, dataset, test_dataset, log)
+    method = build_method(config)
+    found = _newest_checkpoint(run, config, log)
+    if found is None:
+        net = network_for(config, data)
         sampler = BatchSampler(len(data), config.batch_size, config.seed)
         snap = _Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
+        copy: list[tuple] | None = []
+        source = "the start of the run (no checkpoint)"
     else:
-        snap = _load_checkpoint(ckpt, config)
+        path, snap, copy = found
+        source = str(path.relative_to(run))
     if snap.steps > config.iterations:
         raise ValueError(
             f"{run} has a checkpoint after {snap.steps} iterations, more than the "
-            f"requested {config.iterations}"
+            f"requested {config.iterations}; nothing was changed"
         )
-    rows = [r for r in _read_rows(run / "metrics.csv") if r[0] < snap.steps]
-    if len(rows) != snap.steps:
-        rows = []  # metrics lost: keep the run consistent, the rows restart here
-    _rewrite_metrics(run / "metrics.csv", rows)
+    metrics_path = run / "metrics.csv"
+    scanned = scan_metrics(metrics_path)
+    fixed = reconcile(scanned, snap.steps, copy, source)
+    # accepted: from here on the run directory is written
+    if fixed.damaged and scanned.exists:
+        backup = _free_name(run / "metrics.csv.damaged")
+        atomic_write(backup, metrics_path.read_bytes())
+        fixed.repairs.append(f"the file as it was is kept as {backup.name}")
+    if fixed.rewrite:
+        text = header_line() + "".join(format_row(r) for r in fixed.rows)
+        atomic_write(metrics_path, text.encode())
+    if fixed.repairs and log is not None:
+        log(f"{metrics_path}: repaired from {source}: " + "; ".join(fixed.repairs))
+    if config != stored:
+        record = read_json(config_path)
+        record["config"] = config.to_json()
+        write_json(config_path, record)
     return _run(
-        config, run, data, method, snap, rows, progress, flush_every, keep, blas_threads, callback
+        config,
+        run,
+        data,
+        test,
+        method,
+        snap,
+        fixed.rows,
+        progress,
+        flush_every,
+        keep,
+        blas_threads,
+        callback,
     )
 
 
-def _rewrite_metrics(path: Path, rows: list[tuple]) -> None:
-    text = ",".join(COLUMNS) + "\n" + "".join(_format_row(r) for r in rows)
-    _atomic_write(path, text.encode())
+def _free_name(path: Path) -> Path:
+    if not path.exists():
+        return path
+    n = 1
+    while path.with_name(f"{path.name}.{n}").exists():
+        n += 1
+    return path.with_name(f"{path.name}.{n}")
 
 
 def _run(
     config: TrainConfig,
     run: Path,
     data: Dataset,
+    test: Dataset | None,
     method: Method,
     snap: _Snapshot,
     rows: list[tuple],
@@ -793,35 +1000,36 @@ def _run(
 ) -> RunResult:
     metrics_path = run / "metrics.csv"
     if not metrics_path.exists():
-        _rewrite_metrics(metrics_path, [])
+        atomic_write(metrics_path, header_line().encode())
     dtype = np.dtype(config.dtype)
     eye = np.eye(data.classes, dtype=dtype)
     x_all, labels_all = data.x, data.labels
     sampler = BatchSampler.from_state(snap.sampler)
     tail_loss = deque(snap.tail_loss, maxlen=PERIOD)
     tail_lr = deque(snap.tail_lr_eff, maxlen=PERIOD)
+    every = config.eval_every if test is not None else 0
     committed = snap
     pending: list[tuple] = []
     status = "running"
     error: BaseException | None = None
     diverged: str | None = None
-    _write_json(run / "summary.json", summarize(rows, config, status))
+    write_json(run / "summary.json", summarize(rows, config, status))
 
     def flush(upto: int) -> None:
         nonlocal pending
         keep_rows = [r for r in pending if r[0] < upto]
         if keep_rows:
             with metrics_path.open("a") as fh:
-                fh.write("".join(_format_row(r) for r in keep_rows))
+                fh.write("".join(format_row(r) for r in keep_rows))
                 fh.flush()
         pending = []
 
     def checkpoint(s: _Snapshot, state: str, **extra: Any) -> dict:
         flush(s.steps)
-        path = _save_checkpoint(run, s, config, keep)
-        done = [r for r in rows if r[0] < s.steps]
+        done = rows[: s.steps]
+        path = _save_checkpoint(run, s, done, config, keep)
         summary = summarize(done, config, state, checkpoint=str(path.relative_to(run)), **extra)
-        _write_json(run / "summary.json", summary)
+        write_json(run / "summary.json", summary)
         return summary
 
     bar = _Progress(progress, config.iterations, snap.steps, config.label())
@@ -829,7 +1037,7 @@ def _run(
     net, mstate = snap.network, snap.state
     # overflow on the way to a divergence is detected and recorded, not warned about
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    with _blas_threads(blas_threads), _StopFlag() as stop, errstate:
+    with _blas_threads(blas_threads), StopFlag() as stop, errstate:
         try:
             first = True
             for it in range(snap.steps, config.iterations):
@@ -845,6 +1053,9 @@ def _run(
                 tail_loss.append(info.loss)
                 tail_lr.append(info.lr_eff)
                 now = time.perf_counter()
+                test_loss = test_accuracy = math.nan
+                if every and ((it + 1) % every == 0 or it + 1 == config.iterations):
+                    test_loss, test_accuracy = evaluate(net, test)  # type: ignore[arg-type]
                 row = (
                     it,
                     info.loss,
@@ -859,6 +1070,8 @@ def _run(
                     info.flag,
                     (now - ts) * 1e3,
                     snap.elapsed + (now - t0),
+                    test_loss,
+                    test_accuracy,
                 )
                 rows.append(row)
                 pending.append(row)
@@ -869,7 +1082,7 @@ def _run(
                     sampler.state_dict(),
                     list(tail_loss),
                     list(tail_lr),
-                    row[-1],
+                    row[12],
                 )
                 bar.update(info)
                 if callback is not None:
@@ -877,7 +1090,8 @@ def _run(
                 if len(pending) >= flush_every:
                     flush(committed.steps)
                 if committed.steps % config.checkpoint_every == 0:
-                    checkpoint(committed, "running")
+                    with stop.deferred():
+                        checkpoint(committed, "running")
             else:
                 status = "completed"
         except KeyboardInterrupt:
@@ -890,13 +1104,16 @@ def _run(
             error = exc
         finally:
             bar.close()
-            rows[:] = [r for r in rows if r[0] < committed.steps]
+            rows[:] = rows[: committed.steps]
             extra: dict[str, Any] = {}
             if diverged is not None:
                 extra["diverged"] = diverged
             if error is not None:
                 extra["error"] = f"{type(error).__name__}: {error}"
-            summary = checkpoint(committed, status, **extra)
+            if status == "interrupted" and stop.signal_name:
+                extra["signal"] = stop.signal_name
+            with stop.deferred(then_raise=False):  # no signal leaves it half-written
+                summary = checkpoint(committed, status, **extra)
     if error is not None:
         if isinstance(error, Exception):
             raise TrainingFailed(
@@ -904,7 +1121,8 @@ def _run(
                 "metrics and a checkpoint were written)"
             ) from error
         raise error
-    return RunResult(run, status, committed.steps, summary, committed.network)
+    signal_name = stop.signal_name if status == "interrupted" else ""
+    return RunResult(run, status, committed.steps, summary, committed.network, signal_name)
 
 
 def ensure_run(
@@ -918,17 +1136,17 @@ def ensure_run(
 ) -> RunResult:
     """Make ``run_dir`` hold a completed run of ``config``, doing only what is missing.
 
-    A new directory is trained from scratch; a completed (or diverged) run of the same
-    config is reused; an interrupted one, or a shorter one, is resumed (extended) to
-    ``config.iterations``.  A run of another config (or a longer one) is an error unless
-    ``overwrite``.
+    A new (or empty) directory is trained from scratch; a completed (or diverged) run of
+    the same config is reused; an interrupted one, or a shorter one, is resumed
+    (extended) to ``config.iterations``.  A run of another config (or a longer one), or
+    a directory holding other files, is an error unless ``overwrite``.
 
     Parameters
     ----------
     config : TrainConfig
     run_dir : path
     dataset, progress, **kwargs
-        Passed to :func:`train` / :func:`resume`.
+        Passed to :func:`train` / :func:`resume` (e.g. ``test_dataset``).
     overwrite : bool
         Replace a run of a different config.
 
@@ -938,11 +1156,11 @@ def ensure_run(
     """
     run = Path(run_dir)
     config = config.resolved()
-    if not (run / "config.json").exists():
-        return train(config, run, dataset=dataset, progress=progress, **kwargs)
+    if directory_state(run) != "run":
+        return train(config, run, dataset=dataset, progress=progress, overwrite=overwrite, **kwargs)
     existing = load_config(run).resolved()
     summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_json(summary_path) if summary_path.is_file() else {}
     done = int(summary.get("iterations_done", 0))
     same = config_key(existing) == config_key(config)
     if not same or done > config.iterations:
@@ -952,11 +1170,33 @@ def ensure_run(
                 f"{run} holds a run with {why}; pass overwrite (--overwrite) or another --out"
             )
         return train(config, run, dataset=dataset, progress=progress, overwrite=True, **kwargs)
-    ckpt = latest_checkpoint(run)
     status = summary.get("status")
     finished = (status == "completed" and done == config.iterations) or status == "diverged"
-    if finished and ckpt is not None:
-        snap = _load_checkpoint(ckpt, config)
-        if snap.steps == done:
-            return RunResult(run, status, done, summary, snap.network)
+    if finished:
+        ckpt = latest_checkpoint(run)
+        if ckpt is not None:
+            snap = _load_checkpoint(ckpt, config)
+            if snap.steps == done:
+                return RunResult(run, status, done, summary, snap.network)
     return resume(run, iterations=config.iterations, dataset=dataset, progress=progress, **kwargs)
+
+
+def summary_line(s: dict, run_dir: Path) -> str:
+    """One line with the key numbers of a run's summary."""
+    cross = s.get("iters_to_loss_below") or {}
+    parts = [
+        f"{s.get('label', '')}: {s.get('status')} after {s.get('iterations_done')} iterations",
+        f"loss (average of the last 100) {s.get('final_loss_ma100', float('nan')):.4f}",
+    ]
+    parts += [f"below {t} at {v if v is not None else '-'}" for t, v in cross.items()]
+    if s.get("test_accuracy") is not None:
+        parts.append(
+            f"test accuracy {100 * s['test_accuracy']:.2f}% (loss {s['test_loss']:.4f}) "
+            f"after iteration {s['test_iteration']}"
+        )
+    if s.get("lr_eff_mean") is not None:
+        parts.append(f"mean lr {s['lr_eff_mean']:.3g}")
+    flags = {k: v for k, v in (s.get("flag_counts") or {}).items() if v}
+    if flags:
+        parts.append("flagged steps " + ", ".join(f"{k} {v}" for k, v in flags.items()))
+    return "; ".join(parts) + f"  [{run_dir}]"

@@ -27,11 +27,11 @@ its arrays (:func:`numeric.kernels._runtime.namespace`).
     :func:`numeric.optax.scale_by_cr` keeps the gradient's running RMS
     (:func:`rms_update`, :func:`rms_metric`; Adam's metric) or takes the identity.
 ``"per-layer"``
-    One ``alpha_k`` per layer from the layer's block of the Hessian (C27-C28,
+    One ``alpha_k`` per layer from the layer's block of the Hessian (C45-C46,
     :func:`numeric.curvature.block_curvature`).
 ``"per-variable"``
     One ``alpha_i`` per weight from the exact Hessian diagonal (Table 2 corrected, C21,
-    C24-C26, :func:`numeric.curvature.hessian_diagonal`) along the base direction's
+    C42-C44, :func:`numeric.curvature.hessian_diagonal`) along the base direction's
     component ``d_i e_i`` (V6; only the sign of ``d_i`` matters).
 
 Multi-length steps (per-layer, per-variable) carry one flag: ``"nonfinite"`` if any

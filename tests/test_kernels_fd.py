@@ -156,3 +156,16 @@ def test_stable_step_length_avoids_cancellation():
     printed = K.cr_step_length_printed(h, d, c, np.float32(1.0))
     assert abs(stable - exact) / exact < 1e-6
     assert abs(printed - exact) / exact > 1e-2
+
+
+def test_width_one_networks_are_drawn_away_from_the_kinks():
+    """Every architecture gives a network, including all-width-1 ones (which a redraw
+    loop could not find often enough); every pre-activation is at least the margin away
+    from zero."""
+    for seed in range(200):
+        net = draw_network(Architecture((1, 1, 1, 1, 1), 3, 4), seed=seed)
+        v = net.x
+        for w in net.ws:
+            z = v @ w.T
+            assert np.min(np.abs(z)) >= 1e-3
+            v = np.maximum(z, 0)

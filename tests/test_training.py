@@ -99,7 +99,7 @@ def test_run_directory_layout_and_metrics(tmp_path):
     res = run(cfg, tmp_path / "r")
     assert res.status == "completed" and res.iterations_done == 60
     files = sorted(p.name for p in (tmp_path / "r").iterdir())
-    assert files == ["checkpoints", "config.json", "metrics.csv", "summary.json"]
+    assert files == [".lock", "checkpoints", "config.json", "metrics.csv", "summary.json"]
     cks = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
     assert cks == ["ckpt-000050.npz", "ckpt-000060.npz"]  # the newest two are kept
     assert load_config(tmp_path / "r") == cfg.resolved()
@@ -266,7 +266,11 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
 def test_config_validation_and_defaults():
     cfg = TrainConfig(optimizer="Adagrad").resolved()
     assert (cfg.lr, cfg.sigma, cfg.batch_size, cfg.hidden) == (0.1, 1000.0, 32, (128,) * 12)
-    assert TrainConfig().resolved().lr == 0.01
+    # SGD's default rate is the paper's for the start: Figure 2's 0.02 from the plateau
+    # (the default start), Figure 1's 0.01 from the normal start
+    assert TrainConfig().resolved().lr == 0.02
+    assert TrainConfig(init="normal").resolved().lr == 0.01
+    assert TrainConfig(optimizer="adagrad", init="normal").resolved().lr == 0.1
     assert TrainConfig(cr=True, averaging="alpha-g").label() == "SGD with CR, alpha-g"
     for bad in (
         dict(optimizer="rmsprop"),
@@ -374,15 +378,27 @@ def test_run_written_before_activations_resumes_as_relu(tmp_path):
     full = run(cfg, tmp_path / "full")
     old = tmp_path / "old"
     run(cfg, old, callback=Interrupt(37))
-    # strip what this version adds: the config's and the checkpoint's activation
+    # strip what later versions add: the config's and the checkpoint's activation, the
+    # evaluation interval, the checkpoint's copy of the metrics
     saved = json.loads((old / "config.json").read_text())
     del saved["config"]["activation"]
+    del saved["config"]["eval_every"]
     (old / "config.json").write_text(json.dumps(saved))
     ckpt = latest_checkpoint(old)
     with np.load(ckpt) as data:
-        arrays = {k: data[k] for k in data.files if k != "net/activation"}
+        arrays = {
+            k: data[k] for k in data.files if k != "net/activation" and not k.startswith("metrics/")
+        }
     key = cfg.resolved().to_json()  # the key as computed before configs had an activation
-    for name in ("iterations", "checkpoint_every", "activation"):
+    for name in (
+        "iterations",
+        "checkpoint_every",
+        "activation",
+        "eval_every",
+        "model",
+        "bias",
+        "arch",
+    ):
         key.pop(name)
     assert str(arrays["config_key"]) == json.dumps(key, sort_keys=True)
     np.savez(ckpt, **arrays)

@@ -53,7 +53,7 @@ def _jax_loss(net, x, y):
 # ----------------------------------------------------------- quantities against JAX
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_hessian_diagonal_against_jax(seed):
-    """C21, C24-C26: the factored sweep gives jax.hessian's diagonal (ReLU, float64)."""
+    """C21, C42-C44: the factored sweep gives jax.hessian's diagonal (ReLU, float64)."""
     net, x, y, _ = _case(seed)
     ev = evaluate(net.layers, net.params, x, y, True)
     diag = cv.hessian_diagonal(net.layers, net.params, ev.tape, hessian_factor(ev.tape.p,
@@ -70,12 +70,14 @@ def test_hessian_diagonal_refuses_smooth_activations():
     ev = evaluate(net.layers, net.params, x, y, True)
     with pytest.raises(ValueError, match="A'' = 0"):
         cv.hessian_diagonal(net.layers, net.params, ev.tape, hessian_factor(ev.tape.p, ev.d2fdp2))
+    with pytest.raises(ValueError, match="A'' = 0"):
+        CR(SGD(), 1.0, variant="per-variable").init(net)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("sgd", [False, True])
 def test_block_curvature_against_jax(activation, sgd):
-    """C27-C28 (and C11 for tanh): each layer's block, d_k^T H_kk d_k, by jvp(grad)."""
+    """C45-C46 (and C11 for tanh): each layer's block, d_k^T H_kk d_k, by jvp(grad)."""
     net, x, y, rng = _case(3, activation)
     ev = evaluate(net.layers, net.params, x, y, True)
     d = [-g for g in ev.grads] if sgd else [rng.normal(size=p.shape) for p in net.params]
@@ -385,3 +387,76 @@ def test_numpy_and_jax_agree(variant, opt, every):
                 assert vb == pytest.approx(va, rel=1e-10, abs=1e-300), field
     for pa, pb in zip(a_net.params, b_net.params, strict=True):
         np.testing.assert_allclose(np.asarray(pb), pa, rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------- any stack, biases
+def _stack(model, seed=0):
+    from numeric.models import build
+
+    rng = np.random.default_rng(seed)
+    if model == "mlp-bias":
+        net = build("mlp", (6,), 3, bias=True, options={"hidden": [5, 4]}, init=0.6, seed=seed)
+        x = rng.normal(size=(7, 6))
+    elif model == "cnn":
+        net = build("cnn", (7, 6), 3, options={"channels": [2, 2], "kernel": 2, "stride": 1,
+                                                "dense": [4]}, init=0.6, seed=seed)  # fmt: skip
+        x = rng.normal(size=(5, 1, 7, 6))
+    else:
+        net = build("rnn", (3, 4), 3, options={"width": 5, "dense": [4]}, init=0.6, seed=seed)
+        x = rng.normal(size=(5, 3, 4))
+    net = net.with_params([p + 0.1 * rng.normal(size=p.shape) for p in net.params])
+    y = np.eye(3)[rng.integers(0, 3, x.shape[0])]
+    return net, x, y, rng
+
+
+def test_hessian_diagonal_with_biases_against_jax():
+    from numeric.optax import NetworkObjective
+
+    net, x, y, _ = _stack("mlp-bias")
+    ev = evaluate(net.layers, net.params, x, y, True)
+    diag = cv.hessian_diagonal(net.layers, net.params, ev.tape,
+                               hessian_factor(ev.tape.p, ev.d2fdp2))  # fmt: skip
+    objective = NetworkObjective(net.layers, jnp.asarray(x), jnp.asarray(y))
+    flat, unravel = ravel_pytree([jnp.asarray(p) for p in net.params])
+    ref = unravel(jnp.diag(jax.hessian(lambda t: objective(unravel(t)))(flat)))
+    assert len(diag) == len(net.params) == 6
+    for got, want in zip(diag, ref, strict=True):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("model", ["mlp-bias", "cnn", "rnn"])
+def test_block_curvature_of_any_stack_against_jax(model):
+    """Per-layer blocks of conv, recurrent, dense layers with biases (all of a layer's
+    arrays form one block) against jvp(grad) of the forward pass."""
+    from numeric.optax import NetworkObjective
+
+    net, x, y, rng = _stack(model)
+    ev = evaluate(net.layers, net.params, x, y, True)
+    d = [rng.normal(size=p.shape) for p in net.params]
+    gtg, ghg, sq = cv.block_curvature(net.layers, net.params, ev.tape, ev.adj, ev.dfdp,
+                                      ev.d2fdp2, d)  # fmt: skip
+    objective = NetworkObjective(net.layers, jnp.asarray(x), jnp.asarray(y))
+    params = [jnp.asarray(p) for p in net.params]
+    owner = cv.blocks(net.layers)
+    assert len(gtg) == max(owner) + 1
+    for k in range(len(gtg)):
+        dk = [jnp.asarray(di) if b == k else jnp.zeros_like(p)
+              for di, p, b in zip(d, params, owner, strict=True)]  # fmt: skip
+        g, hd = jax.jvp(jax.grad(objective), (params,), (dk,))
+        ref_h = sum(jnp.vdot(a, b) for a, b in zip(dk, hd, strict=True))
+        ref_g = sum(jnp.vdot(a, b) for a, b in zip(dk, g, strict=True))
+        np.testing.assert_allclose(ghg[k], float(ref_h), rtol=1e-9)
+        np.testing.assert_allclose(gtg[k], float(ref_g), rtol=1e-10)
+        np.testing.assert_allclose(sq[k], float(sum(jnp.vdot(a, a) for a in dk)), rtol=1e-12)
+
+
+def test_per_layer_and_adaptive_cr_train_a_cnn_and_per_variable_refuses_it():
+    net, x, y, _ = _stack("cnn")
+    labels = np.argmax(y, axis=1)
+    for variant in ("per-layer", "adaptive"):
+        method = CR(Adam(), 1000.0, variant=variant)
+        _, _, info = method.step(net, method.init(net), x, labels)
+        assert np.isfinite(info.alpha)
+    method = CR(SGD(), 100.0, variant="per-variable")
+    with pytest.raises(ValueError, match="Conv2D"):
+        method.init(net)

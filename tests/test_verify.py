@@ -34,7 +34,7 @@ MEASURED_KINDS = {
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("verify-quick")
-    rc = main(["report", "--quick", "--out", str(out), "--no-progress"])
+    rc = main(["report", "--quick", "--out", str(out), "--quiet"])
     report = json.loads((out / "report.json").read_text())
     return rc, report, out
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["routes"]
+__all__ = ["register", "routes"]
 
 
 def routes(ws, u, x, y, lr: float, sigma: float) -> dict[str, Callable[[], None]]:
@@ -89,4 +89,15 @@ def routes(ws, u, x, y, lr: float, sigma: float) -> dict[str, Callable[[], None]
         "jax-sgd": runner("sgd", sgd_step),
         "jax-cr-hvp": runner("hvp", hvp_step),
         "jax-cr-forward": runner("fwd", forward_step),
+    }
+
+
+def register() -> dict:
+    """The JAX routes of ``lowrank bench`` (entry point in the group ``lowrank.bench``;
+    see ``numeric.commands``).  JAX is imported only when :func:`routes` runs."""
+    return {
+        "help": "JAX's own SGD and CR steps",
+        "main": routes,
+        "requires": ("jax",),
+        "extra": "verify",
     }

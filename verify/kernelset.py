@@ -30,6 +30,8 @@ GENERATED = (
     "numeric.kernels.general_activation",
     "numeric.kernels.convolution",
     "numeric.kernels.recurrent",
+    "numeric.kernels.bias",
+    "numeric.kernels.stacking",
 )
 #: hand-written driver modules whose names ``K.<name>`` also reaches (first wins)
 DRIVERS = ("numeric.mlp", "numeric.literal.feedforward", "numeric.losses")

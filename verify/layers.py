@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.cases import TOLERANCES
 from verify.errata import ErratumMeasurement, summarise
-from verify.measure import Measurement, aggregate, compare, failed
+from verify.measure import Measurement, aggregate
+from verify.meter import _Meter, _np
 
 __all__ = [
     "MLPCase",
@@ -54,7 +54,6 @@ __all__ = [
     "LAYER_EQUATIONS",
 ]
 
-TOL = TOLERANCES["float64"]
 ACTIVATIONS = ("tanh", "sigmoid", "softplus", "relu")
 KINK = 1e-3  # |z| of every ReLU pre-activation kept above this
 
@@ -86,76 +85,6 @@ def _act(name: str):
         "softplus": jax.nn.softplus,
         "relu": jax.nn.relu,
     }[name]
-
-
-def _np(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
-
-
-class _Meter:
-    """Collects measurements and erratum measurements of one case."""
-
-    def __init__(self, case: str):
-        self.case = case
-        self.ms: list[Measurement] = []
-        self.errata: list[ErratumMeasurement] = []
-
-    def m(
-        self,
-        equation: str,
-        quantity: str,
-        kernels: str,
-        value: Callable[[], object],
-        reference: object,
-        per_sample: bool = False,
-    ) -> None:
-        try:
-            ref = reference() if callable(reference) else reference
-            got = value()
-            self.ms.append(
-                compare(
-                    equation, quantity, got, ref, dtype="float64", case=self.case,
-                    tolerance=TOL, kernels=kernels, per_sample=per_sample,
-                )
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - a kernel failure is a verdict
-            self.ms.append(
-                failed(equation, quantity, "float64", self.case, TOL, kernels,
-                       f"{type(exc).__name__}: {exc}")
-            )  # fmt: skip
-
-    def e(
-        self,
-        equation: str,
-        kind: str,
-        quantity: str,
-        printed: Callable[[], object] | None,
-        corrected: Callable[[], object],
-        reference: object,
-        per_sample: bool = False,
-        note: str = "",
-    ) -> None:
-        """An erratum measurement; ``printed=None``: not implementable as printed."""
-        ref = reference() if callable(reference) else reference
-        corr = _rel(corrected(), ref, per_sample)
-        prt = None
-        if printed is not None:
-            try:
-                prt = _rel(printed(), ref, per_sample)
-            except Exception as exc:  # noqa: BLE001 - the printed form failing is the finding
-                why = f"printed form not evaluable: {type(exc).__name__}: {exc}"[:200]
-                note = f"{note}; {why}" if note else why
-        self.errata.append(ErratumMeasurement(equation, kind, quantity, self.case, prt, corr, note))
-
-
-def _rel(value, reference, per_sample: bool = False) -> float:
-    val = _np(value)
-    if not np.all(np.isfinite(val)):
-        raise ValueError("not finite: the printed form reads outside an array's extent")
-    m = compare("", "", val, reference, dtype="", case="", tolerance=0.0, per_sample=per_sample)
-    if m.error:
-        raise ValueError(m.error)
-    return m.rel_error
 
 
 # ====================================================================== general MLP (B.3)
@@ -712,12 +641,33 @@ def check_stack(case: StackCase) -> tuple[list[Measurement], list[ErratumMeasure
 
 
 # ====================================================================== entry points
+def _check_stack_spec(spec) -> tuple[list[Measurement], list[ErratumMeasurement]]:
+    from verify.stacks import check_bias_spec, check_stack_spec
+
+    if spec.rnn is None and not spec.convs:
+        return check_bias_spec(spec), []
+    return check_stack_spec(spec), []
+
+
+def _stack_specs(kind: str):
+    def cases(quick: bool, seed: int):
+        from verify import stacks
+
+        return getattr(stacks, f"{kind}_specs")(quick, seed)
+
+    return cases
+
+
 #: the groups of checks: name -> (cases(quick, seed), check(case))
 GROUPS = {
     "mlp": (mlp_cases, check_mlp),
     "conv": (conv_cases, check_conv),
     "rec": (rec_cases, check_rec),
     "stack": (stack_cases, check_stack),
+    # whole CNN and RNN stacks with biases (verify/stacks.py)
+    "cnn": (_stack_specs("cnn"), _check_stack_spec),
+    "rnn": (_stack_specs("rnn"), _check_stack_spec),
+    "bias": (_stack_specs("bias"), _check_stack_spec),
 }
 
 
@@ -738,7 +688,7 @@ def layer_measurements(
     """Every measurement of the B.2/B.3 kernels (float64 references and kernels).
 
     ``only`` restricts the run to some of :data:`GROUPS` (``"mlp"``, ``"conv"``,
-    ``"rec"``, ``"stack"``).
+    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``).
     """
     from verify.backend import run_settings, select_backend
 

@@ -6,13 +6,15 @@ The generated modules follow the paper's sections:
 =====================================  ==============================================
 ``numeric/kernels/feedforward.py``      Appendix B.1, Eqs 10-36 (the ReLU network)
 ``numeric/kernels/cubic_regularization.py``  Section 3 and B.1, Eqs 37-40, Table 2
-``numeric/kernels/contracted.py``       derived sweeps C1-C11, factored forms C16-C26,
-                                        low-rank forms L1-L5
+``numeric/kernels/contracted.py``       derived sweeps C1-C11, factored forms C16-C23
+                                        and C42-C44, low-rank forms L1-L5
 ``numeric/kernels/cr_variants.py``      the CR variants' forms V1, V3, V5
 ``numeric/kernels/general_activation.py``  Appendix B.3, Eqs 66-80
 ``numeric/kernels/convolution.py``      Appendix B.2.1, Eqs 44-57 (and C12-C14)
 ``numeric/kernels/recurrent.py``        Appendix B.2.2, Eqs 58-65
 ``numeric/kernels/activations.py``      the entry-wise activations of B.3
+``numeric/kernels/bias.py``             biases (derived from B.1: Eqs 27.b-36.b, C24, L6-L7)
+``numeric/kernels/stacking.py``         conv and recurrent layers in a stack (C28-C41)
 =====================================  ==============================================
 
 Nothing else is generated: the loops that call these kernels (forward, adjoint and
@@ -36,6 +38,8 @@ __all__ = [
     "CONVOLUTION",
     "CONVOLUTION_ENTRYWISE",
     "RECURRENT",
+    "BIAS",
+    "STACKING",
     "all_kernel_specs",
 ]
 
@@ -217,11 +221,11 @@ CONTRACTED: list[KernelSpec] = [
     KernelSpec("l3_lowrank_curvature", "L3", labels=("k",), reduces=("none",)),
     KernelSpec("l4_lowrank_output_curvature", "L4", reduces=("none",)),
     KernelSpec("l5_lowrank_sq_norm", "L5", labels=("k",), reduces=("none",)),
-    # factored adjoints and the Hessian diagonal from them (C24-C26: per-variable CR)
-    KernelSpec("c24_factored_adjoint_v_top", "C24", labels=("k",), branch=0),
-    KernelSpec("c24_factored_adjoint_v_step", "C24", labels=("k",), branch=1),
-    KernelSpec("c25_factored_adjoint_z", "C25", labels=("k",)),
-    KernelSpec("c26_hessian_diag_w", "C26", labels=("k",), reduces=SM),
+    # factored adjoints and the Hessian diagonal from them (C42-C44: per-variable CR)
+    KernelSpec("c42_factored_adjoint_v_top", "C42", labels=("k",), branch=0),
+    KernelSpec("c42_factored_adjoint_v_step", "C42", labels=("k",), branch=1),
+    KernelSpec("c43_factored_adjoint_z", "C43", labels=("k",)),
+    KernelSpec("c44_hessian_diag_w", "C44", labels=("k",), reduces=SM),
     # layer-batched low-rank forms (hidden layers of equal width)
     KernelSpec(
         "l1_lowrank_tangent_source_stacked", "L1", labels=("k",), reduces=("none",), stacked=True
@@ -332,6 +336,43 @@ RECURRENT: list[KernelSpec] = [
     KernelSpec("eq65g_w_term", "65.g", part="w_term", labels=("t", "k")),
 ]
 
+# ------------------------------------------------- biases (derived: Eqs 27.b-36.b, C24, L6-L7)
+BIAS: list[KernelSpec] = [
+    KernelSpec("eq27b_grad_c", "27.b", reduces=SMP),
+    KernelSpec("eq28b_grad_b", "28.b", labels=("k",), reduces=SMP),
+    KernelSpec("eq34b_hessian_cu", "34.b", reduces=SMP),
+    KernelSpec("eq34bb_hessian_cc", "34.bb", reduces=SMP),
+    KernelSpec("eq35b_hessian_ub", "35.b", labels=("k",), reduces=SMP),
+    KernelSpec("eq35bw_hessian_cw", "35.bw", labels=("k",), reduces=SMP),
+    KernelSpec("eq35bb_hessian_cb", "35.bb", labels=("k",), reduces=SMP),
+    KernelSpec("eq36b_hessian_wb_r_ge_k", "36.b", labels=("k", "r"), branch=0, reduces=SMP),
+    KernelSpec("eq36b_hessian_wb_r_lt_k", "36.b", labels=("k", "r"), branch=1, reduces=SMP),
+    KernelSpec("eq36bb_hessian_bb", "36.bb", labels=("k", "r"), branch=0, reduces=SMP),
+    KernelSpec("c24_grad_bias", "C24", labels=("k",), reduces=SM),
+    KernelSpec("l6_lowrank_bias_direction", "L6", labels=("k",), reduces=("none",)),
+    KernelSpec("l7_lowrank_output_bias_direction", "L7", reduces=("none",)),
+]
+
+# ------------------------------------ conv and recurrent layers in a stack (derived: C28-C41)
+STACKING: list[KernelSpec] = [
+    KernelSpec("c28_conv_input_tangent", "C28"),
+    KernelSpec("c29_conv_cross_term", "C29", reduces=SM),
+    KernelSpec("c30_conv_patch_adjoint", "C30"),
+    KernelSpec("c31_conv_input_adjoint", "C31"),
+    KernelSpec("c32_conv_grad_bias", "C32", reduces=SM),
+    KernelSpec("c34_rec_input_preactivation", "C34"),
+    KernelSpec("c35_rec_grad_w", "C35", reduces=SM),
+    KernelSpec("c36_rec_grad_u", "C36", reduces=SM),
+    KernelSpec("c37_rec_grad_bias", "C37", reduces=SM),
+    KernelSpec("c38_rec_input_adjoint", "C38"),
+    KernelSpec("c39_rec_source_state", "C39", part="state"),
+    KernelSpec("c39_rec_source_input", "C39", part="input"),
+    KernelSpec("c39_rec_source_input_tangent", "C39", part="input_tangent"),
+    KernelSpec("c41_rec_state_term", "C41", part="state_term", reduces=SM),
+    KernelSpec("c41_rec_input_term", "C41", part="input_term", reduces=SM),
+    KernelSpec("c41_rec_second_order_term", "C41", part="second_order_term", reduces=SM),
+]
+
 # ------------------------------------------------------------------------- modules
 _ARRAYS = (
     "Array conventions: ``docs/conventions.md``.  Every per-sample array has a leading\n"
@@ -374,13 +415,13 @@ MODULES: list[ModuleSpec] = [
     ),
     ModuleSpec(
         "numeric/kernels/contracted.py",
-        "Derived contracted and low-rank forms (C1-C26, L1-L5): what training uses.",
+        "Derived contracted and low-rank forms (C1-C23, C42-C44, L1-L5): what training uses.",
         "Printed from the index forms of the ``derive`` registry (equations {equations}).\n"
         "Each form is derived from the paper's equations and proved equal to them by\n"
         "``python -m derive check``: an adjoint sweep (C1-C3, C10), a tangent sweep\n"
         "(C4-C5), the directional quantities of Eqs 38-39 and 78-80 without eta chains\n"
         "(C6, C7, C11), the factored Gauss-Newton parts ``d2f/dp2 = R^T R`` (C16-C23), the\n"
-        "factored adjoints and the Hessian diagonal from them (C24-C26) and the\n"
+        "factored adjoints and the Hessian diagonal from them (C42-C44) and the\n"
         "rank-``batch`` factors of the mini-batch gradient (L1-L5).\n" + _ARRAYS + "\n" + _BACKENDS,
         ("derive/equations/contracted.py", "general_activation.py", "variants.py"),
         CONTRACTED,
@@ -459,6 +500,36 @@ MODULES: list[ModuleSpec] = [
         "Add an activation in ``derive/activations.py`` and run ``python -m derive generate``.",
         ("derive/activations.py",),
         extras=("activations",),
+    ),
+    ModuleSpec(
+        "numeric/kernels/bias.py",
+        "Kernels of biases, which the paper omits (derived from Appendix B.1).",
+        "Printed from the index forms of the ``derive`` registry (equations {equations}).\n"
+        "A bias is a weight on a constant input 1, so each form is the paper's equation for\n"
+        "that weight keeping the terms that carry its input, set to 1 (the bias rule of\n"
+        "``derive/equations/bias.py``): the gradients and Hessian blocks of B.1 with\n"
+        "``b^(k)`` (``z^(k) = w^(k) v^(k-1) + b^(k)``) and ``c`` (``p = u v^(n) + c``), the bias\n"
+        "gradient from the adjoint sweep (C24) and the bias part of the SGD direction\n"
+        "(L6-L7).  Biases add no cross term to ``g^T H g`` (C26).\n" + _ARRAYS + "\n" + _BACKENDS,
+        ("derive/equations/bias.py",),
+        BIAS,
+    ),
+    ModuleSpec(
+        "numeric/kernels/stacking.py",
+        "Kernels of conv and recurrent layers inside a network (derived from Appendix B.2).",
+        "Printed from the index forms of the ``derive`` registry (equations {equations}).\n"
+        "\n"
+        "* a conv layer fed by another layer (C28-C32): the input part of its tangent, its\n"
+        "  cross term, the adjoint of its patches and input and the gradient of its bias\n"
+        "  (the layers apply C31, Eq 48's gather, as a scatter-add over the patch grid).  Arrays as in :mod:`numeric.kernels.convolution`; ``zx``\n"
+        "  are the patches of the input tangent.\n"
+        "* a recurrent layer ``z_(t) = w v_(t-1) + U x_(t) + b`` (C34-C41): step sums of the\n"
+        "  gradients, the input adjoint, the tangent sources and the layer's own terms of\n"
+        "  ``g^T H g``.  Arrays with a step axis are (batch, steps, width): inputs\n"
+        "  ``x_(t)``, and the states ``v_(t-1)`` and tangents ``vdot_(t-1)`` entering step\n"
+        "  ``t``.\n\n" + _BACKENDS,
+        ("derive/equations/stacking.py",),
+        STACKING,
     ),
 ]
 

@@ -1,6 +1,7 @@
 """Equation modules; importing this package registers every equation."""
 
 from derive.equations import (  # noqa: F401
+    bias,
     contracted,
     convolution,
     cubic_regularization,
@@ -8,5 +9,6 @@ from derive.equations import (  # noqa: F401
     general_activation,
     recurrent,
     section2,
+    stacking,
     variants,
 )

@@ -5,16 +5,16 @@ Hessian diagonal for every weight.  C22 gives it from the factored Jacobian C16,
 ``R u eta^(n,k)`` is, row by row of ``R``, the adjoint sweep C10/C1-C2 started from a row
 of ``R`` instead of ``df/dp``:
 
-* C24: the factored adjoint of ``v^(k)``: ``R u`` at the top, ``Zbar^(k+1) w^(k+1)`` below;
-* C25: the factored adjoint of ``z^(k)``: ``Zbar^(k) = A'(z^(k)) Vbar^(k)`` (= ``R u
+* C42: the factored adjoint of ``v^(k)``: ``R u`` at the top, ``Zbar^(k+1) w^(k+1)`` below;
+* C43: the factored adjoint of ``z^(k)``: ``Zbar^(k) = A'(z^(k)) Vbar^(k)`` (= ``R u
   eta^(n,k)``, Eq 23);
-* C26: C22 with C16 = ``Zbar^(k)_ei v^(k-1)_j``: ``sum_e Zbar_ei^2 v_j^2``.
+* C44: C22 with C16 = ``Zbar^(k)_ei v^(k-1)_j``: ``sum_e Zbar_ei^2 v_j^2``.
 
 One sweep per row of ``R``: ``classes`` adjoint sweeps for the whole diagonal.
 
 Per-layer CR ("rescaling the step of each variable in that layer by some measure of the
 block diagonal component of the Hessian") takes Eq 37 per layer with the layer's block:
-C27 (``w^(k)``) and C28 (``u``), the terms Eq 39 prints for ``r = k`` (its Gauss-Newton
+C45 (``w^(k)``) and C46 (``u``), the terms Eq 39 prints for ``r = k`` (its Gauss-Newton
 sum over ``k`` only), which are exactly the diagonal blocks for the ReLU (Eq 36 at
 ``r = k`` has no curvature term).
 
@@ -64,7 +64,7 @@ def _reg(number, name, title, lhs, form, check, derived_from, label_sets=None, l
 
 # ------------------------------------------------------------------ Hessian diagonal
 _reg(
-    "C24",
+    "C42",
     "factored_adjoint_v",
     "factored adjoint of v^(k): Vbar^(n) = R u, Vbar^(k) = Zbar^(k+1) w^(k+1) (C10 per row of R)",
     r"\bar{V}^{(k)}_{ei}",
@@ -81,7 +81,7 @@ _reg(
     ("k",),
 )
 _reg(
-    "C25",
+    "C43",
     "factored_adjoint_z",
     "factored adjoint of z^(k): Zbar^(k) = A'(z^(k)) Vbar^(k) = R u eta^(n,k)",
     r"\bar{Z}^{(k)}_{ei}",
@@ -92,7 +92,7 @@ _reg(
     ("k",),
 )
 _reg(
-    "C26",
+    "C44",
     "hessian_diag_w_adjoint",
     "Hessian diagonal, w^(k) entries, from the factored adjoints: sum_e Zbar_ei^2 v_j^2",
     r"\frac{\partial^2 f}{(\partial w_j^{(k),i})^2}",
@@ -101,14 +101,14 @@ _reg(
         ("i", "j"),
     ),
     "hessian_diag_w_adjoint",
-    "Table 2, C22 with C16 = Zbar^(k) v^(k-1) (C25)",
+    "Table 2, C22 with C16 = Zbar^(k) v^(k-1) (C43)",
     _k,
     ("k",),
 )
 
 # ------------------------------------------------------------------ block curvature
 _reg(
-    "C27",
+    "C45",
     "block_curvature_w",
     "diagonal block of g^T H g for w^(k): phi^(k) H_(kk) phi^(k) (Eq 39's r = k Gauss-Newton term)",
     r"\boldsymbol{\phi}^{(k)T} \mathbf{H}_{kk} \boldsymbol{\phi}^{(k)}",
@@ -140,7 +140,7 @@ _reg(
     ("k",),
 )
 _reg(
-    "C28",
+    "C46",
     "block_curvature_u",
     "diagonal block of g^T H g for u: omega H_uu omega (Eq 39's first term)",
     r"\boldsymbol{\omega}^T \mathbf{H}_{uu} \boldsymbol{\omega}",
@@ -226,5 +226,5 @@ _reg(
     r"\alpha_i d_i",
     Form(lambda: vm.per_variable_step()[0], ()),
     "per_variable_step",
-    "Table 2 (corrected), Eq 37, C26",
+    "Table 2 (corrected), Eq 37, C44",
 )

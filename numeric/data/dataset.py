@@ -41,6 +41,9 @@ class Dataset:
         ``"train"`` or ``"test"``.
     class_names : tuple of str
         Optional names of the classes (empty or of length ``classes``).
+    files : tuple of str
+        The files the rows were read from (empty for data built in memory); training
+        runs record them in ``config.json``.
 
     Notes
     -----
@@ -58,6 +61,7 @@ class Dataset:
     source: str
     split: str = "train"
     class_names: tuple[str, ...] = field(default=())
+    files: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         x = np.asarray(self.x, dtype=np.float32)
@@ -87,6 +91,7 @@ class Dataset:
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "image_shape", image_shape)
         object.__setattr__(self, "class_names", names)
+        object.__setattr__(self, "files", tuple(str(f) for f in self.files))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -131,7 +136,20 @@ class Dataset:
             source=self.source,
             split=self.split if split is None else split,
             class_names=self.class_names,
+            files=self.files,
         )
+
+    def describe(self) -> dict[str, object]:
+        """What a run records about its data: name, split, size, source and files."""
+        return {
+            "name": self.name,
+            "split": self.split,
+            "n": len(self),
+            "classes": self.classes,
+            "image_shape": list(self.image_shape),
+            "source": self.source,
+            "files": list(self.files),
+        }
 
     def __repr__(self) -> str:
         return (

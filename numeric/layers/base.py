@@ -18,8 +18,8 @@ direction ``d`` (one array per parameter, like the gradient) are assembled from
   mixed derivative of the layer map, weights against input) and ``second_order``
   (``A''`` of its activation; zero for the ReLU);
 * for the CR variants: ``propagate`` (a stack of input tangents carried through the
-  layer, per-layer CR) and ``hessian_diagonal`` (the factored adjoint sweep C24-C25 and
-  the layer's Hessian diagonal C21/C26, per-variable CR).
+  layer, per-layer CR) and ``hessian_diagonal`` (the factored adjoint sweep C42-C43 and
+  the layer's Hessian diagonal C21/C44, per-variable CR).
 
 ``d^T H d = pdot^T (d2f/dp2) pdot + sum over layers (cross_term + second_order)``
 (Eqs 39 and 80 contracted: C6, C7, C11).  For the SGD direction ``d = -grad F`` the
@@ -107,8 +107,8 @@ class Layer(ABC):
 
     def hessian_diagonal(self, params: list, x, cache, rbar, need_xbar: bool = True,
                          reduce: str = "mean"):  # fmt: skip
-        """``(xbar_rows, diagonals)``: the factored adjoint sweep (C24-C25) one layer down
-        and the diagonal of the Hessian for this layer's parameters (C21, C26).
+        """``(xbar_rows, diagonals)``: the factored adjoint sweep (C42-C43) one layer down
+        and the diagonal of the Hessian for this layer's parameters (C21, C44).
 
         ``rbar`` (batch, rows, *out_shape) is ``R dp/dy`` of this layer's output, one
         row per row of the factor ``R`` of ``d2f/dp2`` (C15); ``xbar_rows`` the same for

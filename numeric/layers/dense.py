@@ -1,14 +1,20 @@
-"""Fully connected hidden layer ``v = A(w v_in)`` (Eq 10) with any shipped activation.
+"""Fully connected hidden layer ``v = A(w v_in [+ b])`` (Eq 10, Eq 10.b) with any shipped
+activation.
 
 Parameters: ``[w]`` with ``w`` of shape (d_out, d_in) (``ws[k-1]`` of
-``docs/conventions.md``).  Per sample: ``x`` (batch, d_in), ``v`` (batch, d_out).
+``docs/conventions.md``), then ``b`` (d_out,) when ``bias``.  Per sample: ``x``
+(batch, d_in), ``v`` (batch, d_out).
 
 Kernels (all generated): the pre-activation of Eq 10, the adjoint step C10 with
 ``delta = A'(z) vbar`` (C1-C2), the gradient C3 (= Eq 28), the tangent C4, the cross
 term of C7, the B.3 term C11, for the SGD direction the low-rank forms L1 and L3, and
-for per-variable CR the factored adjoints C24-C25 and the Hessian diagonal C26.
+for per-variable CR the factored adjoints C42-C43 and the Hessian diagonal C44.
 The ReLU (``A'' = 0``, Eq 29) is the case where :meth:`Dense.second_order` has nothing
 to add and ``A''`` is never evaluated: a fast path of the same code.
+
+A bias (derived, :mod:`numeric.kernels.bias`) adds its gradient ``delta`` (C24) and its
+direction ``psi`` to the tangent (C25; for ``d = -grad F`` the direction L6); it adds no
+cross term (C26).  It is initialised to zero.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
 from numeric.kernels import activations as act
+from numeric.kernels import bias as bk
 from numeric.kernels import contracted as ct
 from numeric.kernels import feedforward as ff
 from numeric.kernels._runtime import namespace
@@ -52,11 +61,14 @@ class Dense(Layer):
         Input and output widths.
     activation : str, default "relu"
         A name of :data:`numeric.kernels.activations.ACTIVATIONS`.
+    bias : bool, default False
+        Add a bias ``b`` (the paper's layers have none).
     """
 
     d_in: int
     d_out: int
     activation: str = "relu"
+    bias: bool = False
 
     def __post_init__(self) -> None:
         get_activation(self.activation)
@@ -73,7 +85,7 @@ class Dense(Layer):
 
     @property
     def param_shapes(self) -> list[tuple[int, ...]]:
-        return [(self.d_out, self.d_in)]
+        return [(self.d_out, self.d_in)] + ([(self.d_out,)] if self.bias else [])
 
     @property
     def second_vanishes(self) -> bool:
@@ -82,17 +94,23 @@ class Dense(Layer):
     # ------------------------------------------------------------------ passes
     def forward(self, params, x, second=True):
         z = ff.eq10_preactivation(w_k=params[0], v_km1=x)
+        if self.bias:
+            z = z + params[1]  # Eq 10.b
         v, a1, a2 = act.ACTIVATIONS[self.activation](z, second=second and not self.second_vanishes)
         return v, DenseCache(a1, a2, self.second_vanishes)
 
     def backward(self, params, x, cache, ybar, need_xbar=True):
         delta = cache.a1 * ybar
         grads = [ct.c3_grad_w(delta_k=delta, v_km1=x, reduce="mean")]
+        if self.bias:
+            grads.append(bk.c24_grad_bias(delta_k=delta, reduce="mean"))
         xbar = ct.c10_adjoint_v_step(delta_kp1=delta, w_kp1=params[0]) if need_xbar else None
         return xbar, DenseAdjoint(delta, ybar), grads
 
     def tangent(self, params, x, cache, xdot, dparams):
         zdot = ct.c4_tangent_source(phi_k=dparams[0], v_km1=x)
+        if self.bias:
+            zdot = zdot + dparams[1]  # C25
         if xdot is not None:
             zdot = zdot + ct.c4_tangent_propagate(w_k=params[0], vdot_km1=xdot)
         return cache.a1 * zdot, zdot
@@ -127,9 +145,12 @@ class Dense(Layer):
             raise NotImplementedError(
                 f"the Hessian diagonal needs A'' = 0 (B.1); {self.activation} has A'' != 0"
             )
-        rdelta = ct.c25_factored_adjoint_z(a1_k=cache.a1, rvbar_k=rbar)
-        diag = [ct.c26_hessian_diag_w(v_km1=x, rdelta_k=rdelta, reduce=reduce)]
-        xbar = ct.c24_factored_adjoint_v_step(rdelta_kp1=rdelta, w_kp1=params[0])
+        rdelta = ct.c43_factored_adjoint_z(a1_k=cache.a1, rvbar_k=rbar)
+        diag = [ct.c44_hessian_diag_w(v_km1=x, rdelta_k=rdelta, reduce=reduce)]
+        if self.bias:  # the bias rule: C44 with the input 1
+            ones = namespace(x).ones((x.shape[0], 1), dtype=x.dtype)
+            diag.append(ct.c44_hessian_diag_w(v_km1=ones, rdelta_k=rdelta, reduce=reduce)[:, 0])
+        xbar = ct.c42_factored_adjoint_v_step(rdelta_kp1=rdelta, w_kp1=params[0])
         return (xbar if need_xbar else None), diag
 
     # --------------------------------------------------- SGD direction (low rank)
@@ -137,6 +158,8 @@ class Dense(Layer):
         zdot = source
         if zdot is None:
             zdot = ct.l1_lowrank_tangent_source(Db_k=adjoint.delta, Vb_km1=x)
+        if self.bias:
+            zdot = zdot + bk.l6_lowrank_bias_direction(Db_k=adjoint.delta)
         if xdot is not None:
             zdot = zdot + ct.c4_tangent_propagate(w_k=params[0], vdot_km1=xdot)
         return cache.a1 * zdot, zdot
@@ -165,10 +188,18 @@ class Dense(Layer):
             Vdotb_km1=xp.stack(xdots),
         ).sum()
 
+    def init(self, rng, bound: float, dtype) -> list:
+        """Weights uniform in ``[-bound, bound]`` (Appendix A); the bias zero."""
+        w = rng.uniform(-bound, bound, size=(self.d_out, self.d_in)).astype(dtype, copy=False)
+        return [w] + ([np.zeros(self.d_out, dtype=dtype)] if self.bias else [])
+
     def describe(self) -> dict:
-        return {
+        out = {
             "type": "dense",
             "d_in": self.d_in,
             "d_out": self.d_out,
             "activation": self.activation,
         }
+        if self.bias:
+            out["bias"] = True
+        return out

@@ -6,6 +6,8 @@ from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
 from numeric.layers.output import Output
+from numeric.layers.recurrent import Recurrent
+from numeric.layers.reshape import Reshape
 
 __all__ = ["LAYER_TYPES", "layer_from_description"]
 
@@ -15,6 +17,8 @@ LAYER_TYPES: dict[str, type[Layer]] = {
     "output": Output,
     "conv2d": Conv2D,
     "flatten": Flatten,
+    "recurrent": Recurrent,
+    "reshape": Reshape,
 }
 
 
