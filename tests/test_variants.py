@@ -460,3 +460,15 @@ def test_per_layer_and_adaptive_cr_train_a_cnn_and_per_variable_refuses_it():
     method = CR(SGD(), 100.0, variant="per-variable")
     with pytest.raises(ValueError, match="Conv2D"):
         method.init(net)
+
+
+def test_verify_variants_group_passes():
+    """The report's ``variants`` group: every quantity against its JAX reference."""
+    from verify.layers import layer_measurements
+
+    ms, _ = layer_measurements(only=("variants",))
+    equations = {m.equation for m in ms}
+    assert {"C44", "C45", "C46", "V1", "V3", "V4", "V6"} <= equations
+    assert all(m.passed for m in ms), [
+        (m.equation, m.quantity, m.error) for m in ms if not m.passed
+    ]
