@@ -102,6 +102,8 @@ _CONFIG_FLAGS = (
     "sigma",
     "averaging",
     "nondescent",
+    "cr_variant",
+    "cr_every",
     "init",
     "seed",
     "batch_size",
@@ -210,6 +212,20 @@ def _add_train(sub) -> None:
         "--nondescent",
         choices=["base", "skip"],
         help="CR step for a non-descent direction: the optimizer's own or none (default: base)",
+    )
+    p.add_argument(
+        "--cr-variant",
+        choices=["paper", "adaptive", "scale-invariant", "per-layer", "per-variable"],
+        help="CR's step-length rule: the paper's Eq 37; adaptive sigma (ARC: a trial forward "
+        "pass, steps accepted or rejected); the cubic term in the optimizer's own metric; one "
+        "length per layer; one per weight from the exact Hessian diagonal (ReLU dense "
+        "networks) (default: paper)",
+    )
+    p.add_argument(
+        "--cr-every",
+        type=positive_int,
+        metavar="K",
+        help="compute CR's step length every K iterations and reuse it in between (default: 1)",
     )
     p.add_argument(
         "--init",
@@ -367,6 +383,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "sigma": args.sigma,
                 "averaging": args.averaging,
                 "nondescent": args.nondescent,
+                "cr_variant": args.cr_variant,
+                "cr_every": args.cr_every,
                 "init": args.init,
                 "seed": args.seed,
                 "batch_size": args.batch_size,
@@ -385,9 +403,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"
             act += "" if config.model == "mlp" else f"-{config.model}"
-            out = args.out or (
-                f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}{act}"
-            )
+            cr = "-cr" if config.cr else ""
+            cr += "" if config.cr_variant == "paper" else f"-{config.cr_variant}"
+            cr += "" if config.cr_every == 1 else f"-every{config.cr_every}"
+            out = args.out or f"runs/{config.optimizer}{cr}-{config.init}{act}"
             print(f"{config.label()} -> {out}", flush=True)
             result = train(
                 config,

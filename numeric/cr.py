@@ -503,7 +503,7 @@ class CR(Method):
         self.nondescent = nondescent
         self.variant = variant
         self.every = int(every)
-        self.arc = arc if arc is not None else ARC()
+        self.arc = (arc if arc is not None else ARC()).for_sigma(sigma)
 
     @property
     def _fast(self) -> bool:

@@ -281,7 +281,7 @@ def scale_by_cr(
     if metric not in ("rms", "identity"):
         raise ValueError(f"metric must be 'rms' or 'identity', got {metric!r}")
     every = int(every)
-    arc = arc if arc is not None else ARC()
+    arc = (arc if arc is not None else ARC()).for_sigma(sigma)
     rms = variant == "scale-invariant" and metric == "rms"
     rejected_flag = FLAGS.index("rejected")
 

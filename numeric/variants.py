@@ -41,8 +41,9 @@ all are zero, else ``""``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,24 +77,39 @@ RMS_EPS = 1e-8
 
 @dataclass(frozen=True)
 class ARC:
-    """Parameters of the adaptive rule (V5): thresholds ``eta1 < eta2``, factor ``gamma``
-    and the bounds of ``sigma``."""
+    """Parameters of the adaptive rule (V5): thresholds ``eta1 <= eta2``, factor ``gamma``
+    and the bounds of ``sigma``.
+
+    ``sigma_min``, ``sigma_max`` default to ``sigma0 / 100`` and ``sigma0 * 1e6`` of the
+    initial ``sigma0`` (:meth:`for_sigma`).  The floor matters on mini-batches: the ratio
+    measures the decrease of the batch that chose the step, so a step that fits its batch
+    well is "very successful" and, without a floor, ``sigma`` halves until the step is
+    the Newton step along ``d`` of each batch (measured on the 12x128 MLP: ``sigma``
+    reached any floor within 300 steps, and from the normal start the loss then rose).
+    """
 
     eta1: float = 0.1
     eta2: float = 0.9
     gamma: float = 2.0
-    sigma_min: float = 1e-8
-    sigma_max: float = 1e12
+    sigma_min: float | None = None
+    sigma_max: float | None = None
 
     def __post_init__(self) -> None:
         if not (0.0 < self.eta1 <= self.eta2 < 1.0):
             raise ValueError(f"need 0 < eta1 <= eta2 < 1, got {self.eta1}, {self.eta2}")
         if not self.gamma > 1.0:
             raise ValueError(f"gamma must be > 1, got {self.gamma}")
-        if not (0.0 < self.sigma_min < self.sigma_max):
-            raise ValueError(
-                f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}"
-            )
+        lo = 0.0 if self.sigma_min is None else self.sigma_min
+        hi = math.inf if self.sigma_max is None else self.sigma_max
+        if not (lo >= 0.0 and lo < hi) or (self.sigma_min is not None and lo <= 0.0):
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
+                             f"{self.sigma_max}")  # fmt: skip
+
+    def for_sigma(self, sigma0: float) -> ARC:
+        """The rule with its bounds resolved for the initial ``sigma0``."""
+        lo = sigma0 / 100.0 if self.sigma_min is None else self.sigma_min
+        hi = sigma0 * 1e6 if self.sigma_max is None else self.sigma_max
+        return replace(self, sigma_min=float(lo), sigma_max=float(hi))
 
 
 def step_lengths(gtg, ghg, sigma, norm3, fallback, nondescent: str = "base"):

@@ -233,7 +233,7 @@ def test_arc_rule_by_hand(rho, accepted, factor):
     alpha, gtg, c, sigma = 0.3, -2.0, 5.0, 40.0
     predicted = -alpha * gtg / 2 + c * alpha**3 / 12  # V3 by hand: 0.3 + 0.01125
     applied, new_sigma, flag, got_rho = vr.adaptive_outcome(
-        alpha, 0, gtg, c, rho * predicted, sigma, vr.ARC()
+        alpha, 0, gtg, c, rho * predicted, sigma, vr.ARC().for_sigma(sigma)
     )
     assert float(got_rho) == pytest.approx(rho, rel=1e-12)
     assert float(applied) == (alpha if accepted else 0.0)
@@ -252,6 +252,8 @@ def test_arc_leaves_flagged_steps_alone_and_bounds_sigma():
     assert float(sigma) == 100.0  # grow, not above sigma_max
     with pytest.raises(ValueError, match="eta1"):
         vr.ARC(eta1=0.95, eta2=0.9)
+    default = vr.ARC().for_sigma(1000.0)
+    assert (default.sigma_min, default.sigma_max) == (10.0, 1e9)
 
 
 @pytest.mark.parametrize("opt", [SGD(), Adam()])
@@ -262,7 +264,7 @@ def test_adaptive_step_against_a_hand_computation(opt):
     labels = data.integers(0, 3, 16)
     net = Network.create(10, [8, 8], 3, init=0.5, seed=0)
     for sigma in (1e-3, 1.0, 1e3):
-        method = CR(opt, sigma, variant="adaptive", lr=0.0)
+        method = CR(opt, sigma, variant="adaptive", lr=0.0, arc=vr.ARC(sigma_min=1e-9))
         state = method.init(net)
         new, new_state, info = method.step(net, state, x, labels)
         unit, _ = opt.unit(net.loss_and_gradient(x, labels)[1], state.opt)
