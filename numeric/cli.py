@@ -10,6 +10,7 @@
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
     lowrank reproduce cnn [--iterations 1500 --seeds 3]   # also rnn
+    lowrank reproduce compare [--iterations 1000 --seeds 3 --jobs 2]
     lowrank plot runs/x runs/y [--out cmp.png]
     lowrank demo [--out runs/demo]
     lowrank bench ...        # numeric.bench
@@ -446,13 +447,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_reproduce(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn)",
+        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn, compare)",
         description="Run a figure's baseline and CR runs side by side (reusing or resuming "
         "runs already in --out) and draw its two-panel plot. 'all' runs fig1..fig5; "
         "'results' regenerates docs/results.md (see: lowrank reproduce results --help); "
-        "'cnn' and 'rnn' its CNN and RNN sections (see: lowrank reproduce cnn --help).",
+        "'cnn' and 'rnn' its CNN and RNN sections (see: lowrank reproduce cnn --help); "
+        "'compare' the comparison of CR, its variants and other methods (see: lowrank "
+        "reproduce compare --help).",
     )
-    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn or rnn")
+    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn, rnn or compare")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<figure>)")
     p.add_argument(
         "--iterations",
@@ -610,6 +613,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from numeric.bench import main as bench_main
 
         return int(bench_main(argv[1:]) or 0)
+    if argv[:2] == ["reproduce", "compare"]:
+        from numeric.compare import main as compare_main
+
+        try:
+            return compare_main(argv[2:])
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     if argv[:1] == ["reproduce"] and argv[1:2] in (["cnn"], ["rnn"]):
         from numeric.model_results import main as models_main
 
