@@ -27,7 +27,7 @@ step-length reuse against K, the issue's goal check and a verdict per method.
 
 Usage::
 
-    lowrank reproduce compare --iterations 1000 --seeds 3 --jobs 2
+    lowrank reproduce compare --iterations 800 --seeds 3 --jobs 2
 """
 
 from __future__ import annotations
@@ -667,7 +667,7 @@ def _verdicts(summary: dict, verdicts: dict) -> list[str]:
 # ------------------------------------------------------------------------- command
 def main(argv: Sequence[str] | None = None, prog: str = "lowrank reproduce compare") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--iterations", type=int, default=1000, help="per run (default 1000)")
+    p.add_argument("--iterations", type=int, default=800, help="per run (default 800)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
     p.add_argument("--datasets", default=",".join(DATASETS),
