@@ -84,3 +84,38 @@ def test_goal_check_by_hand():
     text = cmp.render(recs, 10, 2, "lowrank reproduce compare")
     assert "Adam (lr 0.001) (best of 3 lr)" in text and "Adam (lr 0.01)" not in text
     assert "**per-layer CR-SGD (sigma 100)**: below the best Adam" in text
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_kfac_peer_trains_the_same_network(bias):
+    """The second-order peer (verify side): the same weights in, trained weights out."""
+    pytest.importorskip("kfac_jax")
+    import numpy as np
+
+    from numeric.models import build
+    from verify.peers import KfacMethod, peers
+
+    rng = np.random.default_rng(0)
+    net = build("mlp", (6,), 3, bias=bias, options={"hidden": [8, 8]}, init=0.5, seed=0,
+                dtype=np.float32)  # fmt: skip
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    labels = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    method = KfacMethod(net.layers)
+    state = method.init(net)
+    start = net.loss(x, labels)
+    for _ in range(30):
+        net, state, info = method.step(net, state, x[:32], labels[:32])
+    assert np.isfinite(info.alpha) and net.loss(x, labels) < start
+    assert [p.shape for p in net.params] == [p.shape for p in build(
+        "mlp", (6,), 3, bias=bias, options={"hidden": [8, 8]}).params]  # fmt: skip
+    factory, why = peers()["kfac"]
+    assert factory is KfacMethod and why is None
+
+
+def test_kfac_peer_refuses_conv_layers():
+    pytest.importorskip("kfac_jax")
+    from numeric.models import build
+    from verify.peers import KfacMethod
+
+    with pytest.raises(ValueError, match="dense layers only"):
+        KfacMethod(build("cnn", (8, 8), 3, options={"channels": [2], "dense": [4]}).layers)
