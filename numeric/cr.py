@@ -44,6 +44,9 @@ Each step carries a flag (:data:`FLAGS`):
 ``"nonfinite"``
     ``d^T grad F``, ``d^T H d`` or Eq 37 overflowed (or Eq 37 underflowed to a zero
     denominator): the base step ``alpha = lr``.
+``"rejected"``
+    Adaptive CR only: the trial step did not decrease the batch loss by at least
+    ``eta1`` times the model's prediction; the weights stay (``lr_eff = 0``).
 
 Variants (``variant=``, ``every=``)
 -----------------------------------
