@@ -128,11 +128,12 @@ def loss_change(p, p_new, y):
     """``f(p_new) - f(p)`` per sample from the change of the logits (V4).
 
     ``s log(sum_i yhat_i exp(dp_i)) - y . dp`` with ``yhat = softmax(p)``,
-    ``dp = p_new - p`` and ``s = sum(y)``, evaluated as ``s log1p(sum_i yhat_i
-    expm1(dp_i))``: it keeps the relative accuracy of ``dp``, where the difference of
-    two losses near ``ln(classes)`` loses the digits a small step changes (the actual
-    decrease of adaptive CR on a plateau).  Exponents are shifted by ``max(dp)``
-    when a change is large, so nothing overflows.
+    ``dp = p_new - p`` and ``s = sum(y)``.  For small changes (``|dp_i| <= 1``) it is
+    evaluated as ``s log1p(sum_i yhat_i expm1(dp_i))``, which keeps the relative accuracy
+    of ``dp`` where the difference of two losses near ``ln(classes)`` loses the digits a
+    small step changes (the actual decrease of adaptive CR on a plateau); otherwise as
+    the log-sum-exp of ``log yhat_i + dp_i`` shifted by its largest term, which neither
+    overflows nor underflows to ``log 0`` when a large step moves the logits far.
 
     Parameters
     ----------
@@ -144,11 +145,15 @@ def loss_change(p, p_new, y):
     array, shape (batch,)
     """
     xp = namespace(p)
-    yhat = softmax_parts(p).yhat
+    parts = softmax_parts(p)
     dp = p_new - p
-    top = xp.max(dp, axis=1, keepdims=True)
-    small = top <= 1.0
-    shift = xp.where(small, 0.0, top)
-    # log(sum yhat exp(dp)) = shift + log1p(sum yhat expm1(dp - shift)), as sum yhat = 1
-    lse = shift[:, 0] + xp.log1p(xp.sum(yhat * xp.expm1(dp - shift), axis=1))
+    small = xp.max(xp.abs(dp), axis=1) <= 1.0
+    # small changes: log1p(sum yhat expm1(dp)) >= log1p(e^-1 - 1) > -inf
+    dps = xp.where(small[:, None], dp, 0.0)
+    lse_small = xp.log1p(xp.sum(parts.yhat * xp.expm1(dps), axis=1))
+    # large changes: log-sum-exp of log yhat + dp, shifted by its largest term
+    a = parts.logyhat + dp
+    top = xp.max(a, axis=1, keepdims=True)
+    lse_large = top[:, 0] + xp.log(xp.sum(xp.exp(a - top), axis=1))
+    lse = xp.where(small, lse_small, lse_large)
     return xp.sum(y, axis=1) * lse - xp.sum(y * dp, axis=1)

@@ -126,6 +126,22 @@ def test_loss_change_keeps_digits_a_difference_of_losses_loses():
     assert err_ours < 1e-4 < err_direct
 
 
+def test_loss_change_of_a_huge_step_is_finite_and_right():
+    """A trial step that moves the logits far (adaptive CR with a small sigma): float32,
+    the true class's probability after the step far below float32's resolution."""
+    p = np.array([[0.0, 0.1, -0.2, 0.05]], dtype=np.float32)
+    q = p + np.array([[-60.0, 40.0, 0.0, 10.0]], dtype=np.float32)
+    y = np.eye(4, dtype=np.float32)[[0]]
+    exact = loss_change(p.astype(np.float64), q.astype(np.float64), y.astype(np.float64))
+    direct = (
+        softmax_cross_entropy(q.astype(np.float64), y.astype(np.float64))[0]
+        - softmax_cross_entropy(p.astype(np.float64), y.astype(np.float64))[0]
+    )  # a difference of 100 and 1.4: exact enough here
+    assert exact[0] == pytest.approx(direct[0], rel=1e-12) and exact[0] > 90
+    got = loss_change(p, q, y)
+    assert np.all(np.isfinite(got)) and got[0] == pytest.approx(exact[0], rel=1e-5)
+
+
 @given(
     alpha=st.floats(1e-6, 1e3), gtg=st.floats(-1e3, -1e-6), ghg=st.floats(-1e3, 1e3),
     c=st.floats(1e-6, 1e3),
