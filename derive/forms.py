@@ -321,8 +321,9 @@ def register(eq: Equation) -> Equation:
 
 
 def sort_key(number: str) -> tuple[int, int, str]:
-    """Paper equations in numeric order, then Table 2, then contracted and low-rank forms."""
-    group = {"T": 1, "C": 2, "L": 3}.get(number[0], 0)
+    """Paper equations in numeric order, then Table 2, then contracted and low-rank forms,
+    then the forms of the CR variants."""
+    group = {"T": 1, "C": 2, "L": 3, "V": 4}.get(number[0], 0)
     digits = "".join(ch for ch in number.split(".")[0] if ch.isdigit())
     return (group, int(digits) if digits else 0, number)
 

@@ -120,6 +120,26 @@ FAMILIES: dict[str, Family] = {
             "R u eta^(n,k) v^(k-1): the factored Jacobian of p by w^(k), [r, i, j]",
         ),
         Family("rpdot", r"R\dot{p}", 0, 1, True, "R pdot: the factored tangent of p, [r]"),
+        # factored adjoints: the rows of R propagated backward (derived, C42-C44)
+        Family(
+            "rvbar",
+            r"\bar{V}",
+            1,
+            2,
+            True,
+            "R dp/dv^(k): the factored adjoint of v^(k), one row per row of R, [r, i]",
+        ),
+        Family(
+            "rdelta",
+            r"\bar{Z}",
+            1,
+            2,
+            True,
+            "R dp/dz^(k) = R u eta^(n,k): the factored adjoint of z^(k), [r, i]",
+        ),
+        # a diagonal metric for the cubic term (derived, V1)
+        Family("metu", r"M^{u}", 0, 2, False, "diagonal metric of the u entries, [class, unit]"),
+        Family("metw", r"M", 1, 2, False, "diagonal metric of the w^(k) entries, [out, in]"),
         Family("phi", r"\phi", 1, 2, False, "direction for w^(k) (Eq 38)"),
         # Appendix B.3: general entry-wise activations
         Family(

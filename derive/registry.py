@@ -104,5 +104,5 @@ def number_hint() -> str:
     text += ", Table 2 as T2 (T2.u, T2.w)"
     derived = [ranges[p] for p in sorted(ranges) if p]
     if derived:
-        text += f", derived forms {' and '.join(derived)}"
+        text += f", derived forms {', '.join(derived)}"
     return text + "; `python -m derive table` lists them all"

@@ -20,6 +20,12 @@ default; each route updates its own copy of the weights):
 ``train-sgd``, ``train-cr``
                     full training iterations (``lowrank train``'s per-step work: batch
                     gathering from the dataset, ``Method.step``, metric bookkeeping).
+``train-adam``, ``train-cr-adam``, ``train-cr-<variant>[-adam]``, ``*-every4``
+                    the same for Adam and the CR variants (adaptive: one extra forward
+                    pass at the trial point; scale-invariant over Adam; per-layer;
+                    per-variable: ``classes`` factored adjoint sweeps); ``*-every4``
+                    computes the step length every 4 iterations (time per iteration,
+                    amortised).
 ``jax-gen-sgd``, ``jax-gen-cr``
                     with JAX installed: the same generated kernels and drivers on the JAX
                     backend under ``jit`` (ratios to ``jax-sgd``).
@@ -29,9 +35,11 @@ default; each route updates its own copy of the weights):
                     ``chain(identity(), scale_by_cr(...))`` with ``d^T H d`` from the
                     generated kernels (``NetworkObjective``, low-rank L1-L4) or from
                     ``jvp(grad)`` of the loss (ratios to ``optax-sgd``).
-``jax-*``           other JAX routes registered under the ``lowrank.bench`` entry point
+``jax-*``, ``kfac-jax``
+                    other JAX routes registered under the ``lowrank.bench`` entry point
                     (the verify layer's JAX SGD step and its ``jvp(grad)`` and nested
-                    forward-mode CR steps, written from the network's definition).
+                    forward-mode CR steps, written from the network's definition; one step
+                    of kfac-jax's optimizer when it is installed; ratios to ``jax-sgd``).
 
 Peak memory of one CR step and of one SGD step (``tracemalloc``, NumPy routes) is
 reported beside the times.
@@ -154,20 +162,71 @@ def _with_planner(name: str, fn: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+#: step-length reuse routes run this many iterations per call (the amortised cost)
+EVERY = 4
+
+
 def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callable[[], None]]:
-    """Full training iterations of SGD and CR-SGD, as ``lowrank train`` runs them."""
+    """Full training iterations, as ``lowrank train`` runs them: SGD, Adam, the paper's CR
+    and the CR variants (:mod:`numeric.variants`).  The ``*-every4`` routes run
+    :data:`EVERY` iterations per call (one computes the step length, the others reuse
+    it); :func:`run_benchmark` divides their time by :data:`EVERY`."""
     from numeric.data import BatchSampler
     from numeric.loop import iteration_runner
+    from numeric.optimizers import Adam
 
     xs, labels = data
     routes = {}
-    for name, method in (
+    methods = [
         ("train-sgd", Baseline(SGD(), lr=LR)),
         ("train-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
-    ):
-        sampler = BatchSampler(len(labels), batch, seed)
-        routes[name] = iteration_runner(method, net, xs, labels, sampler)
+        ("train-adam", Baseline(Adam(), lr=1e-3)),
+        ("train-cr-adam", CR(Adam(), sigma=1000.0, lr=1e-3)),
+        ("train-cr-adaptive", CR(SGD(), sigma=SIGMA, lr=LR, variant="adaptive")),
+        ("train-cr-adaptive-adam", CR(Adam(), 1000.0, lr=1e-3, variant="adaptive")),
+        ("train-cr-scale-invariant-adam", CR(Adam(), 1e6, lr=1e-3, variant="scale-invariant")),
+        ("train-cr-per-layer", CR(SGD(), sigma=SIGMA, lr=LR, variant="per-layer")),
+        ("train-cr-per-variable", CR(SGD(), sigma=SIGMA, lr=LR, variant="per-variable")),
+        (f"train-cr-adaptive-adam-every{EVERY}",
+         CR(Adam(), 1000.0, lr=1e-3, variant="adaptive", every=EVERY)),
+        (f"train-cr-per-layer-every{EVERY}",
+         CR(SGD(), sigma=SIGMA, lr=LR, variant="per-layer", every=EVERY)),
+        (f"train-cr-per-variable-every{EVERY}",
+         CR(SGD(), sigma=SIGMA, lr=LR, variant="per-variable", every=EVERY)),
+    ]  # fmt: skip
+    for name, method in methods:
+        run = _restarting(
+            lambda method=method: iteration_runner(
+                method, net, xs, labels, BatchSampler(len(labels), batch, seed)
+            )
+        )
+        if name.endswith(f"-every{EVERY}"):
+
+            def run_k(run=run) -> None:
+                for _ in range(EVERY):
+                    run()
+
+            routes[name] = run_k
+        else:
+            routes[name] = run
     return routes
+
+
+def _restarting(make: Callable[[], Callable[[], None]]) -> Callable[[], None]:
+    """An iteration runner that starts a fresh run when its run diverges (per-variable CR
+    reusing its lengths does, within a few steps): the bench times steps, not a run."""
+    from numeric.stepping import Diverged
+
+    box = {"run": make()}
+
+    def run() -> None:
+        try:
+            box["run"]()
+        except Diverged:
+            box["run"] = make()
+            box["run"]()
+
+    return run
 
 
 def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
@@ -292,6 +351,9 @@ def run_benchmark(
             routes[f"{name}@opt_einsum"] = _with_planner("opt_einsum", routes[name])
         routes.update(train_routes(net, data, batch, seed))
         times = _time_routes(routes, rounds, warmup=5, slow={"cr-literal"})
+        for name in times:
+            if name.endswith(f"-every{EVERY}"):
+                times[name] /= EVERY  # per iteration, amortised
         base = times["sgd"]
         for name, t in times.items():
             out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / base}
@@ -449,6 +511,23 @@ def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
         "jax-cr-hvp/jax-sgd": t("jax-cr-hvp") / t("jax-sgd"),
         "optax-cr-fast/optax-sgd": t("optax-cr-fast") / t("optax-sgd"),
         "optax-cr-jvp/optax-sgd": t("optax-cr-jvp") / t("optax-sgd"),
+        "kfac-jax/jax-sgd": t("kfac-jax") / t("jax-sgd"),
+        **{
+            f"{name}/train-sgd": t(name) / t("train-sgd")
+            for name in (
+                "train-cr",
+                "train-adam",
+                "train-cr-adam",
+                "train-cr-adaptive",
+                "train-cr-adaptive-adam",
+                "train-cr-scale-invariant-adam",
+                "train-cr-per-layer",
+                "train-cr-per-variable",
+                f"train-cr-adaptive-adam-every{EVERY}",
+                f"train-cr-per-layer-every{EVERY}",
+                f"train-cr-per-variable-every{EVERY}",
+            )
+        },
         "opt_einsum/runtime (sgd)": t("sgd@opt_einsum") / t("sgd"),
         "opt_einsum/runtime (cr-lowrank)": t("cr-lowrank@opt_einsum") / t("cr-lowrank"),
     }

@@ -10,6 +10,7 @@
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
     lowrank reproduce cnn [--iterations 1500 --seeds 3]   # also rnn
+    lowrank reproduce compare [--iterations 800 --seeds 3 --jobs 2]
     lowrank plot runs/x runs/y [--out cmp.png]
     lowrank demo [--out runs/demo]
     lowrank bench ...        # numeric.bench
@@ -102,6 +103,8 @@ _CONFIG_FLAGS = (
     "sigma",
     "averaging",
     "nondescent",
+    "cr_variant",
+    "cr_every",
     "init",
     "seed",
     "batch_size",
@@ -226,6 +229,20 @@ def _add_train(sub) -> None:
         "--nondescent",
         choices=["base", "skip"],
         help="CR step for a non-descent direction: the optimizer's own or none (default: base)",
+    )
+    p.add_argument(
+        "--cr-variant",
+        choices=["paper", "adaptive", "scale-invariant", "per-layer", "per-variable"],
+        help="CR's step-length rule: the paper's Eq 37; adaptive sigma (ARC: a trial forward "
+        "pass, steps accepted or rejected); the cubic term in the optimizer's own metric; one "
+        "length per layer; one per weight from the exact Hessian diagonal (ReLU dense "
+        "networks) (default: paper)",
+    )
+    p.add_argument(
+        "--cr-every",
+        type=positive_int,
+        metavar="K",
+        help="compute CR's step length every K iterations and reuse it in between (default: 1)",
     )
     p.add_argument(
         "--init",
@@ -384,6 +401,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "sigma": args.sigma,
                 "averaging": args.averaging,
                 "nondescent": args.nondescent,
+                "cr_variant": args.cr_variant,
+                "cr_every": args.cr_every,
                 "init": args.init,
                 "seed": args.seed,
                 "batch_size": args.batch_size,
@@ -404,9 +423,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"
             act += "" if config.model == "mlp" else f"-{config.model}"
-            out = args.out or (
-                f"runs/{config.optimizer}{'-cr' if config.cr else ''}-{config.init}{act}"
-            )
+            cr = "-cr" if config.cr else ""
+            cr += "" if config.cr_variant == "paper" else f"-{config.cr_variant}"
+            cr += "" if config.cr_every == 1 else f"-every{config.cr_every}"
+            out = args.out or f"runs/{config.optimizer}{cr}-{config.init}{act}"
             print(f"{config.label()} -> {out}", flush=True)
             result = train(
                 config,
@@ -446,13 +466,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_reproduce(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn)",
+        help="the paper's figures (fig1..fig5), or docs/results.md (results, cnn, rnn, compare)",
         description="Run a figure's baseline and CR runs side by side (reusing or resuming "
         "runs already in --out) and draw its two-panel plot. 'all' runs fig1..fig5; "
         "'results' regenerates docs/results.md (see: lowrank reproduce results --help); "
-        "'cnn' and 'rnn' its CNN and RNN sections (see: lowrank reproduce cnn --help).",
+        "'cnn' and 'rnn' its CNN and RNN sections (see: lowrank reproduce cnn --help); "
+        "'compare' the comparison of CR, its variants and other methods (see: lowrank "
+        "reproduce compare --help).",
     )
-    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn or rnn")
+    p.add_argument("target", help="fig1, fig2, fig3, fig4, fig5, all, results, cnn, rnn or compare")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<figure>)")
     p.add_argument(
         "--iterations",
@@ -610,6 +632,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from numeric.bench import main as bench_main
 
         return int(bench_main(argv[1:]) or 0)
+    if argv[:2] == ["reproduce", "compare"]:
+        from numeric.compare import main as compare_main
+
+        try:
+            return compare_main(argv[2:])
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     if argv[:1] == ["reproduce"] and argv[1:2] in (["cnn"], ["rnn"]):
         from numeric.model_results import main as models_main
 

@@ -92,6 +92,11 @@ class Plugin:
         spec = self._load()
         return None if spec is None else spec.get("main")
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Another entry of the plug-in's dict (e.g. ``"peers"`` of the bench plug-in)."""
+        spec = self._load()
+        return default if spec is None else spec.get(key, default)
+
     @property
     def requires(self) -> tuple[str, ...]:
         spec = self._load()

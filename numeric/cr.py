@@ -44,6 +44,21 @@ Each step carries a flag (:data:`FLAGS`):
 ``"nonfinite"``
     ``d^T grad F``, ``d^T H d`` or Eq 37 overflowed (or Eq 37 underflowed to a zero
     denominator): the base step ``alpha = lr``.
+``"rejected"``
+    Adaptive CR only: the trial step did not decrease the batch loss by at least
+    ``eta1`` times the model's prediction; the weights stay (``lr_eff = 0``).
+
+Variants (``variant=``, ``every=``)
+-----------------------------------
+Beyond the paper (its Section 4's future work and the cubic model's own sigma update),
+:mod:`numeric.variants` holds the rules, shared with :func:`numeric.optax.scale_by_cr`:
+``"adaptive"`` (ARC: a trial forward pass, accept or reject, sigma shrinks or grows),
+``"scale-invariant"`` (the cubic term in the base optimizer's own metric), ``"per-layer"`` (one
+length per layer from its Hessian block) and ``"per-variable"`` (one length per weight
+from the exact Hessian diagonal).  ``every=K`` computes the length(s) every ``K`` steps
+and reuses them in between.  Their state (sigma, the metric, the reused lengths) lives
+in the state's ``cr_*`` entries, so checkpoints carry it.  A rejected adaptive step is
+flagged ``"rejected"``.
 
 Effective learning rate
 -----------------------
@@ -80,14 +95,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from numeric import curvature as cv
+from numeric import variants as vr
 from numeric.kernels._runtime import namespace
 from numeric.kernels.cubic_regularization import cr_step_length
-from numeric.network import Network
+from numeric.losses import hessian_factor, loss_change
+from numeric.network import Network, forward
 from numeric.optimizers import SGD, Optimizer
 from numeric.schedules import Constant
 from numeric.stepping import FLAGS, Diverged, Evaluation, MethodState, StepInfo, evaluate
+from numeric.variants import ARC, VARIANTS, step_lengths
 
 __all__ = [
+    "ARC",
     "AVERAGING",
     "CR",
     "FLAGS",
@@ -97,6 +116,7 @@ __all__ = [
     "Method",
     "MethodState",
     "StepInfo",
+    "VARIANTS",
     "cubic_model",
     "step_length",
     "step_lengths",
@@ -169,37 +189,6 @@ def step_length(
     return alpha, ""
 
 
-def step_lengths(gtg, ghg, sigma: float, norm3, fallback, nondescent: str = "base"):
-    """Vectorised :func:`step_length` in the arrays' namespace (NumPy or JAX, ``jit``-able).
-
-    Returns
-    -------
-    alpha : array, shape of ``gtg``
-        Finite and ``>= 0``.
-    flags : array of int, shape of ``gtg``
-        Index into :data:`FLAGS`.
-    """
-    xp = namespace(gtg, ghg, norm3)
-    if xp is np:
-        gtg = np.asarray(gtg, dtype=np.float64)
-        ghg = np.asarray(ghg, dtype=np.float64)
-        norm3 = np.asarray(norm3, dtype=np.float64)
-    finite = xp.isfinite(gtg) & xp.isfinite(ghg) & xp.isfinite(norm3)
-    zero = finite & ((norm3 <= 0.0) | (sigma * norm3 == 0.0))
-    nondesc = finite & ~zero & (gtg >= 0.0)
-    regular = finite & ~zero & ~nondesc
-    a = cr_step_length(ghg, gtg, sigma, norm3)
-    bad = regular & ~(xp.isfinite(a) & (a > 0.0))
-    ok = regular & ~bad
-    alpha = xp.where(ok, a, 0.0)
-    alpha = xp.where(~finite | bad, fallback, alpha)
-    alpha = xp.where(nondesc, fallback if nondescent == "base" else 0.0, alpha)
-    flags = xp.where(nondesc, FLAGS.index("nondescent"), 0)
-    flags = xp.where(zero, FLAGS.index("zero"), flags)
-    flags = xp.where(~finite | bad, FLAGS.index("nonfinite"), flags)
-    return alpha, flags
-
-
 # ------------------------------------------------------------------------- methods
 
 
@@ -263,8 +252,18 @@ class Method:
         self.schedule = _schedule(lr, optimizer)
 
     def init(self, network: Network) -> MethodState:
-        """Fresh state for ``network``."""
-        return MethodState(step=0, opt=self.optimizer.init(network.params))
+        """Fresh state for ``network`` (the optimizer's, and the method's own ``cr_*``)."""
+        opt = self.optimizer.init(network.params)
+        opt.update(self._method_state(network))
+        return MethodState(step=0, opt=opt)
+
+    def _method_state(self, network: Network) -> dict:
+        """The method's own entries of a fresh state (keys ``cr_*``)."""
+        return {}
+
+    def recompute(self, state: MethodState) -> bool:
+        """Whether the next step computes its step length (``False``: it reuses one)."""
+        return True
 
     def step(
         self,
@@ -317,20 +316,24 @@ class Method:
             if xs.ndim != 1 + len(shape):  # image rows for a conv or recurrent input
                 xs = xs.reshape(xs.shape[0], *shape)
         ys = network.targets(labels, xs.shape[0])
-        ev = evaluate(network.layers, network.params, xs, ys, self._needs_second)
+        recompute = self.recompute(state)
+        ev = evaluate(network.layers, network.params, xs, ys, self._needs_second and recompute)
         loss = float(ev.loss)
         if not math.isfinite(loss):
             raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
         # CR no longer needs the gradient once it has the direction (SGD's is -g)
         unit, opt_state = self.optimizer.unit(ev.grads, state.opt, overwrite=self._overwrite)
         lr = float(self.schedule(state.step))
-        update, info = self._update(network, ev, unit, lr)
+        mstate = {k: v for k, v in state.opt.items() if k.startswith("cr_")}
+        metric = self.metric(state.opt, opt_state)
+        update, info, mstate = self._update_state(network, ev, unit, lr, mstate, recompute, metric)
         if not math.isfinite(info.dnorm):
             raise Diverged(f"the gradient is not finite at step {state.step}")
         # the update arrays are fresh: add the weights into them (no new allocation)
         params = [_add_into(s, p) for p, s in zip(network.params, update, strict=True)]
         info = info._replace(loss=loss)
         opt_state["step"] = int(opt_state["step"])
+        opt_state.update(mstate)
         return network.with_params(params), MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
@@ -340,13 +343,34 @@ class Method:
     def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
         raise NotImplementedError
 
-    def update_arrays(self, layers: Sequence, params: Sequence, ev: Evaluation, unit: list, lr):
+    def _update_state(self, network, ev, unit, lr, mstate: dict, recompute: bool, metric=None):
+        """``(update, info, mstate)`` on NumPy (Python scalars in ``info``)."""
+        update, info = self._update(network, ev, unit, lr)
+        return update, info, mstate
+
+    def metric(self, before, after) -> list | None:
+        """The metric the step length reads (scale-invariant CR: the base optimizer's
+        :meth:`~numeric.optimizers.Optimizer.metric`), else ``None``."""
+        return None
+
+    def update_arrays(
+        self,
+        layers: Sequence,
+        params: Sequence,
+        ev: Evaluation,
+        unit: list,
+        lr,
+        mstate: dict | None = None,
+        recompute: bool = True,
+        metric: list | None = None,
+    ):
         """The step as arrays, for any backend and under ``jax.jit``.
 
-        Returns ``(update, info)`` with ``info`` the fields of :class:`StepInfo` after
-        ``loss`` as 0-d arrays (``flag`` an index into :data:`FLAGS`).  Equal to
-        :meth:`_update` up to rounding; the NumPy training path uses the latter (Python
-        scalars, no device round trips).
+        Returns ``(update, info, mstate)`` with ``info`` the fields of :class:`StepInfo`
+        after ``loss`` as 0-d arrays (``flag`` an index into :data:`FLAGS`) and
+        ``mstate`` the method's own state entries after the step (``cr_*``; empty for
+        the paper's CR).  Equal to :meth:`_update` up to rounding; the NumPy training
+        path of the paper's CR uses the latter (Python scalars, no device round trips).
         """
         raise NotImplementedError
 
@@ -406,7 +430,7 @@ class Baseline(Method):
         update = _scaled(unit, lr)
         return update, StepInfo(math.nan, lr, lr, lr, gtg, ghg, math.sqrt(sq), "")
 
-    def update_arrays(self, layers, params, ev, unit, lr):
+    def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
         xp = namespace(*ev.grads)
         if self.curvature:
             gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
@@ -417,7 +441,7 @@ class Baseline(Method):
             gtg, ghg, sq = cv.dot(unit, ev.grads), xp.nan, cv.sq_norm(unit)
         update = [lr * d for d in unit]
         info = (lr, lr, lr, gtg, ghg, xp.sqrt(sq), 0)
-        return update, info
+        return update, info, dict(mstate or {})
 
     def __repr__(self) -> str:
         return f"Baseline({self.optimizer!r}, lr={self.schedule!r})"
@@ -440,10 +464,27 @@ class CR(Method):
         Scheduled learning rate, used only for flagged steps; default the optimizer's
         ``learning_rate``, or 0 (flagged steps do not move) where it has none (SGD,
         Adagrad).
+    variant : {"paper", "adaptive", "scale-invariant", "per-layer", "per-variable"}
+        The step-length rule (:mod:`numeric.variants`); ``"paper"`` is Eq 37.  For
+        ``"adaptive"``, ``sigma`` is the initial cubic weight.
+    every : int, default 1
+        Compute the step length every ``every`` steps and reuse it (per layer or per
+        weight for those variants) in between: the steps in between cost a base step
+        (no tangent sweep, no trial pass).  A rejected adaptive step recomputes at the
+        next one.
+    arc : ARC, optional
+        Thresholds and factor of the adaptive rule (default ``eta1 = 0.1``,
+        ``eta2 = 0.9``, ``gamma = 2``).
     """
 
     _needs_second = True
-    _overwrite = True
+
+    @property
+    def _overwrite(self) -> bool:  # type: ignore[override]
+        """SGD's direction may be written into the gradient only where nothing reads the
+        gradient afterwards: the paper's rule computed every step (the variants read it
+        for ``d^T grad F``, per weight or on reused steps)."""
+        return self._fast
 
     def __init__(
         self,
@@ -453,6 +494,9 @@ class CR(Method):
         averaging: str = "model",
         nondescent: str = "base",
         lr: float | Schedule | None = None,
+        variant: str = "paper",
+        every: int = 1,
+        arc: ARC | None = None,
     ) -> None:
         if lr is None and getattr(optimizer, "learning_rate", 0.0) is None:
             lr = 0.0
@@ -469,9 +513,151 @@ class CR(Method):
             )
         if nondescent not in NONDESCENT:
             raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if isinstance(every, bool) or int(every) != every or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if averaging != "model" and (variant != "paper" or every != 1):
+            raise ValueError(
+                f"averaging={averaging!r} is defined for the paper's CR only (variant='paper', "
+                "every=1)"
+            )
         self.sigma = sigma
         self.averaging = averaging
         self.nondescent = nondescent
+        self.variant = variant
+        self.every = int(every)
+        self.arc = (arc if arc is not None else ARC()).for_sigma(sigma)
+
+    @property
+    def _fast(self) -> bool:
+        """The paper's CR computed every step: the Python-scalar NumPy path."""
+        return self.variant == "paper" and self.every == 1
+
+    def _method_state(self, network: Network) -> dict:
+        if self.variant == "per-variable":
+            cv.check_hessian_diagonal(network.layers)
+        out: dict = {}
+        if self.variant == "adaptive":
+            out["cr_sigma"] = self.sigma
+        if self.every > 1:
+            shape = (lambda p: p.shape) if self.variant == "per-variable" else (lambda p: ())
+            out["cr_alpha"] = [np.zeros(shape(p), dtype=p.dtype) for p in network.params]
+            out["cr_age"] = 0
+        return out
+
+    def recompute(self, state: MethodState) -> bool:
+        return self.every == 1 or int(state.opt.get("cr_age", 0)) == 0
+
+    def metric(self, before, after):
+        if self.variant != "scale-invariant":
+            return None
+        return self.optimizer.metric(before, after)
+
+    def _update_state(self, network, ev, unit, lr, mstate, recompute, metric=None):
+        if self._fast:
+            return super()._update_state(network, ev, unit, lr, mstate, recompute)
+        update, info, mstate = self.update_arrays(
+            network.layers, network.params, ev, unit, lr, mstate, recompute, metric
+        )
+        alpha, lr_, lr_eff, gtg, ghg, dnorm, flag = (float(v) for v in info)
+        step_info = StepInfo(math.nan, alpha, lr_, lr_eff, gtg, ghg, dnorm, FLAGS[int(flag)])
+        for key in ("cr_sigma",):
+            if key in mstate:
+                mstate[key] = float(mstate[key])
+        for key in ("cr_age",):
+            if key in mstate:
+                mstate[key] = int(mstate[key])
+        return update, step_info, mstate
+
+    # --------------------------------------------------------------- the variants
+    def _variant_arrays(self, layers, params, ev, unit, lr, mstate, recompute, metric):
+        xp = namespace(*ev.grads)
+        mstate = dict(mstate)
+        if not recompute:
+            update = [
+                xp.asarray(a, dtype=d.dtype) * d
+                for a, d in zip(mstate["cr_alpha"], unit, strict=True)
+            ]
+            lr_eff = vr.least_squares_scale(update, unit)
+            gtg, sq = cv.dot(unit, ev.grads), cv.sq_norm(unit)
+            mstate["cr_age"] = (mstate["cr_age"] + 1) % self.every
+            return update, (lr_eff, lr, lr_eff, gtg, xp.nan, xp.sqrt(sq), 0), mstate
+        rule = {
+            "paper": self._paper,
+            "adaptive": self._adaptive,
+            "scale-invariant": self._scale_invariant,
+            "per-layer": self._per_layer,
+            "per-variable": self._per_variable,
+        }[self.variant]
+        alphas, info, rejected = rule(layers, params, ev, unit, lr, mstate, metric)
+        alphas = [xp.asarray(a, dtype=d.dtype) for a, d in zip(alphas, unit, strict=True)]
+        update = [a * d for a, d in zip(alphas, unit, strict=True)]
+        if self.every > 1:
+            mstate["cr_alpha"] = [
+                xp.broadcast_to(a, c.shape) if c.ndim else a
+                for a, c in zip(alphas, mstate["cr_alpha"], strict=True)
+            ]
+            mstate["cr_age"] = xp.where(rejected, 0, 1 % self.every)
+        return update, info, mstate
+
+    def _paper(self, layers, params, ev, unit, lr, mstate, metric=None):
+        xp = namespace(*ev.grads)
+        gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
+        alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
+        info = (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
+        return [alpha] * len(unit), info, False
+
+    def _adaptive(self, layers, params, ev, unit, lr, mstate, metric=None):
+        xp = namespace(*ev.grads)
+        sigma = mstate["cr_sigma"]
+        gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
+        norm3 = sq**1.5
+        alpha, flag = step_lengths(gtg, ghg, sigma, norm3, lr, self.nondescent)
+        trial = [
+            p + xp.asarray(alpha, dtype=p.dtype) * d for p, d in zip(params, unit, strict=True)
+        ]
+        p_trial = forward(layers, trial, ev.tape.inputs[0], second=False).p
+        actual = -xp.mean(loss_change(ev.tape.p, p_trial, ev.ys))
+        applied, new_sigma, flag, _ = vr.adaptive_outcome(
+            alpha, flag, gtg, sigma * norm3, actual, sigma, self.arc
+        )
+        mstate["cr_sigma"] = new_sigma
+        info = (alpha, lr, applied, gtg, ghg, xp.sqrt(sq), flag)
+        return [applied] * len(unit), info, flag == FLAGS.index("rejected")
+
+    def _scale_invariant(self, layers, params, ev, unit, lr, mstate, metric=None):
+        xp = namespace(*ev.grads)
+        gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
+        norm_m = sq if metric is None else vr.metric_sq_norm(unit, metric)
+        alpha, flag = step_lengths(gtg, ghg, self.sigma, norm_m**1.5, lr, self.nondescent)
+        info = (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
+        return [alpha] * len(unit), info, False
+
+    def _per_layer(self, layers, params, ev, unit, lr, mstate, metric=None):
+        xp = namespace(*ev.grads)
+        direction = None if isinstance(self.optimizer, SGD) else unit
+        gtg, ghg, sq = cv.block_curvature(
+            layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, direction
+        )
+        a_k, f_k = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
+        alphas = [a_k[b] for b in cv.blocks(layers)]
+        lr_eff = vr.least_squares_scale([a * d for a, d in zip(alphas, unit, strict=True)], unit)
+        info = (lr_eff, lr, lr_eff, xp.sum(gtg), xp.sum(ghg), xp.sqrt(xp.sum(sq)),
+                vr.combine_flags([f_k]))  # fmt: skip
+        return alphas, info, False
+
+    def _per_variable(self, layers, params, ev, unit, lr, mstate, metric=None):
+        xp = namespace(*ev.grads)
+        rfac = hessian_factor(ev.tape.p, ev.d2fdp2)
+        diag = cv.hessian_diagonal(layers, params, ev.tape, rfac)
+        alphas, flags, dhd = vr.per_variable_lengths(
+            unit, ev.grads, diag, self.sigma, lr, self.nondescent
+        )
+        lr_eff = vr.least_squares_scale([a * d for a, d in zip(alphas, unit, strict=True)], unit)
+        info = (lr_eff, lr, lr_eff, cv.dot(unit, ev.grads), dhd, xp.sqrt(cv.sq_norm(unit)),
+                vr.combine_flags(flags))  # fmt: skip
+        return alphas, info, False
 
     def _update(self, network, ev, unit, lr):
         if self.averaging == "model":
@@ -510,13 +696,16 @@ class CR(Method):
         )
         return update, info
 
-    def update_arrays(self, layers, params, ev, unit, lr):
+    def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
         xp = namespace(*ev.grads)
+        mstate = dict(mstate or {})
+        if not self._fast:
+            return self._variant_arrays(layers, params, ev, unit, lr, mstate, recompute, metric)
         if self.averaging == "model":
             gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
             alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
             update = [alpha * d for d in unit]
-            return update, (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
+            return update, (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag), mstate
         gtg_b, ghg_b, sq_b = cv.per_sample_sgd_curvature(
             layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2
         )
@@ -543,10 +732,15 @@ class CR(Method):
             xp.mean(xp.sqrt(sq_b)),
             xp.max(flags),
         )
-        return update, info
+        return update, info, mstate
 
     def __repr__(self) -> str:
+        extra = ""
+        if self.variant != "paper":
+            extra += f", variant={self.variant!r}"
+        if self.every != 1:
+            extra += f", every={self.every}"
         return (
             f"CR({self.optimizer!r}, sigma={self.sigma!r}, averaging={self.averaging!r}, "
-            f"nondescent={self.nondescent!r}, lr={self.schedule!r})"
+            f"nondescent={self.nondescent!r}, lr={self.schedule!r}{extra})"
         )

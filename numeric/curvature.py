@@ -14,6 +14,10 @@ products (the paper's low-rank structure, L1-L4), and runs of equal square dense
 are handled in one batched call per quantity.  :func:`per_sample_sgd_curvature` gives the
 same quantities per sample along each sample's own gradient (dense stacks).
 
+For the CR variants: :func:`block_curvature` gives the same three quantities per layer,
+each from the layer's own diagonal block of the Hessian (C45-C46; per-layer CR), and
+:func:`hessian_diagonal` the diagonal of the Hessian (C21, C42-C44; per-variable CR).
+
 Everything runs on NumPy or JAX arrays; ``reduce="mean"`` gives the derivatives of
 ``F = E[f]`` and ``reduce="sample"`` those of each ``f``.
 """
@@ -30,7 +34,11 @@ from numeric.layers.base import Layer
 from numeric.network import Adjoints, Tape, split_params, tangent
 
 __all__ = [
+    "block_curvature",
+    "blocks",
+    "check_hessian_diagonal",
     "directional",
+    "hessian_diagonal",
     "dot",
     "per_sample_sgd_curvature",
     "pdot_term",
@@ -289,3 +297,145 @@ def per_sample_sgd_curvature(
         ghg = _add(ghg, term)
     gtg = xp.einsum("bi,bi->b", dfdp, pdot)
     return gtg, ghg, sqnorm
+
+
+# ----------------------------------------------------------------- CR variants
+
+
+def blocks(layers: Sequence[Layer]) -> list[int]:
+    """For each parameter array, the index of its block (its layer among the layers
+    that have parameters), in the network's order."""
+    out, block = [], 0
+    for layer in layers:
+        if layer.n_params:
+            out.extend([block] * layer.n_params)
+            block += 1
+    return out
+
+
+def block_curvature(
+    layers: Sequence[Layer],
+    params: Sequence,
+    tape: Tape,
+    adj: Adjoints,
+    dfdp,
+    d2fdp2,
+    direction: Sequence | None = None,
+    rfac=None,
+):
+    """Per-layer ``(d_k^T grad_k F, d_k^T H_kk d_k, ||d_k||^2)``: each layer's own block.
+
+    ``d_k`` is the direction restricted to layer ``k`` (zero elsewhere), so
+    ``d_k^T H_kk d_k`` is C7/C11 along it: the tangent its parameters start at layer
+    ``k`` is carried up the stack (:meth:`~numeric.layers.base.Layer.propagate`) to the
+    logits, and the cross terms of C7 vanish (no other layer moves).  For the ReLU this
+    is C45 (C46 for the output layer), Eq 39's ``r = k`` Gauss-Newton term; with
+    ``A'' != 0`` the C11 terms of layer ``k`` and the layers above it are added.  All
+    blocks travel up together as one stack (one call per layer).
+
+    Parameters
+    ----------
+    layers, params, tape, adj, dfdp, d2fdp2
+        As :func:`directional`.
+    direction : list of arrays, optional
+        Shaped like ``params``; ``None`` for the SGD direction ``-grad F``, whose
+        per-layer tangents come from the low-rank forms (L1, L2).
+    rfac : array, optional
+        Factor ``R`` of ``d2fdp2`` (C17, C23).
+
+    Returns
+    -------
+    gtg, ghg, sq : arrays, shape (blocks,)
+        One entry per layer with parameters, in order (see :func:`blocks`).
+    """
+    xp = namespace(dfdp)
+    per_layer = split_params(layers, params)
+    grads = split_params(layers, adj.grads)
+    per_dir = split_params(layers, direction) if direction is not None else None
+    stack = None
+    second: list = []
+    for i, layer in enumerate(layers):
+        x, cache = tape.inputs[i], tape.caches[i]
+        parts, tans = [], []
+        if stack is not None:
+            ydots, ptans = layer.propagate(per_layer[i], x, cache, stack)
+            parts.append(ydots)
+            tans.extend(ptans)
+        if layer.n_params:
+            if per_dir is None:
+                ydot, tan = layer.lowrank_tangent(per_layer[i], x, cache, adj.adjoints[i], None)
+            else:
+                ydot, tan = layer.tangent(per_layer[i], x, cache, None, per_dir[i])
+            parts.append(ydot[None])
+            tans.append(tan)
+            second.append(0.0)
+        stack = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
+        if not layer.second_vanishes:
+            for b, tan in enumerate(tans):
+                term = layer.second_order(per_layer[i], x, cache, adj.adjoints[i], tan, "mean")
+                second[b] = _add(second[b], term)
+    ghg = [pdot_term(stack[b], d2fdp2, rfac, "mean") + second[b] for b in range(len(second))]
+    gtg, sq = [], []
+    for i, layer in enumerate(layers):
+        if not layer.n_params:
+            continue
+        g = grads[i]
+        if per_dir is None:
+            norm = sq_norm(g)
+            gtg.append(-norm)
+            sq.append(norm)
+        else:
+            gtg.append(dot(per_dir[i], g))
+            sq.append(sq_norm(per_dir[i]))
+    if xp is np:
+        return tuple(np.asarray(v, dtype=np.float64) for v in (gtg, ghg, sq))
+    return tuple(xp.stack([xp.asarray(a) for a in v]) for v in (gtg, ghg, sq))
+
+
+def check_hessian_diagonal(layers: Sequence[Layer]) -> None:
+    """``ValueError`` unless :func:`hessian_diagonal` is derived for every layer: ``A'' = 0``
+    throughout (B.1) and layers that implement the factored sweep (dense, output,
+    reshaping layers; not conv or recurrent layers)."""
+    smooth = [type(layer).__name__ for layer in layers if not layer.second_vanishes]
+    if smooth:
+        raise ValueError(
+            "the exact Hessian diagonal is derived for A'' = 0 (ReLU) networks; "
+            f"this one has layers with A'' != 0 ({', '.join(smooth)})"
+        )
+    missing = sorted(
+        {type(layer).__name__ for layer in layers
+         if type(layer).hessian_diagonal is Layer.hessian_diagonal}
+    )  # fmt: skip
+    if missing:
+        raise ValueError(
+            f"the Hessian diagonal is not derived for {', '.join(missing)} layers "
+            "(per-variable CR needs dense layers)"
+        )
+
+
+def hessian_diagonal(layers: Sequence[Layer], params: Sequence, tape: Tape, rfac,
+                     reduce: str = "mean") -> list:  # fmt: skip
+    """Diagonal of the Hessian of ``F``, one array per parameter (Table 2 corrected).
+
+    The rows of the factor ``R`` of ``d2f/dp2`` (C15; ``rfac`` of shape (batch, classes,
+    classes), :func:`numeric.losses.hessian_factor`) run down the layer stack together
+    as one factored adjoint sweep (C42-C43: ``classes`` adjoint sweeps' work), and each
+    layer squares its rows against its inputs (C44, and C21 for ``u``).  Exact for
+    networks whose activations have ``A'' = 0`` (the ReLU of B.1: the diagonal blocks
+    of Eq 36 have no curvature term then).
+
+    Raises
+    ------
+    ValueError
+        When a layer has ``A'' != 0`` (its exact diagonal needs the B.3 terms, not
+        derived here).
+    """
+    check_hessian_diagonal(layers)
+    per_layer = split_params(layers, params)
+    diags: list = [None] * len(layers)
+    rbar = rfac
+    for i in range(len(layers) - 1, -1, -1):
+        rbar, diags[i] = layers[i].hessian_diagonal(
+            per_layer[i], tape.inputs[i], tape.caches[i], rbar, need_xbar=i > 0, reduce=reduce
+        )
+    return [d for ds in diags for d in ds]

@@ -98,29 +98,54 @@ def replicate(network: Network, sharding) -> Network:
     return network.with_params([jax.device_put(p, rep) for p in network.params])
 
 
-def _step_impl(method, layers, params, accs, opt_step, x, y, lr):
-    ev = evaluate(layers, params, x, y, method._needs_second)
+def _step_impl(method, layers, recompute, params, accs, mstate, opt_step, x, y, lr):
+    ev = evaluate(layers, params, x, y, method._needs_second and recompute)
     state = {"step": opt_step, "shapes": None, **accs}
     unit, new_state = method.optimizer.unit(ev.grads, state)
-    update, info = method.update_arrays(layers, params, ev, unit, lr)
+    metric = method.metric(state, new_state)
+    update, info, mstate = method.update_arrays(
+        layers, params, ev, unit, lr, mstate, recompute, metric
+    )
     new_params = [p + jnp.asarray(s, dtype=p.dtype) for p, s in zip(params, update, strict=True)]
     new_accs = {k: new_state[k] for k in accs}
     # one vector, one transfer to the host per step
     dtype = jnp.result_type(float)
     info = jnp.stack([jnp.asarray(v, dtype=dtype) for v in (ev.loss, *info)])
-    return new_params, new_accs, info
+    return new_params, new_accs, mstate, info
 
 
 _COMPILED: dict[tuple, Any] = {}
 
 
-def _compiled(method, layers):
-    key = (id(method), tuple(layers))
+def _compiled(method, layers, recompute: bool = True):
+    key = (id(method), tuple(layers), bool(recompute))
     fn = _COMPILED.get(key)
     if fn is None or fn[0] is not method:
-        fn = (method, jax.jit(partial(_step_impl, method, tuple(layers))))
+        fn = (method, jax.jit(partial(_step_impl, method, tuple(layers), bool(recompute))))
         _COMPILED[key] = fn
     return fn[1]
+
+
+def _method_entries(opt: dict) -> dict:
+    """The method's own state entries (``cr_*``) as JAX arrays."""
+    out = {}
+    for k, v in opt.items():
+        if k.startswith("cr_"):
+            out[k] = [jnp.asarray(a) for a in v] if isinstance(v, list) else jnp.asarray(v)
+    return out
+
+
+def _host_entries(mstate: dict) -> dict:
+    """Scalars of the method's state back on the host (what checkpoints store)."""
+    out = {}
+    for k, v in mstate.items():
+        if isinstance(v, list):
+            out[k] = v
+        elif k == "cr_age":
+            out[k] = int(v)
+        else:
+            out[k] = float(v)
+    return out
 
 
 def step(method, network: Network, state, x, labels, sharding=None):
@@ -149,10 +174,16 @@ def step(method, network: Network, state, x, labels, sharding=None):
                 f"a batch of {xs.shape[0]} does not split over {sharding.mesh.size} devices"
             )
         xs, ys = jax.device_put(xs, sharding), jax.device_put(ys, sharding)
-    accs = {k: v for k, v in state.opt.items() if k not in ("step", "shapes")}
+    accs = {
+        k: v
+        for k, v in state.opt.items()
+        if k not in ("step", "shapes") and not k.startswith("cr_")
+    }
     lr = float(method.schedule(state.step))
-    fn = _compiled(method, network.layers)
-    new_params, new_accs, info = fn(network.params, accs, int(state.opt["step"]), xs, ys, lr)
+    fn = _compiled(method, network.layers, method.recompute(state))
+    new_params, new_accs, mstate, info = fn(
+        network.params, accs, _method_entries(state.opt), int(state.opt["step"]), xs, ys, lr
+    )
     info = [float(v) for v in np.asarray(info)]
     loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, flag = info
     if not math.isfinite(loss):
@@ -160,6 +191,7 @@ def step(method, network: Network, state, x, labels, sharding=None):
     if not math.isfinite(dnorm):
         raise Diverged(f"the gradient is not finite at step {state.step}")
     opt = {"step": int(state.opt["step"]) + 1, "shapes": state.opt["shapes"], **new_accs}
+    opt.update(_host_entries(mstate))
     step_info = StepInfo(loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, FLAGS[int(flag)])
     return network.with_params(new_params), MethodState(state.step + 1, opt), step_info
 

@@ -26,7 +26,13 @@ from typing import NamedTuple
 
 from numeric.kernels._runtime import eye_like, namespace
 
-__all__ = ["SoftmaxParts", "hessian_factor", "softmax_cross_entropy", "softmax_parts"]
+__all__ = [
+    "SoftmaxParts",
+    "hessian_factor",
+    "loss_change",
+    "softmax_cross_entropy",
+    "softmax_parts",
+]
 
 
 class SoftmaxParts(NamedTuple):
@@ -116,3 +122,38 @@ def hessian_factor(p, d2fdp2):
     eye_c = eye_like(p, 1)[None]
     centred = eye_c * comp[:, None, :] + (1 - eye_c) * (-yhat[:, None, :])
     return root[:, :, None] * centred
+
+
+def loss_change(p, p_new, y):
+    """``f(p_new) - f(p)`` per sample from the change of the logits (V4).
+
+    ``s log(sum_i yhat_i exp(dp_i)) - y . dp`` with ``yhat = softmax(p)``,
+    ``dp = p_new - p`` and ``s = sum(y)``.  For small changes (``|dp_i| <= 1``) it is
+    evaluated as ``s log1p(sum_i yhat_i expm1(dp_i))``, which keeps the relative accuracy
+    of ``dp`` where the difference of two losses near ``ln(classes)`` loses the digits a
+    small step changes (the actual decrease of adaptive CR on a plateau); otherwise as
+    the log-sum-exp of ``log yhat_i + dp_i`` shifted by its largest term, which neither
+    overflows nor underflows to ``log 0`` when a large step moves the logits far.
+
+    Parameters
+    ----------
+    p, p_new : array, shape (batch, classes)
+    y : array, shape (batch, classes)
+
+    Returns
+    -------
+    array, shape (batch,)
+    """
+    xp = namespace(p)
+    parts = softmax_parts(p)
+    dp = p_new - p
+    small = xp.max(xp.abs(dp), axis=1) <= 1.0
+    # small changes: log1p(sum yhat expm1(dp)) >= log1p(e^-1 - 1) > -inf
+    dps = xp.where(small[:, None], dp, 0.0)
+    lse_small = xp.log1p(xp.sum(parts.yhat * xp.expm1(dps), axis=1))
+    # large changes: log-sum-exp of log yhat + dp, shifted by its largest term
+    a = parts.logyhat + dp
+    top = xp.max(a, axis=1, keepdims=True)
+    lse_large = top[:, 0] + xp.log(xp.sum(xp.exp(a - top), axis=1))
+    lse = xp.where(small, lse_small, lse_large)
+    return xp.sum(y, axis=1) * lse - xp.sum(y * dp, axis=1)

@@ -38,11 +38,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from numeric import curvature as cv
-from numeric.cr import AVERAGING, FLAGS, NONDESCENT, Diverged, MethodState, StepInfo, step_lengths
-from numeric.losses import softmax_cross_entropy
+from numeric import variants as vr
+from numeric.cr import AVERAGING, FLAGS, NONDESCENT, Diverged, MethodState, StepInfo
+from numeric.losses import hessian_factor, loss_change, softmax_cross_entropy
 from numeric.network import Network, backward, forward
+from numeric.variants import ARC, VARIANTS
 
 __all__ = [
     "BASELINES",
@@ -58,11 +61,16 @@ __all__ = [
 
 
 class ScaleByCRState(NamedTuple):
-    """What the last CR step did (all 0-d arrays), for logging.
+    """What the last CR step did (all 0-d arrays), for logging, and the variants' state.
 
-    ``alpha`` the step length along ``d``; ``dgrad`` = ``d^T grad F``; ``dhd`` =
-    ``d^T H d``; ``dnorm`` = ``||d||``; ``flag`` an index into :data:`numeric.cr.FLAGS`;
-    ``count`` the number of steps taken.
+    ``alpha`` the step length along ``d`` (per-layer and per-variable: the
+    least-squares scalar of the applied step); ``dgrad`` = ``d^T grad F``; ``dhd`` =
+    ``d^T H d`` (per-layer: its block-diagonal part, per-variable: its diagonal part);
+    ``dnorm`` = ``||d||``; ``flag`` an index into :data:`numeric.cr.FLAGS`; ``count``
+    the number of steps taken.  ``sigma``: adaptive CR's cubic weight; ``rms``, ``rms_count``:
+    the running mean of the squared gradient (scale-invariant CR); ``cached``, ``age``:
+    the step lengths reused by ``every > 1`` and the steps since they were computed
+    (``None`` where the variant has no such state).
     """
 
     count: Any
@@ -71,6 +79,11 @@ class ScaleByCRState(NamedTuple):
     dhd: Any
     dnorm: Any
     flag: Any
+    sigma: Any = None
+    rms: Any = None
+    rms_count: Any = None
+    cached: Any = None
+    age: Any = None
 
 
 class NetworkObjective:
@@ -116,6 +129,10 @@ def _vdot(a, b):
     return sum(jnp.vdot(x, y) for x, y in leaves)
 
 
+def _tmap(fn, *trees):
+    return jax.tree_util.tree_map(fn, *trees)
+
+
 def _autodiff_curvature(value_fn: Callable, params, d):
     grad, hd = jax.jvp(jax.grad(value_fn), (params,), (d,))
     return _vdot(d, grad), _vdot(d, hd)
@@ -130,6 +147,69 @@ def _network_curvature(objective: NetworkObjective, params, d, direction: str):
     return cv.directional(objective.layers, params, tape, adj, dfdp, d2fdp2, d)
 
 
+def _gradient(value_fn, params, grad=None):
+    """The gradient: the ``grad`` extra argument, the generated adjoint sweep for a
+    :class:`NetworkObjective`, else ``jax.grad``."""
+    if grad is not None:
+        return grad
+    if isinstance(value_fn, NetworkObjective):
+        return type(params)(value_fn.value_and_grad(list(params))[1])
+    return jax.grad(value_fn)(params)
+
+
+def _block_curvature(value_fn, params, d, direction: str):
+    """Per block ``(d_k^T grad_k F, d_k^T H_kk d_k, ||d_k||^2)`` and the block of each
+    leaf: the layers of a :class:`NetworkObjective` (C45-C46), else one block per leaf
+    (one Hessian-vector product each)."""
+    if isinstance(value_fn, NetworkObjective):
+        params, dl = list(params), list(d)
+        _, tape, adj, dfdp, d2fdp2 = value_fn.evaluate(params)
+        way = None if direction == "sgd" else dl
+        out = cv.block_curvature(value_fn.layers, params, tape, adj, dfdp, d2fdp2, way)
+        return out, cv.blocks(value_fn.layers)
+    leaves, tree = jax.tree_util.tree_flatten(d)
+    gtg, ghg, sq = [], [], []
+    for k in range(len(leaves)):
+        dk = jax.tree_util.tree_unflatten(
+            tree, [x if i == k else jnp.zeros_like(x) for i, x in enumerate(leaves)]
+        )
+        a, b = _autodiff_curvature(value_fn, params, dk)
+        gtg.append(a)
+        ghg.append(b)
+        sq.append(jnp.vdot(leaves[k], leaves[k]))
+    return (jnp.stack(gtg), jnp.stack(ghg), jnp.stack(sq)), list(range(len(leaves)))
+
+
+def _hessian_diagonal(value_fn, params):
+    """The Hessian diagonal as a pytree: C21, C42-C44 for a :class:`NetworkObjective`;
+    otherwise one Hessian-vector product per parameter (exact; small models only)."""
+    if isinstance(value_fn, NetworkObjective):
+        params = list(params)
+        _, tape, _, _, d2fdp2 = value_fn.evaluate(params)
+        return cv.hessian_diagonal(value_fn.layers, params, tape, hessian_factor(tape.p, d2fdp2))
+    flat, unravel = ravel_pytree(params)
+    grad = jax.grad(lambda t: value_fn(unravel(t)))
+
+    def entry(i):
+        e = jnp.zeros_like(flat).at[i].set(1.0)
+        return jax.jvp(grad, (flat,), (e,))[1][i]
+
+    return unravel(jax.lax.map(entry, jnp.arange(flat.size)))
+
+
+def _actual_decrease(value_fn, params, step, value=None):
+    """``F(params) - F(params + step)`` on the batch: V4 from the logits for a
+    :class:`NetworkObjective` (one extra forward pass), else two values of ``value_fn``
+    (one when ``value`` is given)."""
+    trial = _tmap(lambda p, s: p + s.astype(p.dtype), params, step)
+    if isinstance(value_fn, NetworkObjective):
+        p0 = forward(value_fn.layers, list(params), value_fn.x, second=False).p
+        p1 = forward(value_fn.layers, list(trial), value_fn.x, second=False).p
+        return -jnp.mean(loss_change(p0, p1, value_fn.y))
+    before = value_fn(params) if value is None else value
+    return before - value_fn(trial)
+
+
 def scale_by_cr(
     sigma: float,
     *,
@@ -137,13 +217,17 @@ def scale_by_cr(
     fallback: float = 0.0,
     averaging: str = "model",
     direction: str = "any",
+    variant: str = "paper",
+    every: int = 1,
+    arc: ARC | None = None,
+    metric: str = "rms",
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the base transformation's direction by the CR step length (Eq 37).
 
     Parameters
     ----------
     sigma : float
-        Cubic weight ``sigma > 0``.
+        Cubic weight ``sigma > 0`` (adaptive: its initial value).
     nondescent : {"base", "skip"}
         Step for a direction with ``d^T grad F >= 0``: ``fallback`` or none.
     fallback : float
@@ -157,9 +241,26 @@ def scale_by_cr(
         ``"sgd"``: the incoming updates are the mini-batch gradient itself (no base
         transformation), so the fast path applies it through its per-sample factors
         (L1-L4) instead of a tangent sweep.
+    variant : {"paper", "adaptive", "scale-invariant", "per-layer", "per-variable"}
+        As :class:`numeric.cr.CR` (:mod:`numeric.variants`): the same rules, in the same
+        functions.  For any model, ``"per-layer"`` takes each leaf of the parameters as
+        a block (one Hessian-vector product per leaf) and ``"per-variable"`` needs one
+        Hessian-vector product per parameter (small models; a :class:`NetworkObjective`
+        uses the factored sweep C42-C44).  ``"adaptive"`` evaluates ``value_fn`` at the
+        trial point (and at ``params`` unless ``value=`` is passed).
+    every : int
+        Compute the step length every ``every`` steps and reuse it in between.
+    arc : numeric.variants.ARC, optional
+        Parameters of the adaptive rule.
+    metric : {"rms", "identity"}
+        Scale-invariant CR's metric.  A chain hides its base's state, so ``"rms"``
+        keeps the gradient's running RMS (``beta2 = 0.999``, ``eps = 1e-8``): Adam's
+        preconditioner metric, for Adam- and RMSProp-like bases; ``"identity"`` for
+        SGD (the paper's CR).  :class:`numeric.cr.CR` reads its base optimizer's own.
 
     The update function takes ``value_fn`` (required): ``params -> F``; a
-    :class:`NetworkObjective` selects the fast path.
+    :class:`NetworkObjective` selects the fast path.  It also reads ``grad=`` and
+    ``value=`` when given (scale-invariant and adaptive CR use them).
     """
     sigma = float(sigma)
     if not (math.isfinite(sigma) and sigma > 0):
@@ -175,37 +276,155 @@ def scale_by_cr(
         )
     if direction not in ("any", "sgd"):
         raise ValueError(f"direction must be 'any' or 'sgd', got {direction!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if isinstance(every, bool) or int(every) != every or every < 1:
+        raise ValueError(f"every must be a positive integer, got {every!r}")
+    if metric not in ("rms", "identity"):
+        raise ValueError(f"metric must be 'rms' or 'identity', got {metric!r}")
+    every = int(every)
+    arc = (arc if arc is not None else ARC()).for_sigma(sigma)
+    rms = variant == "scale-invariant" and metric == "rms"
+    rejected_flag = FLAGS.index("rejected")
 
     def init_fn(params):
-        del params
-        zero = jnp.zeros((), dtype=jnp.result_type(float))
+        ftype = jnp.result_type(float)
+        zero = jnp.zeros((), dtype=ftype)
+        extra = {}
+        if variant == "adaptive":
+            extra["sigma"] = jnp.asarray(sigma, ftype)
+        if rms:
+            extra["rms"] = _tmap(jnp.zeros_like, params)
+            extra["rms_count"] = jnp.zeros((), jnp.int32)
+        if every > 1:
+            shape = (
+                (lambda p: jnp.zeros_like(p))
+                if variant == "per-variable"
+                else (lambda p: jnp.zeros((), p.dtype))
+            )
+            extra["cached"] = _tmap(shape, params)
+            extra["age"] = jnp.zeros((), jnp.int32)
         return ScaleByCRState(
-            jnp.zeros((), jnp.int32), zero, zero, zero, zero, jnp.zeros((), jnp.int32)
+            jnp.zeros((), jnp.int32), zero, zero, zero, zero, jnp.zeros((), jnp.int32), **extra
         )
 
-    def update_fn(updates, state, params=None, *, value_fn=None, **extra):
-        del extra
-        if params is None or value_fn is None:
-            raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
-        d = jax.tree_util.tree_map(lambda u: -u, updates)
+    def lengths(d, params, value_fn, state, grad, value):
+        """Step lengths per leaf (a pytree like ``d``), the logged values, new sigma."""
+        sq = _vdot(d, d)
+        sig = state.sigma if variant == "adaptive" else sigma
+        if variant == "per-layer":
+            (gtg_k, ghg_k, sq_k), owner = _block_curvature(value_fn, params, d, direction)
+            a_k, f_k = vr.step_lengths(gtg_k, ghg_k, sigma, sq_k**1.5, fallback, nondescent)
+            leaves, tree = jax.tree_util.tree_flatten(d)
+            alphas = jax.tree_util.tree_unflatten(tree, [a_k[b] for b in owner])
+            step = _tmap(lambda a, x: a * x, alphas, d)
+            lr_eff = vr.least_squares_scale(jax.tree_util.tree_leaves(step), leaves)
+            info = (lr_eff, jnp.sum(gtg_k), jnp.sum(ghg_k), vr.combine_flags([f_k]))
+            return alphas, info, sig
+        if variant == "per-variable":
+            diag = _hessian_diagonal(value_fn, params)
+            g = _gradient(value_fn, params, grad)
+            leaves, tree = jax.tree_util.tree_flatten(d)
+            al, fl, dhd = vr.per_variable_lengths(
+                leaves, jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(diag), sigma,
+                fallback, nondescent,
+            )  # fmt: skip
+            lr_eff = vr.least_squares_scale([a * x for a, x in zip(al, leaves, strict=True)],
+                                            leaves)  # fmt: skip
+            info = (lr_eff, _vdot(d, g), dhd, vr.combine_flags(fl))
+            return jax.tree_util.tree_unflatten(tree, al), info, sig
         if isinstance(value_fn, NetworkObjective):
             gtg, ghg = _network_curvature(value_fn, params, d, direction)
         else:
             gtg, ghg = _autodiff_curvature(value_fn, params, d)
-        sq = _vdot(d, d)
-        alpha, flag = step_lengths(gtg, ghg, sigma, sq**1.5, fallback, nondescent)
-        new = jax.tree_util.tree_map(lambda x: (alpha * x).astype(x.dtype), d)
-        info = ScaleByCRState(
-            state.count + 1,
-            jnp.asarray(alpha, state.alpha.dtype),
-            jnp.asarray(gtg, state.alpha.dtype),
-            jnp.asarray(ghg, state.alpha.dtype),
-            jnp.asarray(jnp.sqrt(sq), state.alpha.dtype),
-            jnp.asarray(flag, jnp.int32),
+        norm3 = sq**1.5
+        if rms:
+            met = vr.rms_metric(jax.tree_util.tree_leaves(state.rms), state.rms_count)
+            norm3 = vr.metric_sq_norm(jax.tree_util.tree_leaves(d), met) ** 1.5
+        alpha, flag = vr.step_lengths(gtg, ghg, sig, norm3, fallback, nondescent)
+        if variant == "adaptive":
+            step = _tmap(lambda x: (alpha * x).astype(x.dtype), d)
+            actual = _actual_decrease(value_fn, params, step, value)
+            alpha_t = alpha
+            alpha, sig, flag, _ = vr.adaptive_outcome(
+                alpha, flag, gtg, sig * norm3, actual, sig, arc
+            )
+            info = (alpha_t, gtg, ghg, flag)
+        else:
+            info = (alpha, gtg, ghg, flag)
+        return _tmap(lambda x: alpha, d), info, sig
+
+    def update_fn(updates, state, params=None, *, value_fn=None, **extra):
+        if params is None or value_fn is None:
+            raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
+        grad, value = extra.get("grad"), extra.get("value")
+        d = _tmap(lambda u: -u, updates)
+        ftype = state.alpha.dtype
+        new = {}
+        if rms:
+            g = _gradient(value_fn, params, grad)
+            moments = vr.rms_update(
+                jax.tree_util.tree_leaves(state.rms), jax.tree_util.tree_leaves(g)
+            )
+            new["rms"] = jax.tree_util.tree_unflatten(
+                jax.tree_util.tree_structure(state.rms), moments
+            )
+            new["rms_count"] = state.rms_count + 1
+            state = state._replace(**new)
+
+        def compute(_):
+            alphas, (alpha, gtg, ghg, flag), sig = lengths(d, params, value_fn, state, grad, value)
+            sig = state.sigma if sig is None or variant != "adaptive" else sig
+            return alphas, (alpha, gtg, ghg, flag), sig
+
+        def reuse(_):
+            alphas = state.cached
+            step = jax.tree_util.tree_leaves(_tmap(lambda a, x: a * x, alphas, d))
+            lr_eff = vr.least_squares_scale(step, jax.tree_util.tree_leaves(d))
+            g = _gradient(value_fn, params, grad)
+            info = (lr_eff, _vdot(d, g), jnp.asarray(jnp.nan, ftype), jnp.zeros((), jnp.int32))
+            return alphas, info, state.sigma
+
+        if every == 1:
+            alphas, (alpha, gtg, ghg, flag), sig = compute(None)
+        else:
+            alphas, (alpha, gtg, ghg, flag), sig = jax.lax.cond(
+                state.age == 0,
+                lambda o: _cast(compute(o), ftype, state.cached),
+                lambda o: _cast(reuse(o), ftype, state.cached),
+                None,
+            )
+            rejected = flag == rejected_flag
+            fresh = state.age == 0
+            new["cached"] = _tmap(
+                lambda a, c: jnp.where(fresh, jnp.broadcast_to(a, c.shape).astype(c.dtype), c),
+                alphas, state.cached,
+            )  # fmt: skip
+            new["age"] = jnp.where(rejected, 0, (state.age + 1) % every).astype(jnp.int32)
+        if variant == "adaptive":
+            new["sigma"] = jnp.asarray(sig, ftype)
+        out = _tmap(lambda a, x: (a * x).astype(x.dtype), alphas, d)
+        info = state._replace(
+            count=state.count + 1,
+            alpha=jnp.asarray(alpha, ftype),
+            dgrad=jnp.asarray(gtg, ftype),
+            dhd=jnp.asarray(ghg, ftype),
+            dnorm=jnp.asarray(jnp.sqrt(_vdot(d, d)), ftype),
+            flag=jnp.asarray(flag, jnp.int32),
+            **new,
         )
-        return new, info
+        return out, info
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _cast(result, ftype, like):
+    """Both branches of ``lax.cond`` with the same dtypes (``like``: the cached lengths)."""
+    alphas, (alpha, gtg, ghg, flag), sig = result
+    alphas = _tmap(lambda a, c: jnp.asarray(a, c.dtype), alphas, like)
+    info = (jnp.asarray(alpha, ftype), jnp.asarray(gtg, ftype), jnp.asarray(ghg, ftype),
+            jnp.asarray(flag, jnp.int32))  # fmt: skip
+    return alphas, info, (None if sig is None else jnp.asarray(sig, ftype))
 
 
 # ------------------------------------------------------------------ optax baselines

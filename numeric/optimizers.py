@@ -319,6 +319,18 @@ class Optimizer:
         new_state.update(accs)
         return unit, new_state
 
+    def metric(self, before: State, after: State) -> list | None:
+        """The diagonal metric of this optimizer's preconditioner for the step from
+        ``before`` to ``after`` (states around one :meth:`unit` call), or ``None`` for
+        the identity.
+
+        The unit direction is ``u = -M^{-1} m`` with ``m`` the gradient or its running
+        mean: ``M`` is the inverse of the diagonal preconditioner.  Scale-invariant CR
+        (:mod:`numeric.variants`) measures the cubic term in it.  Pure and
+        backend-generic like :meth:`unit`.
+        """
+        return None
+
     def update(
         self,
         params: Sequence[np.ndarray],
@@ -411,6 +423,11 @@ class Adagrad(Optimizer):
             unit.append(-g / xp.sqrt(acc))
         return unit, {"acc": new_acc}
 
+    def metric(self, before, after):
+        """``M = sqrt(acc)`` (after the step's accumulation)."""
+        xp = namespace(*after["acc"])
+        return [xp.sqrt(a) for a in after["acc"]]
+
 
 @dataclass(frozen=True)
 class Adadelta(Optimizer):
@@ -463,6 +480,15 @@ class Adadelta(Optimizer):
             new_acc_upd.append(acc_upd)
             unit.append(-upd)
         return unit, {"acc": new_acc, "acc_upd": new_acc_upd}
+
+    def metric(self, before, after):
+        """``M = sqrt(acc + eps) / sqrt(acc_upd_before + eps)``."""
+        xp = namespace(*after["acc"])
+        eps = float(self.epsilon)
+        return [
+            xp.sqrt(a + eps) / xp.sqrt(b + eps)
+            for a, b in zip(after["acc"], before["acc_upd"], strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -523,6 +549,20 @@ class Adam(Optimizer):
             new_v.append(v)
             unit.append(-scale * m / (xp.sqrt(v) + eps))
         return unit, {"m": new_m, "v": new_v}
+
+    def metric(self, before, after):
+        """``M = (sqrt(v) + eps) / scale_t`` with ``scale_t = sqrt(1 - beta2^t) / (1 -
+        beta1^t)``: ``u = -M^{-1} m``."""
+        xp = namespace(*after["v"])
+        b1, b2, eps = float(self.beta1), float(self.beta2), float(self.epsilon)
+        step = before["step"]
+        if isinstance(step, numbers.Integral):
+            t = int(step) + 1
+            scale = math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        else:
+            t = step + 1
+            scale = xp.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        return [(xp.sqrt(v) + eps) / scale for v in after["v"]]
 
 
 # -------------------------------------------------------------------------- registry

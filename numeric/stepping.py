@@ -18,8 +18,9 @@ from numeric.optimizers import State
 
 __all__ = ["FLAGS", "Diverged", "Evaluation", "MethodState", "StepInfo", "evaluate"]
 
-#: Step flags; ``""`` is a regular step.
-FLAGS = ("", "nondescent", "zero", "nonfinite")
+#: Step flags; ``""`` is a regular step.  ``"rejected"``: adaptive CR's trial step did
+#: not decrease the loss enough (the weights stay; ``numeric.cr``).
+FLAGS = ("", "nondescent", "zero", "nonfinite", "rejected")
 
 
 class Diverged(FloatingPointError):
@@ -54,6 +55,10 @@ class StepInfo(NamedTuple):
         ``||d||`` (per-sample options: the mean of ``||d_b||``).
     flag : str
         One of :data:`FLAGS`.
+
+    For per-layer and per-variable CR, ``alpha`` is the least-squares scalar of the
+    applied update along ``d`` (as ``lr_eff``) and ``dhd`` the block-diagonal (per-layer)
+    or diagonal (per-variable) part of ``d^T H d`` that the step lengths read.
     """
 
     loss: float
@@ -75,7 +80,10 @@ class MethodState:
     step : int
         Number of steps taken (the global step of the schedule).
     opt : State
-        The base optimizer's state.
+        The base optimizer's state, and the method's own entries (keys starting with
+        ``cr_``: adaptive CR's ``cr_sigma``, the reused step lengths ``cr_alpha`` and
+        ``cr_age`` of ``every > 1``), so
+        that checkpoints carry them.
     """
 
     step: int
@@ -90,6 +98,7 @@ class Evaluation(NamedTuple):
     adj: Any
     dfdp: Any
     d2fdp2: Any
+    ys: Any = None
 
     @property
     def grads(self) -> list:
@@ -101,4 +110,4 @@ def evaluate(layers: Sequence, params: Sequence, xs, ys, second: bool) -> Evalua
     tape = forward(layers, params, xs, second)
     f, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, ys, second=second)
     adj = backward(layers, params, tape, dfdp)
-    return Evaluation(f.mean(), tape, adj, dfdp, d2fdp2)
+    return Evaluation(f.mean(), tape, adj, dfdp, d2fdp2, ys)

@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from numeric.cr import CR, FLAGS, Baseline, Diverged, Method, MethodState, StepInfo
+from numeric.cr import CR, FLAGS, VARIANTS, Baseline, Diverged, Method, MethodState, StepInfo
 from numeric.data import BatchSampler, Dataset, load_dataset
 from numeric.layers import get_activation
 from numeric.loop import Iteration
@@ -208,6 +208,11 @@ class TrainConfig:
         ``"model"``, ``"mean-alpha"`` or ``"alpha-g"`` (:mod:`numeric.cr`).
     nondescent : str
         ``"base"`` or ``"skip"`` (:mod:`numeric.cr`).
+    cr_variant : str
+        CR's step-length rule (:mod:`numeric.variants`): ``"paper"`` (Eq 37, default),
+        ``"adaptive"``, ``"scale-invariant"``, ``"per-layer"`` or ``"per-variable"``.
+    cr_every : int
+        Compute CR's step length every ``cr_every`` steps and reuse it in between.
     curvature : bool
         Record ``d^T H d`` for a base-optimizer run too.
     iterations : int
@@ -250,6 +255,8 @@ class TrainConfig:
     sigma: float | None = None
     averaging: str = "model"
     nondescent: str = "base"
+    cr_variant: str = "paper"
+    cr_every: int = 1
     curvature: bool = False
     iterations: int = 3000
     checkpoint_every: int = 500
@@ -294,13 +301,26 @@ class TrainConfig:
         object.__setattr__(self, "activation", str(self.activation).lower())
         get_activation(self.activation)
         init_bound(self.init)
-        for name in ("seed", "batch_size", "iterations", "checkpoint_every", "eval_every"):
+        if self.cr_variant not in VARIANTS:
+            raise ValueError(f"cr_variant must be one of {VARIANTS}, got {self.cr_variant!r}")
+        for name in (
+            "seed", "batch_size", "iterations", "checkpoint_every", "eval_every", "cr_every",
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             object.__setattr__(self, name, int(value))
         if self.seed < 0 or self.batch_size < 1 or self.iterations < 0:
             raise ValueError("seed must be >= 0, batch_size >= 1 and iterations >= 0")
+        if self.cr_every < 1:
+            raise ValueError(f"cr_every must be >= 1, got {self.cr_every}")
+        if (self.cr_variant != "paper" or self.cr_every != 1) and not self.cr:
+            raise ValueError("cr_variant and cr_every choose CR's step length; they need cr")
+        if self.averaging != "model" and (self.cr_variant != "paper" or self.cr_every != 1):
+            raise ValueError(
+                f"averaging={self.averaging!r} is defined for the paper's CR only "
+                "(cr_variant='paper', cr_every=1)"
+            )
         if self.checkpoint_every < 1:
             raise ValueError("checkpoint_every must be >= 1")
         if self.eval_every < 0:
@@ -329,6 +349,8 @@ class TrainConfig:
         base = names.get(self.optimizer, self.optimizer)
         if self.cr:
             extra = "" if self.averaging == "model" else f", {self.averaging}"
+            extra += "" if self.cr_variant == "paper" else f", {self.cr_variant}"
+            extra += "" if self.cr_every == 1 else f", every {self.cr_every}"
             base = f"{base} with CR{extra}"
         if self.model != "mlp":
             base = f"{base}, {self.model}"
@@ -363,7 +385,15 @@ def build_method(config: TrainConfig) -> Method:
         ExponentialDecay(cfg.lr, cfg.decay_steps, cfg.decay_rate) if cfg.decay else Constant(cfg.lr)
     )
     if cfg.cr:
-        return CR(opt, cfg.sigma, averaging=cfg.averaging, nondescent=cfg.nondescent, lr=schedule)
+        return CR(
+            opt,
+            cfg.sigma,
+            averaging=cfg.averaging,
+            nondescent=cfg.nondescent,
+            lr=schedule,
+            variant=cfg.cr_variant,
+            every=cfg.cr_every,
+        )
     return Baseline(opt, schedule, curvature=cfg.curvature)
 
 
@@ -573,6 +603,9 @@ def config_key(config: TrainConfig) -> str:
         d.pop("backend")
     if d["activation"] == "relu":
         d.pop("activation")
+    if d["cr_variant"] == "paper" and d["cr_every"] == 1:  # the paper's CR: keys as before
+        d.pop("cr_variant")
+        d.pop("cr_every")
     if d["model"] == "mlp" and not d["bias"]:  # the paper's network: keys as before
         for key in ("model", "bias", "arch"):
             d.pop(key)

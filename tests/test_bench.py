@@ -26,6 +26,14 @@ def test_bench_small_run_writes_json(tmp_path, capsys):
     mem = data["memory"]["float64"]
     assert mem["cr_peak_bytes"] > 0 and mem["sgd_peak_bytes"] > 0
     assert set(data["derived"]["float64"]) >= {"cr-lowrank/sgd", "train-cr/cr-lowrank"}
+    variants = {
+        "train-adam", "train-cr-adam", "train-cr-adaptive", "train-cr-adaptive-adam",
+        "train-cr-scale-invariant-adam", "train-cr-per-layer", "train-cr-per-variable",
+        "train-cr-adaptive-adam-every4", "train-cr-per-layer-every4",
+        "train-cr-per-variable-every4",
+    }  # fmt: skip
+    assert variants <= set(routes)
+    assert "train-cr-per-variable/train-sgd" in data["derived"]["float64"]
     assert "| cr-lowrank |" in capsys.readouterr().out
 
 
@@ -36,6 +44,11 @@ def test_bench_jax_routes(tmp_path):
     routes = json.loads(out.read_text())["routes"]
     assert {"jax-gen-sgd", "jax-gen-cr", "jax-sgd", "jax-cr-hvp"} <= set(routes)
     assert {"optax-sgd", "optax-cr-fast", "optax-cr-jvp"} <= set(routes)
+    try:
+        import kfac_jax  # noqa: F401
+    except ImportError:
+        return
+    assert "kfac-jax" in routes  # the second-order peer, through the bench plug-in
 
 
 def test_bench_checks_the_json_path_first(tmp_path, capsys):

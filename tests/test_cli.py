@@ -644,3 +644,35 @@ def test_bench_without_jax_skips_the_jax_routes(tmp_path):
     proc = _without_extras(code, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "JAX routes skipped" in proc.stdout and "| cr-lowrank |" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("variant", "every"), [("adaptive", 2), ("per-layer", 1), ("per-variable", 3),
+                           ("scale-invariant", 1)]
+)  # fmt: skip
+def test_train_cr_variants_end_to_end(tmp_path, capsys, variant, every):
+    out = tmp_path / "run"
+    args = ["train", "--optimizer", "adam", "--cr", "--cr-variant", variant, "--cr-every",
+            str(every), "--out", str(out), *TINY]  # fmt: skip
+    assert cli.main(args) == 0
+    assert "completed after 40 iterations" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert cfg["cr_variant"] == variant and cfg["cr_every"] == every
+    metrics = read_metrics(out)
+    assert len(metrics["loss"]) == 40
+    if every > 1:  # the reused steps compute no curvature
+        assert np.isnan(metrics["dhd"][1]) and np.isfinite(metrics["dhd"][0])
+    assert cli.main(["train", "--resume", str(out), "--iterations", "45", "--quiet"]) == 0
+    assert len(read_metrics(out)["loss"]) == 45
+
+
+def test_train_cr_variant_errors(tmp_path, capsys):
+    assert cli.main(["train", "--cr-variant", "adaptive", "--out", str(tmp_path / "a"), *TINY]) == 2
+    assert "need cr" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        cli.main(["train", "--cr", "--cr-every", "0", "--out", str(tmp_path / "b")])
+    assert exit_info.value.code == 2
+    args = ["train", "--cr", "--cr-variant", "per-variable", "--activation", "tanh", "--out",
+            str(tmp_path / "c"), *TINY]  # fmt: skip
+    assert cli.main(args) == 2
+    assert "A'' = 0" in capsys.readouterr().err

@@ -51,11 +51,11 @@ def test_generated_module_header_and_citations(module):
         if not callable(fn) or getattr(fn, "__module__", "") != mod.__name__:
             continue
         assert fn.__doc__, name
-        if re.match(r"^(eq\d+|c\d+|l\d|table2)_", name):
+        if re.match(r"^(eq\d+|c\d+|l\d|v\d|table2)_", name):
             first = fn.__doc__.strip().splitlines()[0]
-            assert first.startswith(("Eq ", "C", "L", "T2")), (name, first)
+            assert first.startswith(("Eq ", "C", "L", "V", "T2")), (name, first)
         elif not name.startswith("_"):
-            assert re.search(r"\b(Eqs? \d+|C\d|L\d|Table 2|B\.3)", fn.__doc__), name
+            assert re.search(r"\b(Eqs? \d+|C\d|L\d|V\d|Table 2|B\.3)", fn.__doc__), name
 
 
 def test_every_form_used_by_kernels_is_proved(verdicts):

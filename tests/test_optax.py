@@ -9,9 +9,10 @@ jax = pytest.importorskip("jax")
 optax = pytest.importorskip("optax")
 
 import jax.numpy as jnp  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from numeric import jax_backend as jb  # noqa: E402
-from numeric.cr import step_length  # noqa: E402
+from numeric.cr import FLAGS, step_length  # noqa: E402
 from numeric.model import Network  # noqa: E402
 from numeric.optax import (  # noqa: E402
     BASELINES,
@@ -195,3 +196,94 @@ def test_optax_method_with_cr_logs_cr():
     state = method.init(net)
     net, state, info = method.step(net, state, x[:16], labels[:16])
     assert info.flag == "" and info.alpha > 0 and np.isfinite(info.dhd)
+
+
+# ------------------------------------------------------------------ the variants
+VARIANTS = ["paper", "adaptive", "scale-invariant", "per-layer", "per-variable"]
+
+
+@pytest.mark.parametrize("every", [1, 2])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variants_agree_with_numeric_cr_on_both_paths(variant, every):
+    """scale_by_cr(variant=...) on the fast path, on jvp(grad), and numeric.cr.CR with
+    the same rule (SGD direction; scale-invariant with the identity metric, SGD's own)."""
+    from numeric.cr import CR
+    from numeric.optimizers import SGD
+
+    rng = np.random.default_rng(1)
+    net = Network.create(6, [5, 5, 4], 3, seed=2, init=0.6)
+    x = rng.normal(size=(10, 6))
+    labels = rng.integers(0, 3, 10)
+    jnet = jb.to_jax(net)
+    objective = NetworkObjective(jnet.layers, jnp.asarray(x), jnp.asarray(np.eye(3)[labels]))
+    plain = lambda p: objective(p)  # noqa: E731
+    logged = {}
+    for name, fn in (("fast", objective), ("autodiff", plain)):
+        tx = optax.chain(optax.identity(), scale_by_cr(100.0, variant=variant, every=every,
+                                                       fallback=0.01, metric="identity"))  # fmt: skip
+        params = list(jnet.params)
+        state = tx.init(params)
+        rows = []
+        for _ in range(4):
+            updates, state = tx.update(jax.grad(plain)(params), state, params, value_fn=fn)
+            params = optax.apply_updates(params, updates)
+            rows.append([float(state[1].alpha), float(state[1].dgrad), int(state[1].flag)])
+        logged[name] = (np.array(rows), params)
+    method = CR(SGD(), 100.0, lr=0.01, variant=variant, every=every)
+    a, state = net, method.init(net)
+    rows = []
+    for _ in range(4):
+        a, state, info = method.step(a, state, x, labels)
+        rows.append([info.alpha, info.dgrad, FLAGS.index(info.flag)])
+    for name in ("fast", "autodiff"):
+        np.testing.assert_allclose(logged[name][0], np.array(rows), rtol=1e-10, atol=1e-300)
+        for p, q in zip(logged[name][1], a.params, strict=True):
+            np.testing.assert_allclose(np.asarray(p), q, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("variant", VARIANTS[1:])
+def test_variants_train_a_foreign_model_under_jit(variant):
+    """Any model (dict and tuple leaves, biases, tanh), jit, every=2: the loss falls."""
+    params, loss = _tanh_mlp()
+    opt = optax.chain(
+        optax.scale_by_adam(), scale_by_cr(1000.0 if variant != "scale-invariant" else 1e4,
+                                           variant=variant, every=2, fallback=1e-3)
+    )  # fmt: skip
+
+    @jax.jit
+    def train_step(params, state):
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = opt.update(grads, state, params, value_fn=loss, value=value,
+                                    grad=grads)  # fmt: skip
+        return optax.apply_updates(params, updates), state
+
+    state = opt.init(params)
+    start = loss(params)
+    for _ in range(12):
+        params, state = train_step(params, state)
+    assert loss(params) < start
+    cr = state[1]
+    assert int(cr.count) == 12 and int(cr.age) == 0
+    if variant == "adaptive":
+        assert float(cr.sigma) > 0
+
+
+def test_per_variable_diagonal_on_a_foreign_model_is_the_hessian_diagonal():
+    params, loss = _tanh_mlp()
+    flat, unravel = ravel_pytree(params)
+    grads = jax.grad(loss)(params)
+    tx = scale_by_cr(10.0, variant="per-variable")
+    _, state = tx.update(grads, tx.init(params), params, value_fn=loss)
+    d = -_flat(grads)
+    hess = jax.hessian(lambda t: loss(unravel(t)))(flat)
+    np.testing.assert_allclose(float(state.dhd), float(jnp.sum(d * d * jnp.diag(hess))),
+                               rtol=1e-10)  # fmt: skip
+
+
+def test_variant_validation():
+    with pytest.raises(ValueError, match="variant"):
+        scale_by_cr(1.0, variant="newton")
+    with pytest.raises(ValueError, match="every"):
+        scale_by_cr(1.0, every=0)
+    with pytest.raises(ValueError, match="metric"):
+        scale_by_cr(1.0, variant="scale-invariant", metric="adam")

@@ -115,7 +115,7 @@ def test_run_directory_layout_and_metrics(tmp_path):
     assert s["status"] == "completed" and s["iterations_done"] == 60
     assert s["label"] == "SGD with CR"
     assert set(s["iters_to_loss_below"]) == {"2.0", "1.0"}
-    assert s["flag_counts"] == {"nondescent": 0, "zero": 0, "nonfinite": 0}
+    assert s["flag_counts"] == {"nondescent": 0, "zero": 0, "nonfinite": 0, "rejected": 0}
     assert s["checkpoint"] == "checkpoints/ckpt-000060.npz"
     # the network returned is the final checkpoint's
     with np.load(tmp_path / "r" / "checkpoints" / "ckpt-000060.npz") as ck:
@@ -162,6 +162,15 @@ RESUME_CASES = {
         optimizer="adam", lr=0.01, cr=True, sigma=1000.0, activation="softplus"
     ),
     "sgd-cr-sigmoid-mean-alpha": dict(cr=True, activation="sigmoid", averaging="mean-alpha"),
+    # the CR variants: their state (sigma, reused step lengths) is in the checkpoint
+    "adam-cr-adaptive-every3": dict(
+        optimizer="adam", lr=0.01, cr=True, sigma=100.0, cr_variant="adaptive", cr_every=3
+    ),
+    "sgd-cr-per-variable-every4": dict(cr=True, cr_variant="per-variable", cr_every=4),
+    "adagrad-cr-scale-invariant": dict(
+        optimizer="adagrad", lr=0.1, cr=True, sigma=1000.0, cr_variant="scale-invariant"
+    ),
+    "sgd-cr-per-layer-tanh": dict(cr=True, cr_variant="per-layer", activation="tanh"),
 }
 
 
@@ -383,7 +392,7 @@ def test_run_written_before_activations_resumes_as_relu(tmp_path):
     saved = json.loads((old / "config.json").read_text())
     del saved["config"]["activation"]
     del saved["config"]["eval_every"]
-    for later in ("model", "bias", "arch", "backend", "devices"):
+    for later in ("model", "bias", "arch", "backend", "devices", "cr_variant", "cr_every"):
         saved["config"].pop(later, None)
     (old / "config.json").write_text(json.dumps(saved))
     ckpt = latest_checkpoint(old)
@@ -402,6 +411,8 @@ def test_run_written_before_activations_resumes_as_relu(tmp_path):
         "arch",
         "backend",
         "devices",
+        "cr_variant",
+        "cr_every",
     ):
         key.pop(name)
     assert str(arrays["config_key"]) == json.dumps(key, sort_keys=True)

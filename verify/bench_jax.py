@@ -7,6 +7,11 @@
                        (``jax.jvp`` of ``jax.grad``), ``||g||^3`` and alpha (Eq 37).
 ``jax-cr-forward``     ``g^T H g`` by nested forward mode: the second derivative of
                        ``t -> F(theta + t g)`` (``jax.jvp`` of ``jax.jvp``).
+``kfac-jax``           one step of kfac-jax's optimizer (adaptive learning rate and
+                       momentum) on the same network, when kfac-jax is installed
+                       (:mod:`verify.peers`).
+
+:func:`register` also offers the peers of ``lowrank reproduce compare``.
 """
 
 from __future__ import annotations
@@ -85,19 +90,28 @@ def routes(ws, u, x, y, lr: float, sigma: float) -> dict[str, Callable[[], None]
 
         return run
 
-    return {
+    out = {
         "jax-sgd": runner("sgd", sgd_step),
         "jax-cr-hvp": runner("hvp", hvp_step),
         "jax-cr-forward": runner("fwd", forward_step),
     }
+    from verify.peers import kfac_bench_route, kfac_reason
+
+    if kfac_reason() is None:  # kfac-jax's optimizer, adaptive lr and momentum
+        out.update(kfac_bench_route(ws, u, x, y))
+    return out
 
 
 def register() -> dict:
     """The JAX routes of ``lowrank bench`` (entry point in the group ``lowrank.bench``;
     see ``numeric.commands``).  JAX is imported only when :func:`routes` runs."""
+    from verify.peers import peers
+
     return {
-        "help": "JAX's own SGD and CR steps",
+        "help": "JAX's own SGD and CR steps, and kfac-jax's step",
         "main": routes,
         "requires": ("jax",),
         "extra": "verify",
+        # second-order peers for ``lowrank reproduce compare`` (numeric.compare)
+        "peers": peers,
     }

@@ -653,6 +653,18 @@ def _stack_specs(kind: str):
     return cases
 
 
+def _variant_cases(quick: bool, seed: int) -> list:
+    from verify import variants
+
+    return variants.variant_cases(quick, seed)
+
+
+def _check_variant_case(case) -> tuple[list[Measurement], list[ErratumMeasurement]]:
+    from verify import variants
+
+    return variants.check_variants(case)
+
+
 #: the groups of checks: name -> (cases(quick, seed), check(case))
 GROUPS = {
     "mlp": (mlp_cases, check_mlp),
@@ -663,6 +675,8 @@ GROUPS = {
     "cnn": (_stack_specs("cnn"), _check_stack_spec),
     "rnn": (_stack_specs("rnn"), _check_stack_spec),
     "bias": (_stack_specs("bias"), _check_stack_spec),
+    # the CR variants' quantities (verify/variants.py)
+    "variants": (_variant_cases, _check_variant_case),
 }
 
 
@@ -683,7 +697,7 @@ def layer_measurements(
     """Every measurement of the B.2/B.3 kernels (float64 references and kernels).
 
     ``only`` restricts the run to some of :data:`GROUPS` (``"mlp"``, ``"conv"``,
-    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``).
+    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``, ``"variants"``).
     """
     from verify.backend import run_settings, select_backend
 

@@ -3,6 +3,7 @@
 * :func:`activation_source`: the activations of :mod:`derive.activations` and their
   first two derivatives, in the array namespace ``xp`` of their argument (NumPy or JAX);
 * :func:`step_length_source`: Eq 37 as printed and in its cancellation-free form C8;
+* :func:`variants_source`: the CR variants' predicted decrease (V3) and ARC rule (V5);
 * :func:`entrywise_source`: the conditional conv forms (Eqs 45, 48, 53-57), whose indices
   are affine in the free indices, as gathers with masks over index grids (NumPy only:
   they exist to check the printed conditions, not to train).
@@ -27,7 +28,14 @@ from derive.codegen.specs import EntrywiseSpec
 from derive.notation import FAMILIES
 from derive.registry import get
 
-__all__ = ["XpPrinter", "activation_source", "entrywise_source", "step_length_source", "xp"]
+__all__ = [
+    "XpPrinter",
+    "activation_source",
+    "entrywise_source",
+    "step_length_source",
+    "variants_source",
+    "xp",
+]
 
 
 class XpPrinter(NumPyPrinter):
@@ -52,6 +60,13 @@ class XpPrinter(NumPyPrinter):
         if value_at_0 == 0:
             return step
         return f"({step} + {float(value_at_0)!r} * numpy.astype({arg} == 0, {arg}.dtype))"
+
+    def _print_Min(self, expr):
+        args = [self._print(a) for a in expr.args]
+        out = args[0]
+        for a in args[1:]:
+            out = f"numpy.minimum({out}, {a})"
+        return out
 
     def _print_Abs(self, expr):
         return f"numpy.abs({self._print(expr.args[0])})"
@@ -102,6 +117,18 @@ def step_length_source() -> str:
         positive=xp(pos),
         negative=xp(neg),
         condition=xp(h >= 0),
+    )
+
+
+# --------------------------------------------------------------------------- CR variants
+def variants_source() -> str:
+    """V3 (predicted decrease) and V5 (ARC update and acceptance), printed."""
+    from derive import variant_model as vm
+
+    return T.VARIANTS.format(
+        decrease=xp(vm.predicted_decrease()),
+        update=xp(vm.arc_sigma()),
+        accept=xp(vm.arc_accept()),
     )
 
 

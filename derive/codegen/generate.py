@@ -14,7 +14,12 @@ import textwrap
 from pathlib import Path
 
 from derive.codegen import templates
-from derive.codegen.elementwise import activation_source, entrywise_source, step_length_source
+from derive.codegen.elementwise import (
+    activation_source,
+    entrywise_source,
+    step_length_source,
+    variants_source,
+)
 from derive.codegen.kernel import kernel_source
 from derive.codegen.specs import MODULES, ModuleSpec
 
@@ -33,7 +38,7 @@ def modules() -> dict[str, ModuleSpec]:
 
 
 def _order(number: str) -> tuple:
-    group = {"C": 2, "L": 3, "T": 1}.get(number[0], 0)
+    group = {"C": 2, "L": 3, "T": 1, "V": 4}.get(number[0], 0)
     digits = "".join(ch for ch in number.split(".")[0] if ch.isdigit())
     return (group, int(digits) if digits else 0, number)
 
@@ -42,6 +47,8 @@ def _numbers(spec: ModuleSpec) -> list[str]:
     nums = {k.equation for k in spec.kernels} | {e.equation for e in spec.entrywise}
     if "step_length" in spec.extras:
         nums |= {"37", "C8"}
+    if "variants" in spec.extras:
+        nums |= {"V3", "V5"}
     return sorted(nums, key=_order)
 
 
@@ -52,6 +59,8 @@ def _body(spec: ModuleSpec) -> str:
         parts.append(step_length_source())
     if "activations" in spec.extras:
         parts.append(activation_source())
+    if "variants" in spec.extras:
+        parts.append(variants_source())
     return "\n\n".join(parts)
 
 

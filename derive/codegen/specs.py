@@ -6,8 +6,9 @@ The generated modules follow the paper's sections:
 =====================================  ==============================================
 ``numeric/kernels/feedforward.py``      Appendix B.1, Eqs 10-36 (the ReLU network)
 ``numeric/kernels/cubic_regularization.py``  Section 3 and B.1, Eqs 37-40, Table 2
-``numeric/kernels/contracted.py``       derived sweeps C1-C11, factored forms C16-C23,
-                                        low-rank forms L1-L5
+``numeric/kernels/contracted.py``       derived sweeps C1-C11, factored forms C16-C23
+                                        and C42-C44, low-rank forms L1-L5
+``numeric/kernels/cr_variants.py``      the CR variants' forms V1, V3, V5
 ``numeric/kernels/general_activation.py``  Appendix B.3, Eqs 66-80
 ``numeric/kernels/convolution.py``      Appendix B.2.1, Eqs 44-57 (and C12-C14)
 ``numeric/kernels/recurrent.py``        Appendix B.2.2, Eqs 58-65
@@ -32,6 +33,7 @@ __all__ = [
     "FEEDFORWARD",
     "CUBIC_REGULARIZATION",
     "CONTRACTED",
+    "CR_VARIANTS",
     "GENERAL_ACTIVATION",
     "CONVOLUTION",
     "CONVOLUTION_ENTRYWISE",
@@ -219,6 +221,11 @@ CONTRACTED: list[KernelSpec] = [
     KernelSpec("l3_lowrank_curvature", "L3", labels=("k",), reduces=("none",)),
     KernelSpec("l4_lowrank_output_curvature", "L4", reduces=("none",)),
     KernelSpec("l5_lowrank_sq_norm", "L5", labels=("k",), reduces=("none",)),
+    # factored adjoints and the Hessian diagonal from them (C42-C44: per-variable CR)
+    KernelSpec("c42_factored_adjoint_v_top", "C42", labels=("k",), branch=0),
+    KernelSpec("c42_factored_adjoint_v_step", "C42", labels=("k",), branch=1),
+    KernelSpec("c43_factored_adjoint_z", "C43", labels=("k",)),
+    KernelSpec("c44_hessian_diag_w", "C44", labels=("k",), reduces=SM),
     # layer-batched low-rank forms (hidden layers of equal width)
     KernelSpec(
         "l1_lowrank_tangent_source_stacked", "L1", labels=("k",), reduces=("none",), stacked=True
@@ -226,6 +233,12 @@ CONTRACTED: list[KernelSpec] = [
     KernelSpec(
         "l3_lowrank_curvature_stacked", "L3", labels=("k",), reduces=("none",), stacked=True
     ),
+]
+
+# ------------------------------------------------- CR variants (V1, and V3, V5 printed)
+CR_VARIANTS: list[KernelSpec] = [
+    KernelSpec("v1_metric_sq_norm_u", "V1", part="u_term", reduces=("none",)),
+    KernelSpec("v1_metric_sq_norm_w", "V1", part="w_term", labels=("k",), reduces=("none",)),
 ]
 
 # ------------------------------------------------------------------ B.3 (Eqs 66-80)
@@ -402,18 +415,29 @@ MODULES: list[ModuleSpec] = [
     ),
     ModuleSpec(
         "numeric/kernels/contracted.py",
-        "Derived contracted and low-rank forms (C1-C23, L1-L5): what training uses.",
+        "Derived contracted and low-rank forms (C1-C23, C42-C44, L1-L5): what training uses.",
         "Printed from the index forms of the ``derive`` registry (equations {equations}).\n"
         "Each form is derived from the paper's equations and proved equal to them by\n"
         "``python -m derive check``: an adjoint sweep (C1-C3, C10), a tangent sweep\n"
         "(C4-C5), the directional quantities of Eqs 38-39 and 78-80 without eta chains\n"
-        "(C6, C7, C11), the factored Gauss-Newton parts ``d2f/dp2 = R^T R`` (C16-C23) and\n"
-        "the rank-``batch`` factors of the mini-batch gradient (L1-L5).\n"
-        + _ARRAYS
-        + "\n"
-        + _BACKENDS,
-        ("derive/equations/contracted.py", "general_activation.py"),
+        "(C6, C7, C11), the factored Gauss-Newton parts ``d2f/dp2 = R^T R`` (C16-C23), the\n"
+        "factored adjoints and the Hessian diagonal from them (C42-C44) and the\n"
+        "rank-``batch`` factors of the mini-batch gradient (L1-L5).\n" + _ARRAYS + "\n" + _BACKENDS,
+        ("derive/equations/contracted.py", "general_activation.py", "variants.py"),
         CONTRACTED,
+    ),
+    ModuleSpec(
+        "numeric/kernels/cr_variants.py",
+        "Kernels of the CR variants: a metric norm, the predicted decrease and the ARC rule.",
+        "Printed from the registry's derived forms (equations {equations}): the squared norm\n"
+        "of a direction in a diagonal metric (V1, term by term from its index form; the\n"
+        "scale-invariant step V2 is Eq 37's C8 with ``c = sigma ||g||_M^3``), the decrease\n"
+        "the cubic model predicts at Eq 37's root (V3) and the ARC update of sigma with its\n"
+        "acceptance test (V5), the last two printed by SymPy's NumPy printer in the array\n"
+        "namespace of their arguments (NumPy or JAX, also under ``jit``).\n" + _BACKENDS,
+        ("derive/equations/variants.py", "derive/variant_model.py"),
+        CR_VARIANTS,
+        extras=("variants",),
     ),
     ModuleSpec(
         "numeric/kernels/general_activation.py",

@@ -2,7 +2,8 @@
 
 A generated module is its header (the command that made it and a docstring), the
 imports its kernels need, and printed kernels.  The only other templates wrap printed
-expressions: an activation's three forms, and Eq 37 with its cancellation-free form.
+expressions: an activation's three forms, Eq 37 with its cancellation-free form, and
+the scalar forms of the CR variants (V3, V5).
 Nothing hand-written is copied into a generated module.
 """
 
@@ -63,4 +64,36 @@ def cr_step_length_printed(ghg, gtg, sigma, norm3):
     xp = namespace(ghg, gtg, norm3)
     h, d, c = ghg, gtg, sigma * norm3
     return {literal}
+'''
+
+VARIANTS = '''\
+def predicted_decrease(alpha, gtg, c):
+    """V3: the decrease ``m(0) - m(alpha)`` the cubic model predicts at Eq 37's root.
+
+    ``alpha`` the step length of Eq 37 (C8), ``d = g^T grad F`` (``gtg``) and
+    ``c = sigma ||g||^3``; both printed terms are positive for ``d < 0`` (no
+    cancellation).  Broadcasts (NumPy or JAX).
+    """
+    xp = namespace(alpha, gtg, c)
+    alpha, d, c = xp.asarray(alpha), xp.asarray(gtg), xp.asarray(c)
+    return {decrease}
+
+
+def arc_sigma_update(rho, sigma, eta_1, eta_2, gamma, sigma_min, sigma_max):
+    """V5: the ARC update of ``sigma`` from ``rho = actual / predicted decrease``.
+
+    Very successful (``rho > eta_2``): shrink by ``gamma`` (not below ``sigma_min``);
+    successful (``eta_1 <= rho <= eta_2``): keep; otherwise grow by ``gamma`` (not above
+    ``sigma_max``).  Broadcasts (NumPy or JAX).
+    """
+    xp = namespace(rho, sigma)
+    rho, sigma = xp.asarray(rho), xp.asarray(sigma)
+    return {update}
+
+
+def arc_accept(rho, eta_1):
+    """V5: whether the trial step is taken (``rho >= eta_1``)."""
+    xp = namespace(rho)
+    rho = xp.asarray(rho)
+    return {accept}
 '''

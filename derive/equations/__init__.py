@@ -10,4 +10,5 @@ from derive.equations import (  # noqa: F401
     recurrent,
     section2,
     stacking,
+    variants,
 )

@@ -16,7 +16,10 @@ direction ``d`` (one array per parameter, like the gradient) are assembled from
   the derivative of the output along ``d`` (``xdot`` is ``None`` for the first layer);
 * the layer's own second-order terms of ``d^T H d``: ``cross_term`` (twice the
   mixed derivative of the layer map, weights against input) and ``second_order``
-  (``A''`` of its activation; zero for the ReLU).
+  (``A''`` of its activation; zero for the ReLU);
+* for the CR variants: ``propagate`` (a stack of input tangents carried through the
+  layer, per-layer CR) and ``hessian_diagonal`` (the factored adjoint sweep C42-C43 and
+  the layer's Hessian diagonal C21/C44, per-variable CR).
 
 ``d^T H d = pdot^T (d2f/dp2) pdot + sum over layers (cross_term + second_order)``
 (Eqs 39 and 80 contracted: C6, C7, C11).  For the SGD direction ``d = -grad F`` the
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Any
+
+from numeric.kernels._runtime import namespace
 
 __all__ = ["Layer"]
 
@@ -84,6 +89,35 @@ class Layer(ABC):
     @abstractmethod
     def lowrank_cross(self, params: list, x, cache, adjoint, xdot):
         """Cross term along ``d = -grad F`` without the factor ``2 / batch`` (L3, L4)."""
+
+    def propagate(self, params: list, x, cache, xdots):
+        """``(ydots, tangents)``: derivatives of ``y`` along input tangents alone (no
+        parameter direction), for a stack of them.
+
+        ``xdots`` has shape (stack, batch, *in_shape); ``ydots`` (stack, batch,
+        *out_shape); ``tangents[s]`` is the tangent record of entry ``s`` (what
+        :meth:`second_order` reads).  Per-layer CR carries each layer's own tangent up
+        the stack with it.  The default runs :meth:`tangent` once per entry with a
+        zero parameter direction; layers override it with one batched call.
+        """
+        xp = namespace(xdots)
+        zero = [xp.zeros_like(p) for p in params]
+        outs = [self.tangent(params, x, cache, xdots[s], zero) for s in range(xdots.shape[0])]
+        return xp.stack([o[0] for o in outs]), [o[1] for o in outs]
+
+    def hessian_diagonal(self, params: list, x, cache, rbar, need_xbar: bool = True,
+                         reduce: str = "mean"):  # fmt: skip
+        """``(xbar_rows, diagonals)``: the factored adjoint sweep (C42-C43) one layer down
+        and the diagonal of the Hessian for this layer's parameters (C21, C44).
+
+        ``rbar`` (batch, rows, *out_shape) is ``R dp/dy`` of this layer's output, one
+        row per row of the factor ``R`` of ``d2f/dp2`` (C15); ``xbar_rows`` the same for
+        its input (``None`` when not needed).  Exact when no layer of the network has
+        ``A'' != 0`` (the Gauss-Newton diagonal otherwise, which callers refuse).
+        """
+        raise NotImplementedError(
+            f"the Hessian diagonal is not derived for {type(self).__name__} layers"
+        )
 
     def stack_key(self):
         """Layers with equal non-``None`` keys may be evaluated as one stack by

@@ -265,6 +265,15 @@ class Flatten(Layer):
     def lowrank_tangent(self, params, x, cache, adjoint, xdot, source=None):
         return self.tangent(params, x, cache, xdot, [])
 
+    def propagate(self, params, x, cache, xdots):
+        xp = namespace(xdots)
+        return xp.reshape(xdots, (*xdots.shape[:2], -1)), [None] * xdots.shape[0]
+
+    def hessian_diagonal(self, params, x, cache, rbar, need_xbar=True, reduce="mean"):
+        xp = namespace(rbar)
+        xbar = xp.reshape(rbar, (*rbar.shape[:2], *self.in_shape)) if need_xbar else None
+        return xbar, []
+
     def lowrank_cross(self, params, x, cache, adjoint, xdot):
         return None
 

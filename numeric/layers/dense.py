@@ -7,7 +7,8 @@ Parameters: ``[w]`` with ``w`` of shape (d_out, d_in) (``ws[k-1]`` of
 
 Kernels (all generated): the pre-activation of Eq 10, the adjoint step C10 with
 ``delta = A'(z) vbar`` (C1-C2), the gradient C3 (= Eq 28), the tangent C4, the cross
-term of C7, the B.3 term C11 and, for the SGD direction, the low-rank forms L1 and L3.
+term of C7, the B.3 term C11, for the SGD direction the low-rank forms L1 and L3, and
+for per-variable CR the factored adjoints C42-C43 and the Hessian diagonal C44.
 The ReLU (``A'' = 0``, Eq 29) is the case where :meth:`Dense.second_order` has nothing
 to add and ``A''`` is never evaluated: a fast path of the same code.
 
@@ -129,6 +130,28 @@ class Dense(Layer):
         return ct.c11_second_order_term(
             vbar_k=adjoint.vbar, a2_k=cache.a2, zdot_k=tangent, reduce=reduce
         )
+
+    def propagate(self, params, x, cache, xdots):
+        xp = namespace(xdots)
+        stack, batch = xdots.shape[0], xdots.shape[1]
+        zdot = ct.c4_tangent_propagate(
+            vdot_km1=xp.reshape(xdots, (stack * batch, self.d_in)), w_k=params[0]
+        )
+        zdot = xp.reshape(zdot, (stack, batch, self.d_out))
+        return cache.a1 * zdot, zdot
+
+    def hessian_diagonal(self, params, x, cache, rbar, need_xbar=True, reduce="mean"):
+        if not self.second_vanishes:
+            raise NotImplementedError(
+                f"the Hessian diagonal needs A'' = 0 (B.1); {self.activation} has A'' != 0"
+            )
+        rdelta = ct.c43_factored_adjoint_z(a1_k=cache.a1, rvbar_k=rbar)
+        diag = [ct.c44_hessian_diag_w(v_km1=x, rdelta_k=rdelta, reduce=reduce)]
+        if self.bias:  # the bias rule: C44 with the input 1
+            ones = namespace(x).ones((x.shape[0], 1), dtype=x.dtype)
+            diag.append(ct.c44_hessian_diag_w(v_km1=ones, rdelta_k=rdelta, reduce=reduce)[:, 0])
+        xbar = ct.c42_factored_adjoint_v_step(rdelta_kp1=rdelta, w_kp1=params[0])
+        return (xbar if need_xbar else None), diag
 
     # --------------------------------------------------- SGD direction (low rank)
     def lowrank_tangent(self, params, x, cache, adjoint, xdot, source=None):

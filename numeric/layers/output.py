@@ -7,6 +7,7 @@ Kernels (generated): Eq 13, the adjoint C10 (``u^T df/dp``), the gradient Eq 27,
 tangent C5, the output term of C7 and, for the SGD direction, L2 and L4.  The layer is
 linear, so it has no second-order term of its own.  A bias adds its gradient ``df/dp``
 (Eq 27.b) and its direction to ``pdot`` (L7 for ``d = -grad F``), and no cross term.
+For per-variable CR: the ``u`` diagonal C21 and the top of the factored adjoint sweep.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from numeric.kernels import bias as bk
 from numeric.kernels import contracted as ct
 from numeric.kernels import feedforward as ff
+from numeric.kernels._runtime import namespace
 from numeric.layers.base import Layer
 
 __all__ = ["Output"]
@@ -78,6 +80,20 @@ class Output(Layer):
         if xdot is None:
             return None
         return ct.c7_output_term(dfdp=adjoint.dfdp, omega=dparams[0], vdot_n=xdot, reduce=reduce)
+
+    def propagate(self, params, x, cache, xdots):
+        xp = namespace(xdots)
+        stack, batch = xdots.shape[0], xdots.shape[1]
+        pdot = ct.c5_u_term(vdot_n=xp.reshape(xdots, (stack * batch, self.d_in)), u=params[0])
+        return xp.reshape(pdot, (stack, batch, self.classes)), [None] * stack
+
+    def hessian_diagonal(self, params, x, cache, rbar, need_xbar=True, reduce="mean"):
+        diag = [ct.c21_hessian_diag_u(v_n=x, rfac=rbar, reduce=reduce)]
+        if self.bias:  # the bias rule: C21 with the input 1
+            ones = namespace(x).ones((x.shape[0], 1), dtype=x.dtype)
+            diag.append(ct.c21_hessian_diag_u(v_n=ones, rfac=rbar, reduce=reduce)[:, 0])
+        xbar = ct.c42_factored_adjoint_v_top(rfac=rbar, u=params[0]) if need_xbar else None
+        return xbar, diag
 
     def lowrank_tangent(self, params, x, cache, adjoint, xdot, source=None):
         pdot = ct.l2_lowrank_output_source(Pb=adjoint.dfdp, Vb_n=x)
