@@ -671,18 +671,8 @@ class CR(Method):
         )
         alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
         alpha = float(alpha_b.mean())
-        if self.averaging == "mean-alpha":
-            update = [alpha * d for d in unit]
-            lr_eff = alpha
-        else:  # E[alpha g]: -(1/B) sum_b alpha_b grad f_b, rank one per sample and layer
-            batch = ev.dfdp.shape[0]
-            wa = alpha_b / batch
-            vs, deltas = ev.tape.inputs, ev.adj.deltas
-            n = len(deltas)
-            update = [-((deltas[k] * wa[:, None]).T @ vs[k]) for k in range(n)]
-            update.append(-((ev.dfdp * wa[:, None]).T @ vs[n]))
-            sq_unit = cv.dot(unit, unit)
-            lr_eff = cv.dot(update, unit) / sq_unit if sq_unit > 0 else 0.0
+        update, lr_eff = self._averaged(ev, unit, alpha_b)
+        lr_eff = float(lr_eff)
         worst = int(flags.max()) if flags.size else 0
         info = StepInfo(
             math.nan,
@@ -695,6 +685,29 @@ class CR(Method):
             FLAGS[worst],
         )
         return update, info
+
+    def _averaged(self, ev: Evaluation, unit: list, alpha_b):
+        """``(update, lr_eff)`` of the per-sample averagings (Section 3.1) from the
+        per-sample lengths ``alpha_b`` (shape ``(B,)``), in the arrays' namespace.
+
+        ``"mean-alpha"``: ``E[alpha] d``.  ``"alpha-g"``: ``E[alpha_b g_b]`` as
+        ``-(1/B) sum_b alpha_b grad f_b``, rank one per sample and layer;
+        ``lr_eff`` is its least-squares scale along ``d``.
+        """
+        xp = namespace(alpha_b)
+        if self.averaging == "mean-alpha":
+            alpha = xp.mean(alpha_b)
+            if xp is np:  # a Python float keeps the directions' dtype
+                alpha = float(alpha)
+            return [alpha * d for d in unit], alpha
+        wa = alpha_b / ev.dfdp.shape[0]
+        vs, deltas = ev.tape.inputs, ev.adj.deltas
+        n = len(deltas)
+        update = [-((deltas[k] * wa[:, None]).T @ vs[k]) for k in range(n)]
+        update.append(-((ev.dfdp * wa[:, None]).T @ vs[n]))
+        sq_unit = cv.dot(unit, unit)
+        safe = xp.where(sq_unit > 0, sq_unit, 1.0)
+        return update, xp.where(sq_unit > 0, cv.dot(update, unit) / safe, 0.0)
 
     def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
         xp = namespace(*ev.grads)
@@ -711,18 +724,7 @@ class CR(Method):
         )
         alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
         alpha = xp.mean(alpha_b)
-        if self.averaging == "mean-alpha":
-            update = [alpha * d for d in unit]
-            lr_eff = alpha
-        else:
-            batch = ev.dfdp.shape[0]
-            wa = alpha_b / batch
-            vs, deltas = ev.tape.inputs, ev.adj.deltas
-            n = len(deltas)
-            update = [-((deltas[k] * wa[:, None]).T @ vs[k]) for k in range(n)]
-            update.append(-((ev.dfdp * wa[:, None]).T @ vs[n]))
-            sq_unit = cv.dot(unit, unit)
-            lr_eff = xp.where(sq_unit > 0, cv.dot(update, unit) / sq_unit, 0.0)
+        update, lr_eff = self._averaged(ev, unit, alpha_b)
         info = (
             alpha,
             lr,

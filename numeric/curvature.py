@@ -74,6 +74,18 @@ def _add(total, term):
     return total if term is None else total + term
 
 
+def _second_order(layers, per_layer, tape: Tape, adj: Adjoints, tangents, reduce):
+    """The sum over layers of each layer's second-order term (``A'' != 0``; ``0.0`` when
+    no layer has one): what ``d^T H d`` adds to the cross terms."""
+    second = 0.0
+    for i, layer in enumerate(layers):
+        term = layer.second_order(
+            per_layer[i], tape.inputs[i], tape.caches[i], adj.adjoints[i], tangents[i], reduce
+        )
+        second = _add(second, term)
+    return second
+
+
 def directional(
     layers: Sequence[Layer],
     params: Sequence,
@@ -127,20 +139,7 @@ def directional(
     ghg = _add(pdot_term(pdot, d2fdp2, rfac, reduce), cross(n - 1))
     for i in range(n - 1):
         ghg = _add(ghg, cross(i))
-    second = 0.0
-    for i in range(n):
-        second = _add(
-            second,
-            layers[i].second_order(
-                per_layer[i],
-                tape.inputs[i],
-                tape.caches[i],
-                adj.adjoints[i],
-                tan.tangents[i],
-                reduce,
-            ),
-        )
-    return gtg, ghg + second
+    return gtg, ghg + _second_order(layers, per_layer, tape, adj, tan.tangents, reduce)
 
 
 def _stack_groups(layers: Sequence[Layer]) -> dict[int, tuple[int, int]]:
@@ -227,20 +226,7 @@ def sgd_curvature(
     )
     pdot = outputs[-1]
     ghg = pdot_term(pdot, d2fdp2, rfac, "mean") + (2.0 / batch) * _add(curvature, out_cross)
-    second = 0.0
-    for i in range(n):
-        second = _add(
-            second,
-            layers[i].second_order(
-                per_layer[i],
-                tape.inputs[i],
-                tape.caches[i],
-                adj.adjoints[i],
-                tangents[i],
-                "mean",
-            ),
-        )
-    ghg = ghg + second
+    ghg = ghg + _second_order(layers, per_layer, tape, adj, tangents, "mean")
     gtg = ct.c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce="mean")
     return gtg, ghg
 
