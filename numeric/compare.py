@@ -326,7 +326,7 @@ def _accuracy(net, x, labels) -> tuple[float, float]:
 def run_task(task: Task) -> dict:
     """Train one method on one setting and seed; the record of :func:`render`."""
     from numeric.models import build
-    from numeric.stepping import Diverged
+    from numeric.stepping import Diverged, eval_network
 
     method = {m.name: m for m in METHODS}[task.method]
     record = {"task": task.__dict__, "method": method.name, "label": method.label}
@@ -364,7 +364,7 @@ def run_task(task: Task) -> dict:
         lrs.append(float(info.lr_eff))
     acc, test_loss = math.nan, math.nan
     if status == "completed":
-        acc, test_loss = _accuracy(net, xte, yte)
+        acc, test_loss = _accuracy(eval_network(opt, net, state), xte, yte)
     lo = np.asarray(losses)
     return {
         **record,

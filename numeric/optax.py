@@ -501,6 +501,16 @@ class OptaxMethod:
     def init(self, network: Network) -> MethodState:
         return MethodState(0, self.tx.init(list(network.params)))
 
+    def eval_network(self, network: Network, state: MethodState) -> Network:
+        """The network at the weights to evaluate: a schedule-free method's average
+        ``x`` (:func:`optax.contrib.schedule_free_eval_params`), not its iterate ``y``;
+        every other transformation's iterate."""
+        sf = _find_schedule_free_state(state.opt)
+        if sf is None:
+            return network
+        params = optax.contrib.schedule_free_eval_params(sf, list(network.params))
+        return network.with_params(list(params))
+
     def _impl(self, layers, params, opt_state, x, y):
         objective = NetworkObjective(layers, x, y)
         loss, grads = objective.value_and_grad(params)
@@ -547,6 +557,18 @@ class OptaxMethod:
 
     def __repr__(self) -> str:
         return f"OptaxMethod({self.name})"
+
+
+def _find_schedule_free_state(state):
+    """The ``ScheduleFreeState`` inside an optax state (a chain's tuple), or ``None``."""
+    if hasattr(state, "z") and hasattr(state, "b1"):
+        return state
+    if isinstance(state, tuple):
+        for part in state:
+            found = _find_schedule_free_state(part)
+            if found is not None:
+                return found
+    return None
 
 
 def _find_cr_state(state) -> ScaleByCRState | None:

@@ -16,7 +16,15 @@ from numeric.losses import softmax_cross_entropy
 from numeric.network import backward, forward
 from numeric.optimizers import State
 
-__all__ = ["FLAGS", "Diverged", "Evaluation", "MethodState", "StepInfo", "evaluate"]
+__all__ = [
+    "FLAGS",
+    "Diverged",
+    "Evaluation",
+    "MethodState",
+    "StepInfo",
+    "eval_network",
+    "evaluate",
+]
 
 #: Step flags; ``""`` is a regular step.  ``"rejected"``: adaptive CR's trial step did
 #: not decrease the loss enough (the weights stay; ``numeric.cr``).
@@ -111,3 +119,14 @@ def evaluate(layers: Sequence, params: Sequence, xs, ys, second: bool) -> Evalua
     f, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, ys, second=second)
     adj = backward(layers, params, tape, dfdp)
     return Evaluation(f.mean(), tape, adj, dfdp, d2fdp2, ys)
+
+
+def eval_network(method, network, state: MethodState):
+    """The network to evaluate (test loss and accuracy) after ``method``'s steps.
+
+    The trained network itself, except for a method whose evaluation point is not its
+    iterate (optax's schedule-free methods: their averaged weights); such a method
+    defines ``eval_network(network, state)``.
+    """
+    hook = getattr(method, "eval_network", None)
+    return network if hook is None else hook(network, state)

@@ -98,6 +98,7 @@ from numeric.rundir import (
     write_json,
 )
 from numeric.schedules import Constant, ExponentialDecay
+from numeric.stepping import eval_network
 from numeric.stopping import StopFlag
 
 __all__ = [
@@ -1175,7 +1176,10 @@ def _run(
                 now = time.perf_counter()
                 test_loss = test_accuracy = math.nan
                 if every and ((it + 1) % every == 0 or it + 1 == config.iterations):
-                    test_loss, test_accuracy = evaluate(iteration.net, test)  # type: ignore[arg-type]
+                    test_loss, test_accuracy = evaluate(
+                        eval_network(iteration.method, iteration.net, iteration.state),
+                        test,  # type: ignore[arg-type]
+                    )
                 row = (
                     it,
                     info.loss,

@@ -92,3 +92,52 @@ def test_cli_jax_backend_with_devices(tmp_path):
     a, b = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "four")
     np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-12)
     np.testing.assert_allclose(b["alpha"], a["alpha"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["schedule_free_adamw", "schedule_free_sgd"])
+def test_schedule_free_is_evaluated_at_its_averaged_weights(tmp_path, monkeypatch, name):
+    """Schedule-free methods train at y and are evaluated at their average x
+    (``optax.contrib.schedule_free_eval_params``); the training loop's test columns use x."""
+    import optax
+
+    from numeric import jax_backend as jb
+    from numeric import optax as nopt
+    from numeric.data import load_dataset
+    from numeric.model import Network
+    from numeric.stepping import eval_network
+    from numeric.training import evaluate
+
+    method = nopt.baseline(name)
+    net = jb.to_jax(Network.create(20, [8, 8], 3, seed=0, init=0.5, dtype=np.float32))
+    state = method.init(net)
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((64, 20)).astype(np.float32), rng.integers(0, 3, 64)
+    for _ in range(5):
+        net, state, _ = method.step(net, state, x[:16], labels[:16])
+    evaluated = eval_network(method, net, state)
+    sf = nopt._find_schedule_free_state(state.opt)
+    want = optax.contrib.schedule_free_eval_params(sf, list(net.params))
+    for got, w, y in zip(evaluated.params, want, net.params, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(w))
+        assert not np.array_equal(np.asarray(got), np.asarray(y))  # x is not the iterate
+    other = nopt.baseline("prodigy")
+    assert eval_network(other, net, other.init(net)) is net
+
+    import numeric.training as training
+
+    seen = []
+
+    def spy(method, network, state):
+        seen.append(eval_network(method, network, state))
+        return seen[-1]
+
+    monkeypatch.setattr(training, "eval_network", spy)
+    cfg = TrainConfig(hidden=(8, 8), iterations=20, checkpoint_every=20, eval_every=20,
+                      optimizer=name, backend="jax", init="normal")  # fmt: skip
+    result = train(cfg, tmp_path / "run", progress=False, log=None)
+    metrics = read_metrics(tmp_path / "run")
+    test = load_dataset(cfg.dataset, split="test")
+    assert len(seen) == 1
+    recorded = metrics["test_loss"][-1]
+    assert recorded == pytest.approx(evaluate(jb.to_numpy(seen[0]), test)[0], rel=1e-6)
+    assert recorded != pytest.approx(evaluate(result.network, test)[0], rel=1e-6)
