@@ -320,6 +320,40 @@ def register(eq: Equation) -> Equation:
     return eq
 
 
+def register_derived(
+    number: str,
+    name: str,
+    title: str,
+    lhs: str,
+    form: Form,
+    selfcheck: Callable | None,
+    section: str,
+    *,
+    labels: tuple[str, ...] = (),
+    label_sets: Callable[[int], Iterable[dict]] | None = None,
+    role: str = "contracted",
+    activation: str = "relu",
+) -> Equation:
+    """Register a form the paper does not print (no ``paper_latex``): a derived,
+    self-checked equation whose ``section`` names the equations it comes from."""
+    return register(
+        Equation(
+            number=number,
+            name=name,
+            title=title,
+            section=section,
+            paper_latex="",
+            lhs_latex=lhs,
+            labels=labels,
+            printed=form,
+            role=role,
+            selfcheck=selfcheck,
+            label_sets=label_sets or (lambda n: [{"n": n}]),
+            activation=activation,
+        )
+    )
+
+
 def sort_key(number: str) -> tuple[int, int, str]:
     """Paper equations in numeric order, then Table 2, then contracted and low-rank forms,
     then the forms of the CR variants."""

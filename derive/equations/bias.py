@@ -25,7 +25,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.equations import contracted, feedforward_relu, general_activation  # noqa: F401  (registered first: forms used here)
-from derive.forms import Equation, Form, register
+from derive.forms import Equation, Form, register, register_derived
 from derive.forms import lookup as get
 from derive.indexform import Term, terms
 from derive.notation import FAMILIES, contract, idx
@@ -129,22 +129,9 @@ def _kq(n):
 
 def _reg(number, name, title, lhs, form, check, cites, labels=(), label_sets=None, section=SECTION,
          activation="relu", role="derivative"):  # fmt: skip
-    register(
-        Equation(
-            number=number,
-            name=name,
-            title=title,
-            section=f"{section}; {cites}",
-            paper_latex="",
-            lhs_latex=lhs,
-            labels=labels,
-            printed=form,
-            role=role,
-            selfcheck=STACK_CHECKS[check] if check else None,
-            label_sets=label_sets or (lambda n: [{"n": n}]),
-            activation=activation,
-        )
-    )
+    register_derived(number, name, title, lhs, form, STACK_CHECKS[check] if check else None,
+                     f"{section}; {cites}", labels=labels, label_sets=label_sets, role=role,
+                     activation=activation)  # fmt: skip
 
 
 def _vkm1(lab):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.check_table import CHECKS
-from derive.forms import Equation, Erratum, Form, register
+from derive.forms import Equation, Erratum, Form, register, register_derived
 from derive.notation import FAMILIES, contract, idx
 
 F = FAMILIES
@@ -605,20 +605,9 @@ _mc(
 
 # ---------------------------------------------------------------- contracted: stacking
 def _reg_c(number, name, title, lhs, form, check, derived_from):
-    register(
-        Equation(
-            number=number,
-            name=name,
-            title=title,
-            section="contracted (derived from " + derived_from + ")",
-            paper_latex="",
-            lhs_latex=lhs,
-            printed=form,
-            role="contracted",
-            selfcheck=CHECKS[check],
-            label_sets=lambda n: [{"n": n, "case": 0}],
-        )
-    )
+    register_derived(number, name, title, lhs, form, CHECKS[check],
+                     f"contracted (derived from {derived_from})",
+                     label_sets=lambda n: [{"n": n, "case": 0}])  # fmt: skip
 
 
 _reg_c(

@@ -28,7 +28,7 @@ from derive import layer_checks
 from derive.check_table import CHECKS
 from derive.equations.cubic_regularization import _BATCH
 from derive.equations.feedforward_relu import _huw, cases
-from derive.forms import Equation, Erratum, Form, lookup, register
+from derive.forms import Equation, Erratum, Form, lookup, register, register_derived
 from derive.notation import FAMILIES, contract, idx
 
 F = FAMILIES
@@ -787,22 +787,9 @@ register(
 # is C7.  This is Eq 80 summed against g on both sides: the lambda terms of Eq 77
 # collapse into the new term, the eta terms into C7's.
 def _reg_c(number, name, title, lhs, form, check, derived_from, label_sets=None, labels=()):
-    register(
-        Equation(
-            number=number,
-            name=name,
-            title=title,
-            section="contracted (derived from " + derived_from + ")",
-            paper_latex="",
-            lhs_latex=lhs,
-            labels=labels,
-            printed=form,
-            role="contracted",
-            selfcheck=CHECKS[check],
-            label_sets=label_sets or (lambda n: [{"n": n}]),
-            activation="general",
-        )
-    )
+    register_derived(number, name, title, lhs, form, CHECKS[check],
+                     f"contracted (derived from {derived_from})", labels=labels,
+                     label_sets=label_sets, activation="general")  # fmt: skip
 
 
 _reg_c(

@@ -37,7 +37,7 @@ states and their tangents *entering* each step (``v_(t-1)``, ``vdot_(t-1)``).
 from __future__ import annotations
 
 from derive.equations import bias, contracted, convolution, recurrent  # noqa: F401  (registered first: forms used here)
-from derive.forms import Equation, Form, register
+from derive.forms import Equation, Form, register, register_derived
 from derive.forms import lookup as get
 from derive.notation import FAMILIES, contract, idx
 from derive.stack_checks import STACK_CHECKS
@@ -61,22 +61,9 @@ def _cases(n: int) -> list[dict]:
 
 
 def _reg(number, name, title, section, cites, lhs, form, check, role="contracted", labels=()):
-    register(
-        Equation(
-            number=number,
-            name=name,
-            title=title,
-            section=f"{section}; from {cites}",
-            paper_latex="",
-            lhs_latex=lhs,
-            labels=labels,
-            printed=form,
-            role=role,
-            selfcheck=STACK_CHECKS[check] if check else None,
-            label_sets=_cases,
-            activation="general",
-        )
-    )
+    register_derived(number, name, title, lhs, form, STACK_CHECKS[check] if check else None,
+                     f"{section}; from {cites}", labels=labels, label_sets=_cases, role=role,
+                     activation="general")  # fmt: skip
 
 
 # ---------------------------------------------------------------- conv layer in a stack

@@ -30,7 +30,7 @@ import sympy as sp
 from derive import variant_model as vm
 from derive.check_table import CHECKS
 from derive.equations.feedforward_relu import cases
-from derive.forms import Equation, Form, lookup, register
+from derive.forms import Form, lookup, register_derived
 from derive.notation import FAMILIES, contract, idx
 
 F = FAMILIES
@@ -45,21 +45,9 @@ def _k(n: int) -> list[dict]:
 
 
 def _reg(number, name, title, lhs, form, check, derived_from, label_sets=None, labels=()):
-    register(
-        Equation(
-            number=number,
-            name=name,
-            title=title,
-            section="variants (derived from " + derived_from + ")",
-            paper_latex="",
-            lhs_latex=lhs,
-            labels=labels,
-            printed=form,
-            role="contracted",
-            selfcheck=CHECKS[check],
-            label_sets=label_sets or (lambda n: [{"n": n}]),
-        )
-    )
+    register_derived(number, name, title, lhs, form, CHECKS[check],
+                     f"variants (derived from {derived_from})", labels=labels,
+                     label_sets=label_sets)  # fmt: skip
 
 
 # ------------------------------------------------------------------ Hessian diagonal
