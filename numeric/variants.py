@@ -127,8 +127,16 @@ def step_lengths(gtg, ghg, sigma, norm3, fallback, nondescent: str = "base"):
     finite = xp.isfinite(gtg) & xp.isfinite(ghg) & xp.isfinite(norm3)
     zero = finite & ((norm3 <= 0.0) | (c == 0.0))
     nondesc = finite & ~zero & (gtg >= 0.0)
-    regular = finite & ~zero & ~nondesc
     a = cr_step_length(ghg, gtg, sigma, norm3)
+    return _settle(xp, a, finite, zero, nondesc, fallback, nondescent)
+
+
+def _settle(xp, a, finite, zero, nondesc, fallback, nondescent: str):
+    """``(alpha, flags)`` from Eq 37's roots ``a`` and the masks of the inputs: a regular
+    entry keeps a finite positive root, a non-finite one (input or root) takes
+    ``fallback``, a non-descent one ``fallback`` or 0 (``nondescent``), a zero direction
+    0.  ``zero`` and ``nondesc`` hold only where ``finite`` does."""
+    regular = finite & ~zero & ~nondesc
     bad = regular & ~(xp.isfinite(a) & (a > 0.0))
     ok = regular & ~bad
     alpha = xp.where(ok, a, 0.0)
@@ -247,22 +255,15 @@ def per_variable_lengths(direction: Sequence, grads: Sequence, diag: Sequence, s
     for d, g, h in zip(direction, grads, diag, strict=True):
         xp = namespace(d)
         mag = xp.abs(d)
-        zero = mag == 0
         slope = xp.where(d < 0, -g, g)  # sign(d_i) dF/dtheta_i
         finite = xp.isfinite(slope) & xp.isfinite(h) & xp.isfinite(mag)
+        zero = finite & (mag == 0)
         nondesc = finite & ~zero & (slope >= 0)
         regular = finite & ~zero & ~nondesc
         unit = cr_step_length(h, xp.where(regular, slope, -1.0), sigma, xp.ones_like(mag))
         with np.errstate(divide="ignore", invalid="ignore"):
-            a = unit / xp.where(zero, 1.0, mag)
-        bad = regular & ~(xp.isfinite(a) & (a > 0))
-        ok = regular & ~bad
-        alpha = xp.where(ok, a, 0.0)
-        alpha = xp.where(~finite | bad, fallback, alpha)
-        alpha = xp.where(nondesc, fallback if nondescent == "base" else 0.0, alpha)
-        flag = xp.where(nondesc, FLAGS.index("nondescent"), 0)
-        flag = xp.where(zero & finite, FLAGS.index("zero"), flag)
-        flag = xp.where(~finite | bad, FLAGS.index("nonfinite"), flag)
+            a = unit / xp.where(mag == 0, 1.0, mag)
+        alpha, flag = _settle(xp, a, finite, zero, nondesc, fallback, nondescent)
         alphas.append(xp.astype(alpha, d.dtype) if xp is not np else alpha.astype(d.dtype))
         flags.append(flag)
         dhd = dhd + xp.sum(d * d * h)
