@@ -584,9 +584,9 @@ class CR(Method):
             mstate["cr_age"] = (mstate["cr_age"] + 1) % self.every
             return update, (lr_eff, lr, lr_eff, gtg, xp.nan, xp.sqrt(sq), 0), mstate
         rule = {
-            "paper": self._paper,
+            "paper": self._eq37,
             "adaptive": self._adaptive,
-            "scale-invariant": self._scale_invariant,
+            "scale-invariant": self._eq37,
             "per-layer": self._per_layer,
             "per-variable": self._per_variable,
         }[self.variant]
@@ -600,13 +600,6 @@ class CR(Method):
             ]
             mstate["cr_age"] = xp.where(rejected, 0, 1 % self.every)
         return update, info, mstate
-
-    def _paper(self, layers, params, ev, unit, lr, mstate, metric=None):
-        xp = namespace(*ev.grads)
-        gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
-        alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
-        info = (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
-        return [alpha] * len(unit), info, False
 
     def _adaptive(self, layers, params, ev, unit, lr, mstate, metric=None):
         xp = namespace(*ev.grads)
@@ -626,7 +619,9 @@ class CR(Method):
         info = (alpha, lr, applied, gtg, ghg, xp.sqrt(sq), flag)
         return [applied] * len(unit), info, flag == FLAGS.index("rejected")
 
-    def _scale_invariant(self, layers, params, ev, unit, lr, mstate, metric=None):
+    def _eq37(self, layers, params, ev, unit, lr, mstate, metric=None):
+        """One length by Eq 37; the cubic term in ``metric`` where given (scale-invariant
+        CR, V1-V2), else in the Euclidean norm (the paper's CR reused every K steps)."""
         xp = namespace(*ev.grads)
         gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
         norm_m = sq if metric is None else vr.metric_sq_norm(unit, metric)
