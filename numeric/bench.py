@@ -395,22 +395,6 @@ def run_benchmark(
     return out
 
 
-def _jax_routes(ws, u, x, y) -> tuple[dict[str, Callable[[], None]] | None, str]:
-    """The JAX routes registered in the ``lowrank.bench`` entry points, or None and why."""
-    from numeric.commands import BENCH_GROUP, discover
-
-    plugin = discover(BENCH_GROUP).get("jax")
-    if plugin is None:
-        return None, "not registered (pip install '.[verify]')"
-    why = plugin.unavailable("the JAX routes")
-    if why is not None:
-        return None, why
-    try:
-        return plugin.main(ws, u, x, y, LR, SIGMA), ""
-    except ImportError as exc:  # JAX present but not importable
-        return None, f"the JAX routes cannot run ({exc})"
-
-
 def run_model_benchmark(
     model: str, batch: int, dtypes: tuple[str, ...], rounds: int, seed: int, jax: bool
 ) -> dict:
