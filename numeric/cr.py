@@ -321,8 +321,7 @@ class Method:
         loss = float(ev.loss)
         if not math.isfinite(loss):
             raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
-        # CR no longer needs the gradient once it has the direction (SGD's is -g)
-        unit, opt_state = self.optimizer.unit(ev.grads, state.opt, overwrite=self._overwrite)
+        unit, opt_state = self.optimizer.unit(ev.grads, state.opt)
         lr = float(self.schedule(state.step))
         mstate = {k: v for k, v in state.opt.items() if k.startswith("cr_")}
         metric = self.metric(state.opt, opt_state)
@@ -337,8 +336,6 @@ class Method:
         return network.with_params(params), MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
-    #: whether the step reads only the direction (not the gradient) after it is formed
-    _overwrite = False
 
     def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
         raise NotImplementedError
@@ -415,9 +412,6 @@ class Baseline(Method):
         super().__init__(optimizer, lr)
         self.curvature = bool(curvature)
         self._needs_second = self.curvature
-        # only SGD's direction is written into the gradient, and then the gradient is
-        # not read again (d^T grad F = -||d||^2)
-        self._overwrite = True
 
     def _update(self, network, ev, unit, lr):
         if self.curvature:
@@ -478,13 +472,6 @@ class CR(Method):
     """
 
     _needs_second = True
-
-    @property
-    def _overwrite(self) -> bool:  # type: ignore[override]
-        """SGD's direction may be written into the gradient only where nothing reads the
-        gradient afterwards: the paper's rule computed every step (the variants read it
-        for ``d^T grad F``, per weight or on reused steps)."""
-        return self._fast
 
     def __init__(
         self,

@@ -118,19 +118,6 @@ def _as_dtype(a, dtype):
     return a if a.dtype == dtype else a.astype(dtype)
 
 
-def _negate_into(g):
-    """``-g`` in ``g``'s floating dtype, written into ``g`` when it is a NumPy array that
-    owns its data (same values as ``-g``)."""
-    if (
-        isinstance(g, np.ndarray)
-        and g.flags.owndata
-        and g.flags.writeable
-        and np.issubdtype(g.dtype, np.floating)
-    ):
-        return np.negative(g, out=g)
-    return -_as_dtype(g, _float_dtype(g.dtype))
-
-
 def _as_array_list(name: str, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray) or not isinstance(arrays, Sequence):
         raise ValueError(f"{name} must be a list of arrays, got {type(arrays).__name__}")
@@ -301,20 +288,16 @@ class Optimizer:
             return [np.asarray(u) for u in unit], new_state
         return [np.asarray(lr * u) for u in unit], new_state
 
-    def unit(self, grads: Sequence, state: State, overwrite: bool = False) -> tuple[list, State]:
+    def unit(self, grads: Sequence, state: State) -> tuple[list, State]:
         """The lr-free unit direction and the advanced state, without validation.
 
         Pure and backend-generic (NumPy, or JAX under ``jit``): ``grads`` must match
-        the state's shapes.  ``new_state`` shares ``"shapes"`` with ``state``.
-        ``overwrite``: the caller no longer needs ``grads``, so a rule that is a function
-        of each gradient alone (SGD's ``-g``) may write the direction into them (NumPy
-        arrays that own their data; same values).
+        the state's shapes.  ``new_state`` shares ``"shapes"`` with ``state``.  The
+        direction is always a set of fresh arrays: it never aliases ``grads``, which the
+        curvature routes read afterwards (a conv or recurrent layer's low-rank route
+        rebuilds ``-grad F`` from them).
         """
-        if overwrite and self._in_place:
-            unit = [_negate_into(g) for g in grads]
-            accs: dict = {}
-        else:
-            unit, accs = self._unit(list(grads), state)
+        unit, accs = self._unit(list(grads), state)
         new_state: State = {"step": state["step"] + 1, "shapes": state["shapes"]}
         new_state.update(accs)
         return unit, new_state
@@ -346,8 +329,6 @@ class Optimizer:
 
     #: names of the state's accumulator lists
     _accumulator_keys: ClassVar[tuple[str, ...]] = ()
-    #: whether the unit direction is ``-g`` (it may then be written into the gradient)
-    _in_place: ClassVar[bool] = False
 
     def _init_accumulators(self, params: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
         return {}
@@ -369,7 +350,6 @@ class SGD(Optimizer):
     """
 
     name: ClassVar[str] = "sgd"
-    _in_place: ClassVar[bool] = True
 
     learning_rate: float | None = None
 
