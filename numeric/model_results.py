@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import re
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from numeric.data import Dataset, DatasetError, load_dataset
+from numeric.provenance import versions
 from numeric.training import TrainConfig, TrainingFailed, ensure_run, read_metrics
 
 __all__ = ["Job", "keep_sections", "main", "plan", "render", "splits", "update_doc"]
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None, model: str | None = None,
     meta = {
         "command": cmd,
         "minutes": minutes,
-        "python": f"Python {platform.python_version()}, NumPy {np.__version__}",
+        "python": versions(),
     }
     section = render(model, results, jobs, meta)
     update_doc(Path(args.doc), model, section)

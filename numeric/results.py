@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import multiprocessing
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from numeric.outputs import OutputPathError, check_output_dir, check_output_file
+from numeric.provenance import versions
 from numeric.sizes import describe_hidden, hidden_arg, positive_int
 from numeric.training import (
     LOSS_THRESHOLDS,
@@ -332,7 +332,7 @@ def render(
         "",
         f"({n} iterations per run, seeds {seed_list}; {len(cache)} runs taking "
         f"{sum(v['elapsed'] for v in cache.values()) / 60:.0f} min of training time in all, "
-        f"one BLAS thread each; Python {platform.python_version()}, NumPy {np.__version__}). Run directories "
+        f"one BLAS thread each; {versions()}). Run directories "
         "(config, per-iteration metrics, checkpoints) are kept under the `--out` directory; "
         "`lowrank reproduce fig2` etc. draw the paper's two-panel figures.",
         "",
