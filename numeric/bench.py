@@ -168,7 +168,7 @@ EVERY = 4
 
 def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callable[[], None]]:
     """Full training iterations, as ``lowrank train`` runs them: SGD, Adam, the paper's CR
-    and the CR variants (:mod:`numeric.variants`).  The ``*-every4`` routes run
+    and the CR variants (:mod:`numeric.rules`).  The ``*-every4`` routes run
     :data:`EVERY` iterations per call (one computes the step length, the others reuse
     it); :func:`run_benchmark` divides their time by :data:`EVERY`."""
     from numeric.data import BatchSampler

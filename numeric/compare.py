@@ -10,7 +10,7 @@ Every method trains the same network from the same initial weights on the same b
 
   - SGD and Adam, each at three constant learning rates (the best of each is reported);
   - the paper's CR (Eq 37) over SGD, Adagrad, Adadelta and Adam, with the paper's sigma;
-  - the CR variants of :mod:`numeric.variants` (adaptive, scale-invariant, per-layer,
+  - the CR variants of :mod:`numeric.rules` (adaptive, scale-invariant, per-layer,
     per-variable) and step-length reuse every K steps;
   - optax's learning-rate-free methods (:data:`numeric.optax.BASELINES`: Prodigy,
     D-Adaptation, DoG, Schedule-Free, Momo, backtracking line search, Sophia) on the

@@ -51,13 +51,15 @@ Each step carries a flag (:data:`FLAGS`):
 Variants (``variant=``, ``every=``)
 -----------------------------------
 Beyond the paper (its Section 4's future work and the cubic model's own sigma update),
-:mod:`numeric.variants` holds the rules, shared with :func:`numeric.optax.scale_by_cr`:
+:mod:`numeric.rules` holds the rules, one object per variant, shared with
+:func:`numeric.optax.scale_by_cr`; :class:`CR` is a thin adapter over them:
 ``"adaptive"`` (ARC: a trial forward pass, accept or reject, sigma shrinks or grows),
 ``"scale-invariant"`` (the cubic term in the base optimizer's own metric), ``"per-layer"`` (one
 length per layer from its Hessian block) and ``"per-variable"`` (one length per weight
 from the exact Hessian diagonal).  ``every=K`` computes the length(s) every ``K`` steps
 and reuses them in between.  Their state (sigma, the metric, the reused lengths) lives
-in the state's ``cr_*`` entries, so checkpoints carry it.  A rejected adaptive step is
+in the state's ``cr_*`` entries (the rule's NamedTuple state by field name), so
+checkpoints carry it.  A rejected adaptive step is
 flagged ``"rejected"``.
 
 Effective learning rate
@@ -95,15 +97,22 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from numeric import curvature as cv
-from numeric import variants as vr
 from numeric.kernels._runtime import namespace
-from numeric.kernels.cubic_regularization import cr_step_length
-from numeric.losses import hessian_factor, loss_change
-from numeric.network import Network, forward
+from numeric.network import Network
 from numeric.optimizers import SGD, Optimizer
+from numeric.rules import (
+    ARC,
+    AVERAGING,
+    NONDESCENT,
+    VARIANTS,
+    Every,
+    KernelCurvature,
+    Rule,
+    make_rule,
+    step_lengths,
+)
 from numeric.schedules import Constant
 from numeric.stepping import FLAGS, Diverged, Evaluation, MethodState, StepInfo, evaluate
-from numeric.variants import ARC, VARIANTS, step_lengths
 
 __all__ = [
     "ARC",
@@ -122,10 +131,6 @@ __all__ = [
     "step_lengths",
 ]
 
-#: Averaging options of Section 3.1 (see the module docstring).
-AVERAGING = ("model", "mean-alpha", "alpha-g")
-#: Policies for a direction that is not a descent direction.
-NONDESCENT = ("base", "skip")
 Schedule = Callable[[int], float]
 
 
@@ -149,10 +154,8 @@ def step_length(
     fallback: float,
     nondescent: str = "base",
 ) -> tuple[float, str]:
-    """CR step length (Eq 37) along one direction, with the edge cases of the module.
-
-    Eq 37 is evaluated through the generated cancellation-free form C8
-    (:func:`numeric.kernels.cubic_regularization.cr_step_length`).
+    """CR step length (Eq 37) along one direction, with the flags of the module, as Python
+    scalars: :func:`numeric.rules.step_lengths` on one entry.
 
     Parameters
     ----------
@@ -176,41 +179,18 @@ def step_length(
     flag : str
         One of :data:`FLAGS`.
     """
-    gtg, ghg, norm3 = float(gtg), float(ghg), float(norm3)
-    if not (math.isfinite(gtg) and math.isfinite(ghg) and math.isfinite(norm3)):
-        return float(fallback), "nonfinite"
-    if norm3 <= 0.0 or sigma * norm3 == 0.0:
-        return 0.0, "zero"
-    if gtg >= 0.0:
-        return (float(fallback) if nondescent == "base" else 0.0), "nondescent"
-    alpha = float(cr_step_length(ghg, gtg, sigma, norm3))
-    if not (math.isfinite(alpha) and alpha > 0.0):
-        return float(fallback), "nonfinite"
-    return alpha, ""
+    with np.errstate(all="ignore"):
+        alpha, flag = step_lengths(float(gtg), float(ghg), float(sigma), float(norm3),
+                                   float(fallback), nondescent)  # fmt: skip
+    return float(alpha), FLAGS[int(flag)]
 
 
 # ------------------------------------------------------------------------- methods
 
 
-def _scaled(directions: list, scale: float) -> list:
-    """``scale * d`` for each direction, in place where ``d`` is a fresh NumPy array.
-
-    The optimizers return fresh arrays for their unit directions; scaling them in place
-    saves an allocation (a page-faulting one for the large first layer) per array per
-    step and gives the same values as ``scale * d``.
-    """
-    out = []
-    for d in directions:
-        if isinstance(d, np.ndarray) and d.flags.owndata and d.flags.writeable:
-            out.append(np.multiply(d, scale, out=d))
-        else:
-            out.append(scale * d)
-    return out
-
-
 def _add_into(update, param):
-    """``param + update``, written into ``update`` when it is a fresh NumPy array of the
-    parameter's dtype (same values as ``param + update``)."""
+    """``param + update`` in the parameter's dtype, written into ``update`` when it is a
+    fresh NumPy array of that dtype (same values as ``param + update``)."""
     if (
         isinstance(update, np.ndarray)
         and update.flags.owndata
@@ -219,7 +199,15 @@ def _add_into(update, param):
         and update.shape == param.shape
     ):
         return np.add(update, param, out=update)
-    return param + update
+    xp = namespace(param)
+    return param + xp.asarray(update, dtype=param.dtype)
+
+
+def _host(value):
+    """A method-state entry on the host: 0-d arrays as Python scalars, lists as they are."""
+    if isinstance(value, list):
+        return value
+    return np.asarray(value).item()
 
 
 def _schedule(lr: float | Schedule | None, optimizer: Optimizer) -> Schedule:
@@ -325,25 +313,27 @@ class Method:
         lr = float(self.schedule(state.step))
         mstate = {k: v for k, v in state.opt.items() if k.startswith("cr_")}
         metric = self.metric(state.opt, opt_state)
-        update, info, mstate = self._update_state(network, ev, unit, lr, mstate, recompute, metric)
+        update, record, mstate = self.update_arrays(
+            network.layers, network.params, ev, unit, lr, mstate, recompute, metric
+        )
+        info = StepInfo(
+            loss=loss,
+            alpha=float(record.alpha),
+            lr=lr,
+            lr_eff=float(record.lr_eff),
+            dgrad=float(record.dgrad),
+            dhd=float(record.dhd),
+            dnorm=float(record.dnorm),
+            flag=FLAGS[int(record.flag)],
+        )
         if not math.isfinite(info.dnorm):
             raise Diverged(f"the gradient is not finite at step {state.step}")
-        # the update arrays are fresh: add the weights into them (no new allocation)
         params = [_add_into(s, p) for p, s in zip(network.params, update, strict=True)]
-        info = info._replace(loss=loss)
         opt_state["step"] = int(opt_state["step"])
-        opt_state.update(mstate)
+        opt_state.update({k: _host(v) for k, v in mstate.items()})
         return network.with_params(params), MethodState(state.step + 1, opt_state), info
 
     _needs_second = False
-
-    def _update(self, network: Network, ev: Evaluation, unit: list, lr: float):
-        raise NotImplementedError
-
-    def _update_state(self, network, ev, unit, lr, mstate: dict, recompute: bool, metric=None):
-        """``(update, info, mstate)`` on NumPy (Python scalars in ``info``)."""
-        update, info = self._update(network, ev, unit, lr)
-        return update, info, mstate
 
     def metric(self, before, after) -> list | None:
         """The metric the step length reads (scale-invariant CR: the base optimizer's
@@ -360,38 +350,15 @@ class Method:
         mstate: dict | None = None,
         recompute: bool = True,
         metric: list | None = None,
-    ):
-        """The step as arrays, for any backend and under ``jax.jit``.
+    ) -> tuple[list, StepInfo, dict]:
+        """The step as arrays, for any backend and under ``jax.jit``: the one path of
+        every method on NumPy and JAX.
 
-        Returns ``(update, info, mstate)`` with ``info`` the fields of :class:`StepInfo`
-        after ``loss`` as 0-d arrays (``flag`` an index into :data:`FLAGS`) and
-        ``mstate`` the method's own state entries after the step (``cr_*``; empty for
-        the paper's CR).  Equal to :meth:`_update` up to rounding; the NumPy training
-        path of the paper's CR uses the latter (Python scalars, no device round trips).
+        Returns ``(update, info, mstate)``: the update per parameter array, a
+        :class:`StepInfo` of 0-d arrays (``flag`` an index into :data:`FLAGS`, ``lr`` the
+        scheduled rate) and the method's own state entries after the step (``cr_*``).
         """
         raise NotImplementedError
-
-    def _curvature_arrays(self, layers, params, ev: Evaluation, unit: list):
-        if isinstance(self.optimizer, SGD):
-            gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
-            sq = namespace(gtg).maximum(-gtg, 0.0)  # ||d||^2 = -d^T grad F for d = -grad F
-        else:
-            gtg, ghg = cv.directional(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit)
-            sq = cv.sq_norm(unit)
-        return gtg, ghg, sq
-
-    def _curvature(self, network: Network, ev: Evaluation, unit: list):
-        """``(d^T grad F, d^T H d, ||d||^2)`` for the unit direction."""
-        layers, params = network.layers, network.params
-        if isinstance(self.optimizer, SGD):
-            gtg, ghg = cv.sgd_curvature(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2)
-            gtg, ghg = float(gtg), float(ghg)
-            # d = -grad F: ||d||^2 = -d^T grad F (Eqs 38, 40), no pass over the weights
-            sq = max(-gtg, 0.0) if math.isfinite(gtg) else math.nan
-        else:
-            gtg, ghg = cv.directional(layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, unit)
-            sq = cv.sq_norm(unit)
-        return float(gtg), float(ghg), sq
 
 
 class Baseline(Method):
@@ -413,28 +380,19 @@ class Baseline(Method):
         self.curvature = bool(curvature)
         self._needs_second = self.curvature
 
-    def _update(self, network, ev, unit, lr):
-        if self.curvature:
-            gtg, ghg, sq = self._curvature(network, ev, unit)
-        elif isinstance(self.optimizer, SGD):  # d = -grad F: d^T grad F = -||d||^2, one pass
-            sq = cv.sq_norm(unit)
-            gtg, ghg = -sq, math.nan
-        else:
-            gtg, ghg, sq = cv.dot(unit, ev.grads), math.nan, cv.sq_norm(unit)
-        update = _scaled(unit, lr)
-        return update, StepInfo(math.nan, lr, lr, lr, gtg, ghg, math.sqrt(sq), "")
-
     def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
         xp = namespace(*ev.grads)
+        sgd = isinstance(self.optimizer, SGD)
         if self.curvature:
-            gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
-        elif isinstance(self.optimizer, SGD):  # d = -grad F: d^T grad F = -||d||^2
+            gtg, ghg, sq = KernelCurvature(layers, params, ev, sgd).along(unit)
+        elif sgd:  # d = -grad F: d^T grad F = -||d||^2, one pass
             sq = cv.sq_norm(unit)
             gtg, ghg = -sq, xp.nan
         else:
             gtg, ghg, sq = cv.dot(unit, ev.grads), xp.nan, cv.sq_norm(unit)
         update = [lr * d for d in unit]
-        info = (lr, lr, lr, gtg, ghg, xp.sqrt(sq), 0)
+        info = StepInfo(loss=ev.loss, alpha=lr, lr=lr, lr_eff=lr, dgrad=gtg, dhd=ghg,
+                        dnorm=xp.sqrt(sq), flag=0)  # fmt: skip
         return update, info, dict(mstate or {})
 
     def __repr__(self) -> str:
@@ -442,7 +400,8 @@ class Baseline(Method):
 
 
 class CR(Method):
-    """Cubic regularization on top of a base optimizer (Eq 37, Section 3.1).
+    """Cubic regularization on top of a base optimizer (Eq 37, Section 3.1): a thin adapter
+    from the base optimizer's direction to a rule of :mod:`numeric.rules`.
 
     Parameters
     ----------
@@ -459,7 +418,7 @@ class CR(Method):
         ``learning_rate``, or 0 (flagged steps do not move) where it has none (SGD,
         Adagrad).
     variant : {"paper", "adaptive", "scale-invariant", "per-layer", "per-variable"}
-        The step-length rule (:mod:`numeric.variants`); ``"paper"`` is Eq 37.  For
+        The step-length rule (:data:`numeric.rules.RULES`); ``"paper"`` is Eq 37.  For
         ``"adaptive"``, ``sigma`` is the initial cubic weight.
     every : int, default 1
         Compute the step length every ``every`` steps and reuse it (per layer or per
@@ -488,235 +447,42 @@ class CR(Method):
         if lr is None and getattr(optimizer, "learning_rate", 0.0) is None:
             lr = 0.0
         super().__init__(optimizer, lr)
-        sigma = float(sigma)
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
-        if averaging not in AVERAGING:
-            raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
-        if averaging != "model" and not isinstance(optimizer, SGD):
-            raise ValueError(
-                f"averaging={averaging!r} needs per-sample directions, defined only for SGD; "
-                f"use averaging='model' with {optimizer.name}"
-            )
-        if nondescent not in NONDESCENT:
-            raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        if isinstance(every, bool) or int(every) != every or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        if averaging != "model" and (variant != "paper" or every != 1):
-            raise ValueError(
-                f"averaging={averaging!r} is defined for the paper's CR only (variant='paper', "
-                "every=1)"
-            )
-        self.sigma = sigma
+        self.rule: Rule = make_rule(
+            sigma,
+            variant=variant,
+            every=every,
+            averaging=averaging,
+            nondescent=nondescent,
+            arc=arc,
+            sgd=isinstance(optimizer, SGD),
+        )
+        self.sigma = float(sigma)
         self.averaging = averaging
         self.nondescent = nondescent
         self.variant = variant
         self.every = int(every)
-        self.arc = (arc if arc is not None else ARC()).for_sigma(sigma)
-
-    @property
-    def _fast(self) -> bool:
-        """The paper's CR computed every step: the Python-scalar NumPy path."""
-        return self.variant == "paper" and self.every == 1
 
     def _method_state(self, network: Network) -> dict:
-        if self.variant == "per-variable":
-            cv.check_hessian_diagonal(network.layers)
-        out: dict = {}
-        if self.variant == "adaptive":
-            out["cr_sigma"] = self.sigma
-        if self.every > 1:
-            shape = (lambda p: p.shape) if self.variant == "per-variable" else (lambda p: ())
-            out["cr_alpha"] = [np.zeros(shape(p), dtype=p.dtype) for p in network.params]
-            out["cr_age"] = 0
-        return out
+        self.rule.check(network.layers)
+        state = self.rule.init(network.params)
+        return {k: _host(v) for k, v in self.rule.entries(state).items()}
 
     def recompute(self, state: MethodState) -> bool:
         return self.every == 1 or int(state.opt.get("cr_age", 0)) == 0
 
     def metric(self, before, after):
-        if self.variant != "scale-invariant":
-            return None
-        return self.optimizer.metric(before, after)
-
-    def _update_state(self, network, ev, unit, lr, mstate, recompute, metric=None):
-        if self._fast:
-            return super()._update_state(network, ev, unit, lr, mstate, recompute)
-        update, info, mstate = self.update_arrays(
-            network.layers, network.params, ev, unit, lr, mstate, recompute, metric
-        )
-        alpha, lr_, lr_eff, gtg, ghg, dnorm, flag = (float(v) for v in info)
-        step_info = StepInfo(math.nan, alpha, lr_, lr_eff, gtg, ghg, dnorm, FLAGS[int(flag)])
-        for key in ("cr_sigma",):
-            if key in mstate:
-                mstate[key] = float(mstate[key])
-        for key in ("cr_age",):
-            if key in mstate:
-                mstate[key] = int(mstate[key])
-        return update, step_info, mstate
-
-    # --------------------------------------------------------------- the variants
-    def _variant_arrays(self, layers, params, ev, unit, lr, mstate, recompute, metric):
-        xp = namespace(*ev.grads)
-        mstate = dict(mstate)
-        if not recompute:
-            update = [
-                xp.asarray(a, dtype=d.dtype) * d
-                for a, d in zip(mstate["cr_alpha"], unit, strict=True)
-            ]
-            lr_eff = vr.least_squares_scale(update, unit)
-            gtg, sq = cv.dot(unit, ev.grads), cv.sq_norm(unit)
-            mstate["cr_age"] = (mstate["cr_age"] + 1) % self.every
-            return update, (lr_eff, lr, lr_eff, gtg, xp.nan, xp.sqrt(sq), 0), mstate
-        rule = {
-            "paper": self._eq37,
-            "adaptive": self._adaptive,
-            "scale-invariant": self._eq37,
-            "per-layer": self._per_layer,
-            "per-variable": self._per_variable,
-        }[self.variant]
-        alphas, info, rejected = rule(layers, params, ev, unit, lr, mstate, metric)
-        alphas = [xp.asarray(a, dtype=d.dtype) for a, d in zip(alphas, unit, strict=True)]
-        update = [a * d for a, d in zip(alphas, unit, strict=True)]
-        if self.every > 1:
-            mstate["cr_alpha"] = [
-                xp.broadcast_to(a, c.shape) if c.ndim else a
-                for a, c in zip(alphas, mstate["cr_alpha"], strict=True)
-            ]
-            mstate["cr_age"] = xp.where(rejected, 0, 1 % self.every)
-        return update, info, mstate
-
-    def _adaptive(self, layers, params, ev, unit, lr, mstate, metric=None):
-        xp = namespace(*ev.grads)
-        sigma = mstate["cr_sigma"]
-        gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
-        norm3 = sq**1.5
-        alpha, flag = step_lengths(gtg, ghg, sigma, norm3, lr, self.nondescent)
-        trial = [
-            p + xp.asarray(alpha, dtype=p.dtype) * d for p, d in zip(params, unit, strict=True)
-        ]
-        p_trial = forward(layers, trial, ev.tape.inputs[0], second=False).p
-        actual = -xp.mean(loss_change(ev.tape.p, p_trial, ev.ys))
-        applied, new_sigma, flag, _ = vr.adaptive_outcome(
-            alpha, flag, gtg, sigma * norm3, actual, sigma, self.arc
-        )
-        mstate["cr_sigma"] = new_sigma
-        info = (alpha, lr, applied, gtg, ghg, xp.sqrt(sq), flag)
-        return [applied] * len(unit), info, flag == FLAGS.index("rejected")
-
-    def _eq37(self, layers, params, ev, unit, lr, mstate, metric=None):
-        """One length by Eq 37; the cubic term in ``metric`` where given (scale-invariant
-        CR, V1-V2), else in the Euclidean norm (the paper's CR reused every K steps)."""
-        xp = namespace(*ev.grads)
-        gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
-        norm_m = sq if metric is None else vr.metric_sq_norm(unit, metric)
-        alpha, flag = step_lengths(gtg, ghg, self.sigma, norm_m**1.5, lr, self.nondescent)
-        info = (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag)
-        return [alpha] * len(unit), info, False
-
-    def _per_layer(self, layers, params, ev, unit, lr, mstate, metric=None):
-        xp = namespace(*ev.grads)
-        direction = None if isinstance(self.optimizer, SGD) else unit
-        gtg, ghg, sq = cv.block_curvature(
-            layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2, direction
-        )
-        a_k, f_k = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
-        alphas = [a_k[b] for b in cv.blocks(layers)]
-        lr_eff = vr.least_squares_scale([a * d for a, d in zip(alphas, unit, strict=True)], unit)
-        info = (lr_eff, lr, lr_eff, xp.sum(gtg), xp.sum(ghg), xp.sqrt(xp.sum(sq)),
-                vr.combine_flags([f_k]))  # fmt: skip
-        return alphas, info, False
-
-    def _per_variable(self, layers, params, ev, unit, lr, mstate, metric=None):
-        xp = namespace(*ev.grads)
-        rfac = hessian_factor(ev.tape.p, ev.d2fdp2)
-        diag = cv.hessian_diagonal(layers, params, ev.tape, rfac)
-        alphas, flags, dhd = vr.per_variable_lengths(
-            unit, ev.grads, diag, self.sigma, lr, self.nondescent
-        )
-        lr_eff = vr.least_squares_scale([a * d for a, d in zip(alphas, unit, strict=True)], unit)
-        info = (lr_eff, lr, lr_eff, cv.dot(unit, ev.grads), dhd, xp.sqrt(cv.sq_norm(unit)),
-                vr.combine_flags(flags))  # fmt: skip
-        return alphas, info, False
-
-    def _update(self, network, ev, unit, lr):
-        if self.averaging == "model":
-            gtg, ghg, sq = self._curvature(network, ev, unit)
-            alpha, flag = step_length(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
-            update = _scaled(unit, alpha)
-            return update, StepInfo(math.nan, alpha, lr, alpha, gtg, ghg, math.sqrt(sq), flag)
-        layers, params = network.layers, network.params
-        gtg_b, ghg_b, sq_b = cv.per_sample_sgd_curvature(
-            layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2
-        )
-        alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
-        alpha = float(alpha_b.mean())
-        update, lr_eff = self._averaged(ev, unit, alpha_b)
-        lr_eff = float(lr_eff)
-        worst = int(flags.max()) if flags.size else 0
-        info = StepInfo(
-            math.nan,
-            alpha,
-            lr,
-            lr_eff,
-            float(gtg_b.mean()),
-            float(ghg_b.mean()),
-            float(np.sqrt(sq_b).mean()),
-            FLAGS[worst],
-        )
-        return update, info
-
-    def _averaged(self, ev: Evaluation, unit: list, alpha_b):
-        """``(update, lr_eff)`` of the per-sample averagings (Section 3.1) from the
-        per-sample lengths ``alpha_b`` (shape ``(B,)``), in the arrays' namespace.
-
-        ``"mean-alpha"``: ``E[alpha] d``.  ``"alpha-g"``: ``E[alpha_b g_b]`` as
-        ``-(1/B) sum_b alpha_b grad f_b``, rank one per sample and layer;
-        ``lr_eff`` is its least-squares scale along ``d``.
-        """
-        xp = namespace(alpha_b)
-        if self.averaging == "mean-alpha":
-            alpha = xp.mean(alpha_b)
-            if xp is np:  # a Python float keeps the directions' dtype
-                alpha = float(alpha)
-            return [alpha * d for d in unit], alpha
-        wa = alpha_b / ev.dfdp.shape[0]
-        vs, deltas = ev.tape.inputs, ev.adj.deltas
-        n = len(deltas)
-        update = [-((deltas[k] * wa[:, None]).T @ vs[k]) for k in range(n)]
-        update.append(-((ev.dfdp * wa[:, None]).T @ vs[n]))
-        sq_unit = cv.dot(unit, unit)
-        safe = xp.where(sq_unit > 0, sq_unit, 1.0)
-        return update, xp.where(sq_unit > 0, cv.dot(update, unit) / safe, 0.0)
+        return self.optimizer.metric(before, after) if self.rule.reads_metric else None
 
     def update_arrays(self, layers, params, ev, unit, lr, mstate=None, recompute=True, metric=None):
-        xp = namespace(*ev.grads)
-        mstate = dict(mstate or {})
-        if not self._fast:
-            return self._variant_arrays(layers, params, ev, unit, lr, mstate, recompute, metric)
-        if self.averaging == "model":
-            gtg, ghg, sq = self._curvature_arrays(layers, params, ev, unit)
-            alpha, flag = step_lengths(gtg, ghg, self.sigma, sq**1.5, lr, self.nondescent)
-            update = [alpha * d for d in unit]
-            return update, (alpha, lr, alpha, gtg, ghg, xp.sqrt(sq), flag), mstate
-        gtg_b, ghg_b, sq_b = cv.per_sample_sgd_curvature(
-            layers, params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2
-        )
-        alpha_b, flags = step_lengths(gtg_b, ghg_b, self.sigma, sq_b**1.5, lr, self.nondescent)
-        alpha = xp.mean(alpha_b)
-        update, lr_eff = self._averaged(ev, unit, alpha_b)
-        info = (
-            alpha,
-            lr,
-            lr_eff,
-            xp.mean(gtg_b),
-            xp.mean(ghg_b),
-            xp.mean(xp.sqrt(sq_b)),
-            xp.max(flags),
-        )
-        return update, info, mstate
+        rule = self.rule
+        state = rule.from_entries(dict(mstate or {}), params)
+        curv = KernelCurvature(layers, params, ev, isinstance(self.optimizer, SGD))
+        if isinstance(rule, Every) and not recompute:
+            out = rule.reuse(curv, unit, state)
+        else:
+            out = rule.apply(curv, unit, lr, state, metric)
+        info = StepInfo(loss=ev.loss, lr=lr, **out.stats._asdict())
+        return out.update, info, rule.entries(out.state)
 
     def __repr__(self) -> str:
         extra = ""

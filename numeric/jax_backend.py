@@ -108,9 +108,9 @@ def _step_impl(method, layers, recompute, params, accs, mstate, opt_step, x, y, 
     )
     new_params = [p + jnp.asarray(s, dtype=p.dtype) for p, s in zip(params, update, strict=True)]
     new_accs = {k: new_state[k] for k in accs}
-    # one vector, one transfer to the host per step
+    # one vector (the fields of StepInfo), one transfer to the host per step
     dtype = jnp.result_type(float)
-    info = jnp.stack([jnp.asarray(v, dtype=dtype) for v in (ev.loss, *info)])
+    info = jnp.stack([jnp.asarray(v, dtype=dtype) for v in info])
     return new_params, new_accs, mstate, info
 
 
@@ -184,15 +184,14 @@ def step(method, network: Network, state, x, labels, sharding=None):
     new_params, new_accs, mstate, info = fn(
         network.params, accs, _method_entries(state.opt), int(state.opt["step"]), xs, ys, lr
     )
-    info = [float(v) for v in np.asarray(info)]
-    loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, flag = info
-    if not math.isfinite(loss):
-        raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
-    if not math.isfinite(dnorm):
+    values = dict(zip(StepInfo._fields, (float(v) for v in np.asarray(info)), strict=True))
+    step_info = StepInfo(**{**values, "flag": FLAGS[int(values["flag"])]})
+    if not math.isfinite(step_info.loss):
+        raise Diverged(f"the mini-batch loss is {step_info.loss} before step {state.step}")
+    if not math.isfinite(step_info.dnorm):
         raise Diverged(f"the gradient is not finite at step {state.step}")
     opt = {"step": int(state.opt["step"]) + 1, "shapes": state.opt["shapes"], **new_accs}
     opt.update(_host_entries(mstate))
-    step_info = StepInfo(loss, alpha, lr_, lr_eff, dgrad, dhd, dnorm, FLAGS[int(flag)])
     return network.with_params(new_params), MethodState(state.step + 1, opt), step_info
 
 

@@ -38,14 +38,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
+from optax.tree_utils import tree_vdot
 
-from numeric import curvature as cv
-from numeric import variants as vr
-from numeric.cr import AVERAGING, FLAGS, NONDESCENT, Diverged, MethodState, StepInfo
-from numeric.losses import hessian_factor, loss_change, softmax_cross_entropy
-from numeric.network import Network, backward, forward
-from numeric.variants import ARC, VARIANTS
+from numeric.autodiff import AutodiffCurvature
+from numeric.cr import FLAGS, Diverged, MethodState, StepInfo
+from numeric.losses import softmax_cross_entropy
+from numeric.network import Network, forward
+from numeric.rules import (
+    ARC,
+    AVERAGING,
+    Curvature,
+    Every,
+    KernelCurvature,
+    Outcome,
+    StepStats,
+    check_fallback,
+    make_rule,
+    rms_metric,
+    rms_update,
+)
+from numeric.stepping import Evaluation, evaluate
 
 __all__ = [
     "BASELINES",
@@ -61,29 +73,29 @@ __all__ = [
 
 
 class ScaleByCRState(NamedTuple):
-    """What the last CR step did (all 0-d arrays), for logging, and the variants' state.
+    """What the last CR step did (all 0-d arrays), for logging, and the rule's state.
 
-    ``alpha`` the step length along ``d`` (per-layer and per-variable: the
-    least-squares scalar of the applied step); ``dgrad`` = ``d^T grad F``; ``dhd`` =
-    ``d^T H d`` (per-layer: its block-diagonal part, per-variable: its diagonal part);
-    ``dnorm`` = ``||d||``; ``flag`` an index into :data:`numeric.cr.FLAGS`; ``count``
-    the number of steps taken.  ``sigma``: adaptive CR's cubic weight; ``rms``, ``rms_count``:
-    the running mean of the squared gradient (scale-invariant CR); ``cached``, ``age``:
-    the step lengths reused by ``every > 1`` and the steps since they were computed
-    (``None`` where the variant has no such state).
+    ``alpha`` the step length along ``d`` (adaptive: the trial length; per-layer and
+    per-variable: the least-squares scalar of the applied step); ``lr_eff`` the scalar
+    ``s`` with ``s d`` (closest to) the applied step; ``dgrad`` = ``d^T grad F``;
+    ``dhd`` = ``d^T H d`` (per-layer: its block-diagonal part, per-variable: its diagonal
+    part); ``dnorm`` = ``||d||``; ``flag`` an index into :data:`numeric.cr.FLAGS`;
+    ``count`` the number of steps taken.  ``rule``: the rule's own state
+    (:mod:`numeric.rules`: adaptive CR's ``sigma``; ``every > 1``'s kept lengths and
+    their ``age``).  ``rms``, ``rms_count``: the running mean of the squared gradient
+    (scale-invariant CR's metric; ``None`` otherwise).
     """
 
     count: Any
     alpha: Any
+    lr_eff: Any
     dgrad: Any
     dhd: Any
     dnorm: Any
     flag: Any
-    sigma: Any = None
+    rule: Any = None
     rms: Any = None
     rms_count: Any = None
-    cached: Any = None
-    age: Any = None
 
 
 class NetworkObjective:
@@ -107,107 +119,36 @@ class NetworkObjective:
         self.x = x
         self.y = y
 
-    def evaluate(self, params, second: bool = True):
-        tape = forward(self.layers, params, self.x, second)
-        f, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, self.y, second=second)
-        adj = backward(self.layers, params, tape, dfdp)
-        return f.mean(), tape, adj, dfdp, d2fdp2
+    def evaluate(self, params, second: bool = True) -> Evaluation:
+        """The network's sweeps on the batch (:func:`numeric.stepping.evaluate`)."""
+        return evaluate(self.layers, list(params), self.x, self.y, second)
 
     def __call__(self, params):
-        tape = forward(self.layers, params, self.x, second=False)
+        tape = forward(self.layers, list(params), self.x, second=False)
         f, _, _ = softmax_cross_entropy(tape.p, self.y, second=False)
         return f.mean()
 
     def value_and_grad(self, params):
         """``(F, grad F)`` through the generated adjoint sweep."""
-        loss, _, adj, _, _ = self.evaluate(params, second=False)
-        return loss, adj.grads
+        ev = self.evaluate(params, second=False)
+        return ev.loss, ev.grads
 
 
-def _vdot(a, b):
-    leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
-    return sum(jnp.vdot(x, y) for x, y in leaves)
-
-
-def _tmap(fn, *trees):
-    return jax.tree_util.tree_map(fn, *trees)
-
-
-def _autodiff_curvature(value_fn: Callable, params, d):
-    grad, hd = jax.jvp(jax.grad(value_fn), (params,), (d,))
-    return _vdot(d, grad), _vdot(d, hd)
-
-
-def _network_curvature(objective: NetworkObjective, params, d, direction: str):
-    params = list(params)
-    d = list(d)
-    _, tape, adj, dfdp, d2fdp2 = objective.evaluate(params)
-    if direction == "sgd":
-        return cv.sgd_curvature(objective.layers, params, tape, adj, dfdp, d2fdp2)
-    return cv.directional(objective.layers, params, tape, adj, dfdp, d2fdp2, d)
-
-
-def _gradient(value_fn, params, grad=None):
-    """The gradient: the ``grad`` extra argument, the generated adjoint sweep for a
-    :class:`NetworkObjective`, else ``jax.grad``."""
-    if grad is not None:
-        return grad
-    if isinstance(value_fn, NetworkObjective):
-        return type(params)(value_fn.value_and_grad(list(params))[1])
-    return jax.grad(value_fn)(params)
-
-
-def _block_curvature(value_fn, params, d, direction: str):
-    """Per block ``(d_k^T grad_k F, d_k^T H_kk d_k, ||d_k||^2)`` and the block of each
-    leaf: the layers of a :class:`NetworkObjective` (C45-C46), else one block per leaf
-    (one Hessian-vector product each)."""
-    if isinstance(value_fn, NetworkObjective):
-        params, dl = list(params), list(d)
-        _, tape, adj, dfdp, d2fdp2 = value_fn.evaluate(params)
-        way = None if direction == "sgd" else dl
-        out = cv.block_curvature(value_fn.layers, params, tape, adj, dfdp, d2fdp2, way)
-        return out, cv.blocks(value_fn.layers)
-    leaves, tree = jax.tree_util.tree_flatten(d)
-    gtg, ghg, sq = [], [], []
-    for k in range(len(leaves)):
-        dk = jax.tree_util.tree_unflatten(
-            tree, [x if i == k else jnp.zeros_like(x) for i, x in enumerate(leaves)]
-        )
-        a, b = _autodiff_curvature(value_fn, params, dk)
-        gtg.append(a)
-        ghg.append(b)
-        sq.append(jnp.vdot(leaves[k], leaves[k]))
-    return (jnp.stack(gtg), jnp.stack(ghg), jnp.stack(sq)), list(range(len(leaves)))
-
-
-def _hessian_diagonal(value_fn, params):
-    """The Hessian diagonal as a pytree: C21, C42-C44 for a :class:`NetworkObjective`;
-    otherwise one Hessian-vector product per parameter (exact; small models only)."""
+def _curvature(value_fn, params, direction: str, grad=None, value=None) -> Curvature:
+    """The generated kernels for a :class:`NetworkObjective` (``direction="sgd"``: the
+    low-rank route), else JAX autodiff of ``value_fn``."""
     if isinstance(value_fn, NetworkObjective):
         params = list(params)
-        _, tape, _, _, d2fdp2 = value_fn.evaluate(params)
-        return cv.hessian_diagonal(value_fn.layers, params, tape, hessian_factor(tape.p, d2fdp2))
-    flat, unravel = ravel_pytree(params)
-    grad = jax.grad(lambda t: value_fn(unravel(t)))
-
-    def entry(i):
-        e = jnp.zeros_like(flat).at[i].set(1.0)
-        return jax.jvp(grad, (flat,), (e,))[1][i]
-
-    return unravel(jax.lax.map(entry, jnp.arange(flat.size)))
+        return KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
+                               sgd=direction == "sgd")  # fmt: skip
+    return AutodiffCurvature(value_fn, params, grad=grad, value=value)
 
 
-def _actual_decrease(value_fn, params, step, value=None):
-    """``F(params) - F(params + step)`` on the batch: V4 from the logits for a
-    :class:`NetworkObjective` (one extra forward pass), else two values of ``value_fn``
-    (one when ``value`` is given)."""
-    trial = _tmap(lambda p, s: p + s.astype(p.dtype), params, step)
-    if isinstance(value_fn, NetworkObjective):
-        p0 = forward(value_fn.layers, list(params), value_fn.x, second=False).p
-        p1 = forward(value_fn.layers, list(trial), value_fn.x, second=False).p
-        return -jnp.mean(loss_change(p0, p1, value_fn.y))
-    before = value_fn(params) if value is None else value
-    return before - value_fn(trial)
+def _conform(out: Outcome, like: Outcome) -> Outcome:
+    """``out`` with the dtypes and shapes of ``like`` (both branches of ``lax.cond``)."""
+    return jax.tree_util.tree_map(
+        lambda b, a: jnp.broadcast_to(jnp.asarray(a, b.dtype), b.shape), like, out
+    )
 
 
 def scale_by_cr(
@@ -224,6 +165,11 @@ def scale_by_cr(
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the base transformation's direction by the CR step length (Eq 37).
 
+    A thin adapter over the rules of :mod:`numeric.rules` (the same objects
+    :class:`numeric.cr.CR` uses), reading the curvature from the generated kernels when
+    ``value_fn`` is a :class:`NetworkObjective` and from ``jax.jvp(jax.grad(value_fn))``
+    otherwise.
+
     Parameters
     ----------
     sigma : float
@@ -231,8 +177,8 @@ def scale_by_cr(
     nondescent : {"base", "skip"}
         Step for a direction with ``d^T grad F >= 0``: ``fallback`` or none.
     fallback : float
-        Step length of flagged steps (non-descent with ``"base"``, non-finite); the base
-        method's own learning rate is the natural choice.
+        Step length of flagged steps (non-descent with ``"base"``, non-finite), finite
+        and ``>= 0``; the base method's own learning rate is the natural choice.
     averaging : {"model"}
         One cubic model for the batch (Section 3.1's choice).  The per-sample options
         of :class:`numeric.cr.CR` need per-sample directions, which an optax chain does
@@ -242,15 +188,15 @@ def scale_by_cr(
         transformation), so the fast path applies it through its per-sample factors
         (L1-L4) instead of a tangent sweep.
     variant : {"paper", "adaptive", "scale-invariant", "per-layer", "per-variable"}
-        As :class:`numeric.cr.CR` (:mod:`numeric.variants`): the same rules, in the same
-        functions.  For any model, ``"per-layer"`` takes each leaf of the parameters as
-        a block (one Hessian-vector product per leaf) and ``"per-variable"`` needs one
-        Hessian-vector product per parameter (small models; a :class:`NetworkObjective`
-        uses the factored sweep C42-C44).  ``"adaptive"`` evaluates ``value_fn`` at the
-        trial point (and at ``params`` unless ``value=`` is passed).
+        As :class:`numeric.cr.CR`.  For any model, ``"per-layer"`` takes each leaf of the
+        parameters as a block (one Hessian-vector product per leaf) and
+        ``"per-variable"`` needs one Hessian-vector product per parameter (small models;
+        a :class:`NetworkObjective` uses the factored sweep C42-C44).  ``"adaptive"``
+        evaluates ``value_fn`` at the trial point (and at ``params`` unless ``value=``
+        is passed).
     every : int
         Compute the step length every ``every`` steps and reuse it in between.
-    arc : numeric.variants.ARC, optional
+    arc : numeric.rules.ARC, optional
         Parameters of the adaptive rule.
     metric : {"rms", "identity"}
         Scale-invariant CR's metric.  A chain hides its base's state, so ``"rms"``
@@ -258,173 +204,91 @@ def scale_by_cr(
         preconditioner metric, for Adam- and RMSProp-like bases; ``"identity"`` for
         SGD (the paper's CR).  :class:`numeric.cr.CR` reads its base optimizer's own.
 
-    The update function takes ``value_fn`` (required): ``params -> F``; a
-    :class:`NetworkObjective` selects the fast path.  It also reads ``grad=`` and
-    ``value=`` when given (scale-invariant and adaptive CR use them).
+    Returns
+    -------
+    optax.GradientTransformationExtraArgs
+        ``update(updates, state, params, *, value_fn, grad=None, value=None)`` returns
+        ``alpha * d`` for ``d = -updates`` and a :class:`ScaleByCRState`.  The update is
+        always finite: a step whose direction is not finite is zero, a flagged step is
+        ``fallback * d``.
     """
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
-    if nondescent not in NONDESCENT:
-        raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
-    if averaging not in AVERAGING:
-        raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
-    if averaging != "model":
+    if averaging != "model" and averaging in AVERAGING:
         raise ValueError(
             f"averaging={averaging!r} needs per-sample directions; an optax chain has one "
             "direction for the batch: use averaging='model'"
         )
+    rule = make_rule(sigma, variant=variant, every=every, averaging=averaging,
+                     nondescent=nondescent, arc=arc, sgd=False)  # fmt: skip
+    fallback = check_fallback(fallback)
     if direction not in ("any", "sgd"):
         raise ValueError(f"direction must be 'any' or 'sgd', got {direction!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if isinstance(every, bool) or int(every) != every or every < 1:
-        raise ValueError(f"every must be a positive integer, got {every!r}")
     if metric not in ("rms", "identity"):
         raise ValueError(f"metric must be 'rms' or 'identity', got {metric!r}")
-    every = int(every)
-    arc = (arc if arc is not None else ARC()).for_sigma(sigma)
-    rms = variant == "scale-invariant" and metric == "rms"
-    rejected_flag = FLAGS.index("rejected")
+    rms = rule.reads_metric and metric == "rms"
 
     def init_fn(params):
         ftype = jnp.result_type(float)
         zero = jnp.zeros((), dtype=ftype)
-        extra = {}
-        if variant == "adaptive":
-            extra["sigma"] = jnp.asarray(sigma, ftype)
-        if rms:
-            extra["rms"] = _tmap(jnp.zeros_like, params)
-            extra["rms_count"] = jnp.zeros((), jnp.int32)
-        if every > 1:
-            shape = (
-                (lambda p: jnp.zeros_like(p))
-                if variant == "per-variable"
-                else (lambda p: jnp.zeros((), p.dtype))
-            )
-            extra["cached"] = _tmap(shape, params)
-            extra["age"] = jnp.zeros((), jnp.int32)
-        return ScaleByCRState(
-            jnp.zeros((), jnp.int32), zero, zero, zero, zero, jnp.zeros((), jnp.int32), **extra
+        leaves = jax.tree_util.tree_leaves(params)
+        rule_state = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, ftype if isinstance(a, float) else None),
+            rule.init(leaves),
         )
-
-    def lengths(d, params, value_fn, state, grad, value):
-        """Step lengths per leaf (a pytree like ``d``), the logged values, new sigma."""
-        sq = _vdot(d, d)
-        sig = state.sigma if variant == "adaptive" else sigma
-        if variant == "per-layer":
-            (gtg_k, ghg_k, sq_k), owner = _block_curvature(value_fn, params, d, direction)
-            a_k, f_k = vr.step_lengths(gtg_k, ghg_k, sigma, sq_k**1.5, fallback, nondescent)
-            leaves, tree = jax.tree_util.tree_flatten(d)
-            alphas = jax.tree_util.tree_unflatten(tree, [a_k[b] for b in owner])
-            step = _tmap(lambda a, x: a * x, alphas, d)
-            lr_eff = vr.least_squares_scale(jax.tree_util.tree_leaves(step), leaves)
-            info = (lr_eff, jnp.sum(gtg_k), jnp.sum(ghg_k), vr.combine_flags([f_k]))
-            return alphas, info, sig
-        if variant == "per-variable":
-            diag = _hessian_diagonal(value_fn, params)
-            g = _gradient(value_fn, params, grad)
-            leaves, tree = jax.tree_util.tree_flatten(d)
-            al, fl, dhd = vr.per_variable_lengths(
-                leaves, jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(diag), sigma,
-                fallback, nondescent,
-            )  # fmt: skip
-            lr_eff = vr.least_squares_scale([a * x for a, x in zip(al, leaves, strict=True)],
-                                            leaves)  # fmt: skip
-            info = (lr_eff, _vdot(d, g), dhd, vr.combine_flags(fl))
-            return jax.tree_util.tree_unflatten(tree, al), info, sig
-        if isinstance(value_fn, NetworkObjective):
-            gtg, ghg = _network_curvature(value_fn, params, d, direction)
-        else:
-            gtg, ghg = _autodiff_curvature(value_fn, params, d)
-        norm3 = sq**1.5
+        extra = {}
         if rms:
-            met = vr.rms_metric(jax.tree_util.tree_leaves(state.rms), state.rms_count)
-            norm3 = vr.metric_sq_norm(jax.tree_util.tree_leaves(d), met) ** 1.5
-        alpha, flag = vr.step_lengths(gtg, ghg, sig, norm3, fallback, nondescent)
-        if variant == "adaptive":
-            step = _tmap(lambda x: (alpha * x).astype(x.dtype), d)
-            actual = _actual_decrease(value_fn, params, step, value)
-            alpha_t = alpha
-            alpha, sig, flag, _ = vr.adaptive_outcome(
-                alpha, flag, gtg, sig * norm3, actual, sig, arc
-            )
-            info = (alpha_t, gtg, ghg, flag)
-        else:
-            info = (alpha, gtg, ghg, flag)
-        return _tmap(lambda x: alpha, d), info, sig
+            extra["rms"] = jax.tree_util.tree_map(jnp.zeros_like, params)
+            extra["rms_count"] = jnp.zeros((), jnp.int32)
+        return ScaleByCRState(jnp.zeros((), jnp.int32), zero, zero, zero, zero, zero,
+                              jnp.zeros((), jnp.int32), rule_state, **extra)  # fmt: skip
 
     def update_fn(updates, state, params=None, *, value_fn=None, **extra):
         if params is None or value_fn is None:
             raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
         grad, value = extra.get("grad"), extra.get("value")
-        d = _tmap(lambda u: -u, updates)
+        d_tree = jax.tree_util.tree_map(lambda u: -u, updates)
+        d, tree = jax.tree_util.tree_flatten(d_tree)
         ftype = state.alpha.dtype
+        curv = _curvature(value_fn, params, direction, grad, value)
         new = {}
+        met = None
         if rms:
-            g = _gradient(value_fn, params, grad)
-            moments = vr.rms_update(
-                jax.tree_util.tree_leaves(state.rms), jax.tree_util.tree_leaves(g)
-            )
+            moments = rms_update(jax.tree_util.tree_leaves(state.rms), curv.grad())
             new["rms"] = jax.tree_util.tree_unflatten(
                 jax.tree_util.tree_structure(state.rms), moments
             )
             new["rms_count"] = state.rms_count + 1
-            state = state._replace(**new)
-
-        def compute(_):
-            alphas, (alpha, gtg, ghg, flag), sig = lengths(d, params, value_fn, state, grad, value)
-            sig = state.sigma if sig is None or variant != "adaptive" else sig
-            return alphas, (alpha, gtg, ghg, flag), sig
-
-        def reuse(_):
-            alphas = state.cached
-            step = jax.tree_util.tree_leaves(_tmap(lambda a, x: a * x, alphas, d))
-            lr_eff = vr.least_squares_scale(step, jax.tree_util.tree_leaves(d))
-            g = _gradient(value_fn, params, grad)
-            info = (lr_eff, _vdot(d, g), jnp.asarray(jnp.nan, ftype), jnp.zeros((), jnp.int32))
-            return alphas, info, state.sigma
-
-        if every == 1:
-            alphas, (alpha, gtg, ghg, flag), sig = compute(None)
-        else:
-            alphas, (alpha, gtg, ghg, flag), sig = jax.lax.cond(
-                state.age == 0,
-                lambda o: _cast(compute(o), ftype, state.cached),
-                lambda o: _cast(reuse(o), ftype, state.cached),
-                None,
+            met = rms_metric(moments, new["rms_count"])
+        if isinstance(rule, Every):  # compute or reuse, decided on the device
+            zero = jnp.zeros((), ftype)
+            like = Outcome([jnp.zeros_like(x) for x in d], state.rule.alpha,
+                           StepStats(zero, zero, zero, zero, zero, jnp.zeros((), jnp.int32)),
+                           state.rule, jnp.zeros((), bool))  # fmt: skip
+            out = jax.lax.cond(
+                state.rule.age == 0,
+                lambda: _conform(rule.apply(curv, d, fallback, state.rule, met), like),
+                lambda: _conform(rule.reuse(curv, d, state.rule), like),
             )
-            rejected = flag == rejected_flag
-            fresh = state.age == 0
-            new["cached"] = _tmap(
-                lambda a, c: jnp.where(fresh, jnp.broadcast_to(a, c.shape).astype(c.dtype), c),
-                alphas, state.cached,
-            )  # fmt: skip
-            new["age"] = jnp.where(rejected, 0, (state.age + 1) % every).astype(jnp.int32)
-        if variant == "adaptive":
-            new["sigma"] = jnp.asarray(sig, ftype)
-        out = _tmap(lambda a, x: (a * x).astype(x.dtype), alphas, d)
+        else:
+            out = rule.apply(curv, d, fallback, state.rule, met)
+        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in d]))
+        step = [jnp.where(finite, u, 0.0).astype(x.dtype) for u, x in zip(out.update, d, strict=True)]
+        stats = out.stats
         info = state._replace(
             count=state.count + 1,
-            alpha=jnp.asarray(alpha, ftype),
-            dgrad=jnp.asarray(gtg, ftype),
-            dhd=jnp.asarray(ghg, ftype),
-            dnorm=jnp.asarray(jnp.sqrt(_vdot(d, d)), ftype),
-            flag=jnp.asarray(flag, jnp.int32),
+            alpha=jnp.asarray(stats.alpha, ftype),
+            lr_eff=jnp.asarray(jnp.where(finite, stats.lr_eff, 0.0), ftype),
+            dgrad=jnp.asarray(stats.dgrad, ftype),
+            dhd=jnp.asarray(stats.dhd, ftype),
+            dnorm=jnp.asarray(stats.dnorm, ftype),
+            flag=jnp.asarray(stats.flag, jnp.int32),
+            rule=jax.tree_util.tree_map(
+                lambda a, b: jnp.asarray(a, jnp.asarray(b).dtype), out.state, state.rule
+            ),
             **new,
         )
-        return out, info
+        return jax.tree_util.tree_unflatten(tree, step), info
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def _cast(result, ftype, like):
-    """Both branches of ``lax.cond`` with the same dtypes (``like``: the cached lengths)."""
-    alphas, (alpha, gtg, ghg, flag), sig = result
-    alphas = _tmap(lambda a, c: jnp.asarray(a, c.dtype), alphas, like)
-    info = (jnp.asarray(alpha, ftype), jnp.asarray(gtg, ftype), jnp.asarray(ghg, ftype),
-            jnp.asarray(flag, jnp.int32))  # fmt: skip
-    return alphas, info, (None if sig is None else jnp.asarray(sig, ftype))
 
 
 # ------------------------------------------------------------------ optax baselines
@@ -518,16 +382,18 @@ class OptaxMethod:
         extra = {k: offered[k] for k in self.extra_args}
         updates, new_state = self.tx.update(grads, opt_state, params, **extra)
         new_params = optax.apply_updates(params, updates)
-        gg = _vdot(grads, grads)
-        ug = _vdot(updates, grads)
-        cr_state = _find_cr_state(new_state)
-        if cr_state is not None:
-            info = (cr_state.alpha, cr_state.alpha, cr_state.dgrad, cr_state.dhd,
-                    cr_state.dnorm, cr_state.flag)  # fmt: skip
+        cr = _find_cr_state(new_state)
+        if cr is not None:
+            info = StepInfo(loss=loss, alpha=cr.alpha, lr=jnp.nan, lr_eff=cr.lr_eff,
+                            dgrad=cr.dgrad, dhd=cr.dhd, dnorm=cr.dnorm, flag=cr.flag)  # fmt: skip
         else:
+            gg = tree_vdot(grads, grads)
+            ug = tree_vdot(updates, grads)
             lr_eff = jnp.where(gg > 0, -ug / gg, 0.0)
-            info = (lr_eff, lr_eff, ug, jnp.nan, jnp.sqrt(_vdot(updates, updates)), 0)
-        return new_params, new_state, (loss, *(jnp.asarray(v) for v in info))
+            info = StepInfo(loss=loss, alpha=lr_eff, lr=jnp.nan, lr_eff=lr_eff, dgrad=ug,
+                            dhd=jnp.nan, dnorm=jnp.sqrt(tree_vdot(updates, updates)),
+                            flag=0)  # fmt: skip
+        return new_params, new_state, StepInfo(*(jnp.asarray(v) for v in info))
 
     def step(self, network: Network, state: MethodState, x, labels, *, check: bool = True,
              sharding=None):  # fmt: skip
@@ -547,12 +413,12 @@ class OptaxMethod:
             fn = jax.jit(partial(self._impl, key))
             self._compiled[key] = fn
         new_params, new_state, info = fn(list(network.params), state.opt, xs, ys)
-        loss, alpha, lr_eff, dgrad, dhd, dnorm, flag = (float(v) for v in jax.device_get(info))
-        if not math.isfinite(loss):
-            raise Diverged(f"the mini-batch loss is {loss} before step {state.step}")
-        if not math.isfinite(dnorm):
+        values = {k: float(v) for k, v in jax.device_get(info)._asdict().items()}
+        info = StepInfo(**{**values, "flag": FLAGS[int(values["flag"])]})
+        if not math.isfinite(info.loss):
+            raise Diverged(f"the mini-batch loss is {info.loss} before step {state.step}")
+        if not math.isfinite(info.dnorm):
             raise Diverged(f"the update is not finite at step {state.step}")
-        info = StepInfo(loss, alpha, math.nan, lr_eff, dgrad, dhd, dnorm, FLAGS[int(flag)])
         return network.with_params(new_params), MethodState(state.step + 1, new_state), info
 
     def __repr__(self) -> str:

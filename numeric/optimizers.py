@@ -309,7 +309,7 @@ class Optimizer:
 
         The unit direction is ``u = -M^{-1} m`` with ``m`` the gradient or its running
         mean: ``M`` is the inverse of the diagonal preconditioner.  Scale-invariant CR
-        (:mod:`numeric.variants`) measures the cubic term in it.  Pure and
+        (:mod:`numeric.rules`) measures the cubic term in it.  Pure and
         backend-generic like :meth:`unit`.
         """
         return None

@@ -263,9 +263,9 @@ def test_variants_train_a_foreign_model_under_jit(variant):
         params, state = train_step(params, state)
     assert loss(params) < start
     cr = state[1]
-    assert int(cr.count) == 12 and int(cr.age) == 0
+    assert int(cr.count) == 12 and int(cr.rule.age) == 0
     if variant == "adaptive":
-        assert float(cr.sigma) > 0
+        assert float(cr.rule.inner.sigma) > 0
 
 
 def test_per_variable_diagonal_on_a_foreign_model_is_the_hessian_diagonal():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numeric import curvature as cv
-from numeric import variants as vr
+from numeric import rules as vr
 from numeric.cr import CR, FLAGS
 from numeric.kernels import cr_variants as kv
 from numeric.losses import hessian_factor, loss_change, softmax_cross_entropy

@@ -76,7 +76,7 @@ def check_variants(case: VariantCase) -> tuple[list[Measurement], list[ErratumMe
     from jax.flatten_util import ravel_pytree
 
     from numeric import curvature as cv
-    from numeric import variants as vr
+    from numeric import rules as vr
     from numeric.kernels import cr_variants as kv
     from numeric.losses import hessian_factor, loss_change
     from numeric.models import build
