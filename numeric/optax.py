@@ -271,7 +271,9 @@ def scale_by_cr(
         else:
             out = rule.apply(curv, d, fallback, state.rule, met)
         finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in d]))
-        step = [jnp.where(finite, u, 0.0).astype(x.dtype) for u, x in zip(out.update, d, strict=True)]
+        step = [
+            jnp.where(finite, u, 0.0).astype(x.dtype) for u, x in zip(out.update, d, strict=True)
+        ]
         stats = out.stats
         info = state._replace(
             count=state.count + 1,

@@ -140,8 +140,10 @@ def make_rule(
                 "every=1)"
             )
         return PerSample(sigma, nondescent, averaging)
-    rule = Adaptive(sigma, nondescent, arc) if variant == "adaptive" else RULES[variant](
-        sigma, nondescent
+    rule = (
+        Adaptive(sigma, nondescent, arc)
+        if variant == "adaptive"
+        else RULES[variant](sigma, nondescent)
     )
     return Every(rule, int(every)) if every > 1 else rule
 
