@@ -58,10 +58,10 @@ __all__ = [
     "check_cell",
     "check_steps",
     "compare_runs",
-    "covering",
     "refusal",
     "reference_run",
     "run_path",
+    "select",
     "step_cases",
 ]
 
@@ -211,23 +211,49 @@ def cells(paths: Sequence[str] = PATHS) -> list[Cell]:
     return [Cell(m, b, c, p) for p in paths for m in MODELS for b in BASES for c in CONFIGS]
 
 
-def covering(all_cells: Sequence[Cell]) -> list[Cell]:
-    """The cells a quick run keeps: every NumPy cell, and on the compiled paths every
-    model and base with the paper's rule (the CR-SGD of every model included), plus each
-    other rule once per model with the base rotating (``(model + rule) mod 4``), so each
-    (model, rule), (rule, base) and (model, base) pair is still met; and every refusal
-    (they compile nothing)."""
+TIERS = ("full", "test", "quick")
+
+
+def select(all_cells: Sequence[Cell], tier: str) -> list[Cell]:
+    """The cells a run of ``tier`` keeps (compiling a step costs about a second a cell,
+    the NumPy path a few milliseconds).
+
+    ``"full"``: every cell.  ``"test"``: every NumPy cell; on each compiled path the
+    paper's rule over SGD for every model (the CR-SGD whose low-rank route reads the
+    gradient) and each other rule once, on its ``i``-th defined (model, base) in table
+    order (``i`` the rule's index, so models and bases rotate).  ``"quick"``: on the
+    NumPy path the paper's rule for every model and base and each other rule once as
+    above; on each compiled path the paper's rule over SGD on the CNN.  Refused cells
+    compile nothing: ``"test"`` keeps them all, ``"quick"`` those of the NumPy path and
+    those of the MLP over SGD.
+    """
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
+    if tier == "full":
+        return list(all_cells)
     keep = []
     for c in all_cells:
-        mi, ci, bi = MODELS.index(c.model), CONFIGS.index(c.config), BASES.index(c.base)
-        if (
-            c.path not in COMPILED
-            or refusal(c) is not None
-            or c.config == Config()
-            or bi == (mi + ci) % len(BASES)
-        ):
+        paper_sgd = c.config == CONFIGS[0] and c.base == "sgd"
+        if refusal(c) is not None:
+            first = c.model == MODELS[0] and c.base == BASES[0]
+            keep.append(c) if tier == "test" or c.path == "numpy" or first else None
+        elif c.path == "numpy" and tier == "test":
+            keep.append(c)
+        elif c.path not in COMPILED:
+            keep.append(c) if c.config == CONFIGS[0] or _rotated(c, all_cells) else None
+        elif tier == "test":
+            keep.append(c) if paper_sgd or _rotated(c, all_cells) else None
+        elif paper_sgd and c.model.kind == "cnn":
             keep.append(c)
     return keep
+
+
+def _rotated(cell: Cell, all_cells: Sequence[Cell]) -> bool:
+    """Whether ``cell`` is its rule's ``i``-th defined cell on its path (``i`` the rule's
+    index in :data:`CONFIGS`, taken modulo their number)."""
+    same = [c for c in all_cells if c.path == cell.path and c.config == cell.config
+            and refusal(c) is None]  # fmt: skip
+    return bool(same) and same[CONFIGS.index(cell.config) * 3 % len(same)] == cell
 
 
 # ---------------------------------------------------------------- the numeric side
@@ -721,7 +747,8 @@ def compare_runs(got: Sequence[Record],
     inf), the new parameters and the applied update."""
     for s, (g, w) in enumerate(zip(got, want, strict=True)):
         for q in QUANTITIES:
-            yield s, q, _err(getattr(g, q), getattr(w, q))
+            if getattr(g, q) is not None or getattr(w, q) is not None:  # else: not logged
+                yield s, q, _err(getattr(g, q), getattr(w, q))
         yield s, "flag", 0.0 if g.flag == w.flag else math.inf
         yield s, "params", _err_arrays(g.params, w.params)
         yield s, "update", _err_arrays(g.update, w.update)
@@ -775,11 +802,11 @@ class StepCase:
 
 
 def step_cases(quick: bool = True, seed: int = 0) -> list[StepCase]:
-    """The ``steps`` group: the covering cells (:func:`covering`) at the quick sizes, or
+    """The ``steps`` group: the ``"quick"`` tier (:func:`select`) at the quick sizes, or
     the whole matrix at :data:`FULL`."""
     sizes = QUICK if quick else FULL
     sizes = Sizes(**{**sizes.__dict__, "seed": seed})
-    chosen = covering(cells()) if quick else cells()
+    chosen = select(cells(), "quick" if quick else "full")
     return [
         StepCase(p, m, sizes, tuple(c for c in chosen if c.path == p and c.model == m))
         for p in PATHS
