@@ -665,6 +665,18 @@ def _check_variant_case(case) -> tuple[list[Measurement], list[ErratumMeasuremen
     return variants.check_variants(case)
 
 
+def _step_cases(quick: bool, seed: int) -> list:
+    from verify import steps
+
+    return steps.step_cases(quick, seed)
+
+
+def _check_step_case(case) -> tuple[list[Measurement], list[ErratumMeasurement]]:
+    from verify import steps
+
+    return steps.check_steps(case)
+
+
 #: the groups of checks: name -> (cases(quick, seed), check(case))
 GROUPS = {
     "mlp": (mlp_cases, check_mlp),
@@ -677,6 +689,8 @@ GROUPS = {
     "bias": (_stack_specs("bias"), _check_stack_spec),
     # the CR variants' quantities (verify/variants.py)
     "variants": (_variant_cases, _check_variant_case),
+    # whole CR training steps on every path (verify/steps.py)
+    "steps": (_step_cases, _check_step_case),
 }
 
 
@@ -697,7 +711,7 @@ def layer_measurements(
     """Every measurement of the B.2/B.3 kernels (float64 references and kernels).
 
     ``only`` restricts the run to some of :data:`GROUPS` (``"mlp"``, ``"conv"``,
-    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``, ``"variants"``).
+    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``, ``"variants"``, ``"steps"``).
     """
     from verify.backend import run_settings, select_backend
 
