@@ -298,8 +298,7 @@ def batch(model: Model, sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
 class Record:
     """What one step did: the logged quantities and the parameters after it.
 
-    ``lr_eff`` and ``sigma`` are ``None`` where a path does not log them (optax's state
-    has no ``lr_eff``; only adaptive CR has a ``sigma``).  ``update``: the parameters
+    ``sigma`` is ``None`` where a rule has none (only adaptive CR has one).  ``update``: the parameters
     after the step minus those before it."""
 
     alpha: float
@@ -401,11 +400,20 @@ def _run_optax(cell: Cell, sizes: Sizes, fast: bool) -> list[Record]:
         params, state = compiled(params, state)
         s = state[1]
         after = [np.asarray(p) for p in params]
-        out.append(Record(float(s.alpha), None, float(s.dgrad), float(s.dhd), float(s.dnorm),
-                          FLAG_NAMES[int(s.flag)],
-                          None if s.sigma is None else float(s.sigma), after,
+        sigma = _rule_sigma(s.rule)
+        out.append(Record(float(s.alpha), float(s.lr_eff), float(s.dgrad), float(s.dhd),
+                          float(s.dnorm), FLAG_NAMES[int(s.flag)],
+                          None if sigma is None else float(sigma), after,
                           [a - b for a, b in zip(after, before, strict=True)]))  # fmt: skip
     return out
+
+
+def _rule_sigma(state):
+    """Adaptive CR's ``sigma`` inside a rule's state (reuse wraps it), else ``None``."""
+    if hasattr(state, "sigma"):
+        return state.sigma
+    inner = getattr(state, "inner", None)
+    return None if inner is None else _rule_sigma(inner)
 
 
 def run_path(cell: Cell, sizes: Sizes = QUICK) -> list[Record]:
@@ -713,7 +721,7 @@ def reference_run(cell: Cell, sizes: Sizes = QUICK,
                 age = 0 if rec[5] == "rejected" else 1 % c.every
         params = [p + u for p, u in zip(params, update, strict=True)]
         alpha, lr_eff, gtg_, ghg_, dn, flag = rec
-        out.append(Record(alpha, None if optax_path else lr_eff, gtg_, ghg_, dn, flag,
+        out.append(Record(alpha, lr_eff, gtg_, ghg_, dn, flag,
                           sigma if c.variant == "adaptive" else None, params,
                           [np.asarray(u, dtype=np.float64) for u in update]))  # fmt: skip
     return out
