@@ -41,8 +41,13 @@ def _wrap(text: str, indent: str = "  ", first: str | None = None) -> str:
     )
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+def _cell(line: str, text: str) -> str:
+    """``line`` (a table row up to its last column) followed by ``text`` wrapped into the
+    last column: never cut, continuation lines aligned under the column's start."""
+    width = max(WIDTH - len(line), 20)
+    parts = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    pad = "\n" + " " * len(line)
+    return line + pad.join(parts)
 
 
 # ------------------------------------------------------------------ generate
@@ -116,6 +121,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
             return 2
     else:
         numbers = None
+    if args.json:
+        from numeric.outputs import OutputPathError, check_output_file
+
+        try:  # before the checks run: their verdicts must have somewhere to go
+            check_output_file(args.json, "verdicts")
+        except OutputPathError as exc:
+            print(_wrap(f"{_prog()} check: {exc}", "  ", ""), file=sys.stderr)
+            return 2
     modes = ["symbolic", "rational"] if args.mode == "both" else [args.mode]
     start = time.perf_counter()
     rows = run_checks(numbers, modes=modes, seed=args.seed, progress=not args.quiet)
@@ -135,15 +148,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         ]
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=2)
-    head = f"{'eq':>6}  {'name':<22} {'mode':<4} {'printed':<10} {'batch':<10} {'corrected':<10} "
-    print(head + "detail")
+    wide = max([len(r.name) for r in rows] + [4])
+    head = f"{'eq':>6}  {'name':<{wide}} {'mode':<4} {'printed':<10} {'batch':<10} "
+    print(head + f"{'corrected':<10} detail")
     failures = 0
     for r in rows:
         line = (
-            f"{r.number:>6}  {_fit(r.name, 22):<22} {r.mode[:3]:<4} {_status(r.printed):<10} "
+            f"{r.number:>6}  {r.name:<{wide}} {r.mode[:3]:<4} {_status(r.printed):<10} "
             f"{_status(r.batch):<10} {_status(r.corrected):<10} "
         )
-        print(line + _fit(_row_detail(r), WIDTH - len(line)))
+        print(_cell(line, _row_detail(r)))
         used = r.corrected if r.corrected is not None else r.printed
         if used.status == "disproved":
             failures += 1
@@ -208,6 +222,9 @@ def _plain(expr) -> str:
 
 
 def _show_form(eq, which: str, heading: str) -> None:
+    import sympy as sp
+
+    from derive.forms import symbol_legend
     from derive.registry import latex_index_form
 
     expr = eq.symbolic(which)
@@ -222,6 +239,9 @@ def _show_form(eq, which: str, heading: str) -> None:
     print(f"\n{heading}{at} (free indices {', '.join(free) or 'none'}):")
     print(_wrap(latex_index_form(expr), "    ", "  LaTeX: "))
     print(_wrap(_plain(expr), "    ", "  text:  "))
+    legend = symbol_legend(sp.sympify(expr))
+    if legend:
+        print(_wrap("; ".join(legend), "    ", "  where: "))
 
 
 def _show_counterexample(verdict) -> None:
@@ -298,11 +318,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_table(args: argparse.Namespace) -> int:
     from derive.registry import all_equations
 
-    print(f"{'eq':>6}  {'role':<11} {'erratum':<27} title")
-    for eq in all_equations():
+    eqs = all_equations()
+    wide = max([len(",".join(eq.erratum.kinds)) for eq in eqs if eq.erratum] + [7])
+    print(f"{'eq':>6}  {'role':<11} {'erratum':<{wide}} title")
+    for eq in eqs:
         kinds = ",".join(eq.erratum.kinds) if eq.erratum else ""
-        line = f"{eq.number:>6}  {eq.role:<11} {_fit(kinds, 27):<27} "
-        print(line + _fit(eq.title, WIDTH - len(line)))
+        print(_cell(f"{eq.number:>6}  {eq.role:<11} {kinds:<{wide}} ", eq.title))
     return 0
 
 

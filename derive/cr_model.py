@@ -19,6 +19,7 @@ __all__ = [
     "sigma",
     "alpha_s",
     "CR_SYMBOLS",
+    "MEANINGS",
     "cubic_model",
     "step_length",
     "step_length_stable",
@@ -34,6 +35,14 @@ sigma = sp.Symbol("sigma", positive=True)
 alpha_s = sp.Symbol("alpha", real=True)
 
 CR_SYMBOLS = {"h": h, "d": d, "c": cc, "sigma": sigma, "alpha": alpha_s}
+#: What each symbol stands for, by name (the legend of ``derive show``).
+MEANINGS = {
+    "h": "g^T H g, the curvature along the direction g",
+    "d": "g^T grad F, the slope along g",
+    "c": "sigma ||g||^3, the cubic term's weight along g",
+    "sigma": "CR's cubic weight",
+    "alpha": "the step length along g",
+}
 
 
 def cubic_model(alpha: sp.Expr = alpha_s) -> sp.Expr:

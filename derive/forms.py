@@ -11,6 +11,7 @@ module; the public entry point that loads them all is :mod:`derive.registry`.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ __all__ = [
     "lookup",
     "registered",
     "latex_index_form",
+    "symbol_legend",
 ]
 
 ERRATUM_KINDS = {
@@ -307,6 +309,25 @@ def latex_index_form(expr: sp.Expr) -> str:
         if " " in sym.name or "\\" in sym.name:
             names[sym] = sym.name  # a condition or label written in LaTeX (Eq 41, Eq 21)
     return IndexFormLatexPrinter({"symbol_names": names}).doprint(expr)
+
+
+def symbol_legend(expr: sp.Expr) -> list[str]:
+    """``"name: meaning"`` for each tensor family (:data:`~derive.notation.FAMILIES`) and
+    each named scalar (``h``, ``d``, ``c`` of :mod:`derive.cr_model`, the variants'
+    symbols) in ``expr``, in the order of the names; symbols with no recorded meaning
+    (indices, their bounds) are left out."""
+    from derive import cr_model, variant_model  # they import sympy only
+
+    scalars = {**cr_model.MEANINGS, **variant_model.MEANINGS}
+    families = {str(b.label).split("(", 1)[0] for b in expr.atoms(sp.IndexedBase)}
+    labels = {b.label for b in expr.atoms(sp.IndexedBase)}
+    entries = {f: FAMILIES[f].doc for f in families if f in FAMILIES}
+    for sym in expr.free_symbols - labels:
+        name = getattr(sym, "name", "")
+        key = name if name in scalars else re.sub(r"_\d+$", "_i", name)
+        if key in scalars and name not in entries:
+            entries[key] = scalars[key]
+    return [f"{name}: {entries[name]}" for name in sorted(entries, key=str.lower)]
 
 
 _REGISTRY: dict[str, Equation] = {}

@@ -25,6 +25,7 @@ from derive import cr_model
 
 __all__ = [
     "ARC_SYMBOLS",
+    "MEANINGS",
     "arc_accept",
     "arc_sigma",
     "loss_change",
@@ -49,6 +50,24 @@ ARC_SYMBOLS = {
     "gamma": gamma,
     "sigma_min": sigma_min,
     "sigma_max": sigma_max,
+}
+
+#: What each symbol stands for, by name (the legend of ``derive show``); ``_i`` stands for
+#: any number (``p_0``, ``p_1``, ...).  The CR symbols are :data:`derive.cr_model.MEANINGS`.
+MEANINGS = {
+    "n_M": "||g||_M, the direction's norm in the metric M",
+    "rho": "ARC's ratio of the actual to the predicted decrease",
+    "eta_1": "ARC's threshold on rho for accepting a step",
+    "eta_2": "ARC's threshold on rho for a very successful step",
+    "gamma": "ARC's factor by which sigma grows or shrinks",
+    "sigma_min": "the smallest sigma ARC uses",
+    "sigma_max": "the largest sigma ARC uses",
+    "d_i": "the base direction's component i",
+    "g_i": "dF/dtheta_i, the gradient's component i",
+    "H_ii": "the Hessian's diagonal entry i",
+    "p_i": "logit i",
+    "dp_i": "the change of logit i",
+    "y_i": "the target's entry i",
 }
 
 

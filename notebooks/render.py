@@ -7,7 +7,7 @@ Usage::
     python notebooks/render.py --out notebooks/html --no-execute 01_low_rank_structure
 
 The notebooks are committed without outputs, so by default each one that has none is
-executed first (from the repository root, with a per-cell time limit) and then
+executed first (from this folder, as Jupyter runs them, with a per-cell time limit) and then
 exported; ``--no-execute`` exports them as stored. The key numbers each notebook
 writes go to ``OUT/key-numbers/`` and an ``index.html`` lists the notebooks with their
 run times. ``make notebooks-html`` runs the first form.
@@ -53,7 +53,7 @@ def has_outputs(nb: nbformat.NotebookNode) -> bool:
 
 
 def execute(
-    notebook: Path | nbformat.NotebookNode, timeout: int = CELL_TIMEOUT, cwd: Path = ROOT
+    notebook: Path | nbformat.NotebookNode, timeout: int = CELL_TIMEOUT, cwd: Path = NOTEBOOKS
 ) -> tuple[nbformat.NotebookNode, float]:
     """Execute a notebook top to bottom in a fresh ``python3`` kernel.
 
@@ -65,8 +65,10 @@ def execute(
     timeout : int
         Seconds allowed per cell.
     cwd : Path
-        Working directory of the kernel (the repository root, so that the packages
-        import even without an installed copy).
+        Working directory of the kernel: the notebooks' folder, where Jupyter runs them (a
+        notebook finds its files through the packages, from any folder).  The kernel
+        imports the packages of this checkout (even without an installed copy, or with
+        another checkout installed): :data:`ROOT` leads its ``PYTHONPATH``.
 
     Returns
     -------
@@ -82,8 +84,16 @@ def execute(
 
     nb = notebook if isinstance(notebook, dict) else nbformat.read(notebook, as_version=4)
     runner = ExecutePreprocessor(timeout=timeout, kernel_name="python3")
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([saved] if saved else [])])
     start = time.perf_counter()
-    runner.preprocess(nb, {"metadata": {"path": str(cwd)}})
+    try:  # the kernel starts with this environment
+        runner.preprocess(nb, {"metadata": {"path": str(cwd)}})
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     return nb, time.perf_counter() - start
 
 

@@ -53,6 +53,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -70,7 +71,7 @@ from numeric.losses import softmax_cross_entropy
 from numeric.network import Network, backward, forward
 from numeric.optimizers import SGD
 
-__all__ = ["main", "run_benchmark", "numpy_routes", "train_routes"]
+__all__ = ["busy_warning", "main", "run_benchmark", "numpy_routes", "train_routes"]
 
 SIGMA = 100.0
 LR = 0.01
@@ -517,9 +518,34 @@ def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
     }
 
 
+def busy_warning() -> tuple[float | None, str | None]:
+    """The 1-minute load average, and a warning when it exceeds the CPU count (other
+    processes then take time from the timed routes); ``(None, None)`` where the system
+    reports no load average."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every system
+        return None, None
+    cpus = os.cpu_count() or 1
+    if load <= cpus:
+        return load, None
+    return load, (
+        f"the 1-minute load average is {load:.2f}, above the {cpus} CPU cores: other "
+        "processes compete for them and the timings are slower and noisier than on an idle "
+        "machine"
+    )
+
+
+def _record_load(result: dict, load: float | None, busy: str | None) -> None:
+    """The load average at the start in ``result["machine"]``, the warning in its notes."""
+    result["machine"]["load_1min"] = load
+    if busy is not None:
+        result["notes"].append(busy)
+
+
 def main(argv: list[str] | None = None) -> int:
     from numeric.outputs import OutputPathError, check_output_file
-    from numeric.sizes import nonnegative_int, positive_int
+    from numeric.sizes import nonnegative_int, positive_int, seed_int
 
     parser = argparse.ArgumentParser(
         prog="lowrank bench",
@@ -560,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the literal route (default: time it, every tenth round)",
     )
     parser.add_argument(
-        "--seed", type=nonnegative_int, default=0, help="seed of weights and inputs (default: 0)"
+        "--seed", type=seed_int, default=0, help="seed of weights and inputs (default: 0)"
     )
     parser.add_argument(
         "--json",
@@ -581,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
         except OutputPathError as exc:
             parser.error(str(exc))
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    load, busy = busy_warning()
+    if busy is not None:
+        print(f"warning: {busy}", file=sys.stderr, flush=True)
     limit = contextlib.nullcontext()
     if args.threads > 0:
         try:
@@ -594,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_model_benchmark(
                 args.model, args.batch_size, dtypes, args.rounds, args.seed, not args.no_jax
             )
+        _record_load(result, load, busy)
         print(format_table(result))
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -611,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
             literal=not args.no_literal,
         )
     result["config"]["blas_threads"] = args.threads or "default"
+    _record_load(result, load, busy)
     result["derived"] = {d: derived_ratios(result, d) for d in dtypes}
     print(format_table(result))
     for d, ratios in result["derived"].items():

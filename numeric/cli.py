@@ -29,12 +29,22 @@ stopped by SIGTERM (the run directory then holds a checkpoint; continue with
 from __future__ import annotations
 
 import argparse
+import difflib
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from numeric.sizes import hidden_arg, nonnegative_int, positive_int
+from numeric.sizes import (
+    hidden_arg,
+    hidden_phrase,
+    nonnegative_int,
+    positive_int,
+    positive_int_list,
+    seed_int,
+    swapped_size_warning,
+    uniform_hidden,
+)
 
 __all__ = ["EXIT_INTERRUPTED", "build_parser", "main"]
 
@@ -128,22 +138,25 @@ _CONFIG_FLAGS = (
 )
 
 
-def _int_list(text: str | None, flag: str) -> list[int] | None:
-    if text is None:
-        return None
+def _init_arg(text: str) -> str:
+    """``argparse`` type of ``--init``: plateau, normal or a bound that
+    :func:`numeric.network.init_bound` accepts (kept as written)."""
+    from numeric.network import init_bound
+
     try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise SystemExit(f"{flag} takes comma-separated sizes like 8,16, got {text!r}") from None
+        init_bound(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _arch(args: argparse.Namespace) -> dict:
     """CNN/RNN sizes given on the command line (numeric.models.DEFAULTS fills the rest)."""
     given = {
-        "channels": _int_list(args.channels, "--channels"),
+        "channels": args.channels,
         "kernel": args.kernel,
         "stride": args.stride,
-        "dense": _int_list(args.dense, "--dense"),
+        "dense": args.dense,
         "width": args.rnn_width,
     }
     return {k: v for k, v in given.items() if v is not None}
@@ -246,6 +259,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--init",
+        type=_init_arg,
         help="plateau (uniform in +-0.1), normal (+-0.2) or a bound (default: plateau)",
     )
     p.add_argument(
@@ -283,7 +297,11 @@ def _add_train(sub) -> None:
         default=None,
         help="biases on every layer (default: off for mlp, the paper's; on for cnn and rnn)",
     )
-    p.add_argument("--channels", help="cnn: conv channels, one per conv layer (default: 8,16)")
+    p.add_argument(
+        "--channels",
+        type=positive_int_list,
+        help="cnn: conv channels, one per conv layer (default: 8,16)",
+    )
     p.add_argument(
         "--kernel", type=positive_int, help="cnn: kernel size K for K x K kernels (default: 3)"
     )
@@ -292,12 +310,13 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--dense",
+        type=positive_int_list,
         help="cnn/rnn: dense layers before the softmax, e.g. 64 (default: cnn 64, rnn none)",
     )
     p.add_argument("--rnn-width", type=positive_int, help="rnn: recurrent units (default: 64)")
     p.add_argument(
         "--seed",
-        type=nonnegative_int,
+        type=seed_int,
         help="seed of the weights and the batches (default: 0)",
     )
     p.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: 32)")
@@ -344,15 +363,26 @@ def _add_train(sub) -> None:
 
 
 def _hidden(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """The hidden widths given by --hidden or --layers/--width (None: the default); warns
+    on stderr when equal widths come in more layers than units (128x12 for 12x128)."""
     if args.hidden is not None:
         if args.layers is not None or args.width is not None:
             raise _Usage("--hidden gives the layers and widths; drop --layers/--width")
-        return args.hidden
-    if args.layers is None and args.width is None:
+        hidden = args.hidden
+    elif args.layers is None and args.width is None:
         return None
-    return (128 if args.width is None else args.width,) * (
-        12 if args.layers is None else args.layers
-    )
+    else:
+        try:
+            hidden = uniform_hidden(
+                12 if args.layers is None else args.layers,
+                128 if args.width is None else args.width,
+            )
+        except ValueError as exc:
+            raise _Usage(f"--layers/--width: {exc}") from None
+    warning = swapped_size_warning(hidden)
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    return hidden
 
 
 class _Usage(Exception):
@@ -427,7 +457,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             cr += "" if config.cr_variant == "paper" else f"-{config.cr_variant}"
             cr += "" if config.cr_every == 1 else f"-every{config.cr_every}"
             out = args.out or f"runs/{config.optimizer}{cr}-{config.init}{act}"
-            print(f"{config.label()} -> {out}", flush=True)
+            size = f", {hidden_phrase(config.hidden)}" if config.model == "mlp" else ""
+            print(f"{config.label()}{size} -> {out}", flush=True)
             result = train(
                 config,
                 out,
@@ -483,7 +514,7 @@ def _add_reproduce(sub) -> None:
     )
     p.add_argument(
         "--seed",
-        type=nonnegative_int,
+        type=seed_int,
         default=0,
         help="seed of the weights and the batches (default: 0)",
     )
@@ -597,6 +628,35 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- main
 
 
+def unknown_arguments(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """The error for arguments ``parser`` does not know, naming the closest option of each
+    unknown one (``--optimiser`` -> ``--optimizer``)."""
+    options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    hints = {}
+    for arg in extras:
+        name = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        if name.startswith("-") and close:
+            hints[name] = close[0]
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    if len(hints) == 1:
+        return text + f" (did you mean {next(iter(hints.values()))}?)"
+    if hints:
+        return text + f" (did you mean {', '.join(f'{v} for {k}' for k, v in hints.items())}?)"
+    return text
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of one subcommand: an argument it does not know is its usage error (its
+    usage, the closest option), not the top-level parser's."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(unknown_arguments(self, extras))
+        return namespace, extras
+
+
 def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
     """The argument parser of ``lowrank`` (forwarded commands take any arguments)."""
     from numeric.demo import add_demo
@@ -607,7 +667,9 @@ def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
         description="Low-rank derivatives of deep networks: CR training, the paper's "
         "experiments, and the derive/verify layers.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="command", required=True, parser_class=_CommandParser
+    )
     _add_train(sub)
     _add_reproduce(sub)
     _add_plot(sub)

@@ -11,6 +11,7 @@ what to install, and does not fail the demo.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -83,8 +84,17 @@ def _available(commands: dict, name: str):
 
 
 def run_demo(args: argparse.Namespace, commands: dict) -> int:
-    """Run the demo's steps; ``commands`` are the registered ones (name -> Plugin)."""
+    """Run the demo's steps; ``commands`` are the registered ones (name -> Plugin).
+
+    Returns 2 at once, with one line, when ``--out`` cannot hold the outputs."""
+    from numeric.outputs import OutputPathError, check_output_dir
+
     out = Path(args.out)
+    try:  # before minutes of work, not after
+        check_output_dir(out, "demo's outputs")
+    except OutputPathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     codes: dict[str, int | str] = {}

@@ -117,22 +117,41 @@ class MetricsFile:
     exists: bool = True
 
 
+def _decode_lines(raw: bytes) -> list[str | None]:
+    """The lines of ``raw`` (ends kept), each decoded as UTF-8; None for a line that is not."""
+    out: list[str | None] = []
+    for line in raw.splitlines(keepends=True):
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(None)
+    return out
+
+
 def scan_metrics(path: Path) -> MetricsFile:
     """Read ``metrics.csv`` leniently: keep every good row, note every bad line.
+
+    A line that is not UTF-8 text is a bad line like a torn one.
 
     Raises
     ------
     ValueError
-        The header is not one this version writes (not a metrics file of a run).
+        The file cannot be read, or its header is not one this version writes (not a
+        metrics file of a run); the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         return MetricsFile(exists=False)
     out = MetricsFile()
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    lines = _decode_lines(raw)
     if not lines:
         return out
+    if lines[0] is None:
+        raise ValueError(f"{path}: not a metrics file (its first line is not UTF-8 text)")
     header = next(csv.reader([lines[0]]))
     if tuple(header) == COLUMNS:
         columns: Sequence[str] = COLUMNS
@@ -141,7 +160,7 @@ def scan_metrics(path: Path) -> MetricsFile:
     else:
         raise ValueError(f"{path}: unexpected header {header}")
     for number, line in enumerate(lines[1:], start=2):
-        if not line.endswith("\n"):  # torn: the write of the last line did not finish
+        if line is None or not line.endswith("\n"):  # torn, or bytes that are not text
             out.bad_lines.append(number)
             continue
         try:

@@ -187,6 +187,9 @@ def tangent(layers: Sequence[Layer], params: Sequence, tape: Tape, direction: Se
 
 #: Named initialisations of Appendix A: half-width ``b`` of the uniform distribution.
 INIT_BOUNDS: dict[str, float] = {"plateau": 0.1, "normal": 0.2}
+#: Largest bound ``b``: the weights, drawn uniform in ``[-b, b]``, must be finite in float32
+#: (a larger ``b`` also overflows NumPy's ``uniform``, whose range ``2 b`` exceeds float64).
+MAX_INIT_BOUND = float(np.finfo(np.float32).max)
 
 
 def init_bound(init: str | float) -> float:
@@ -204,8 +207,11 @@ def init_bound(init: str | float) -> float:
             ) from None
     else:
         value = float(init)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"the initialisation bound must be positive and finite, got {init!r}")
+    if not (0 < value <= MAX_INIT_BOUND):  # also refuses nan and inf
+        raise ValueError(
+            "the initialisation bound must be positive and at most "
+            f"{MAX_INIT_BOUND:.2g} (the largest float32), got {init!r}"
+        )
     return value
 
 

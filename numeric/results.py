@@ -37,7 +37,7 @@ import numpy as np
 
 from numeric.outputs import OutputPathError, check_output_dir, check_output_file
 from numeric.provenance import versions
-from numeric.sizes import describe_hidden, hidden_arg, positive_int
+from numeric.sizes import describe_hidden, hidden_arg, hidden_phrase, positive_int
 from numeric.training import (
     LOSS_THRESHOLDS,
     TrainConfig,
@@ -282,9 +282,7 @@ def _table(rows: list[tuple[str, list[dict]]], limit: int) -> list[str]:
 
 
 def _describe(hidden: tuple[int, ...]) -> str:
-    if len(set(hidden)) == 1:
-        return f"{len(hidden)} hidden ReLU layers of {hidden[0]}"
-    return f"hidden ReLU layers of widths {', '.join(map(str, hidden))}"
+    return hidden_phrase(hidden, "ReLU")
 
 
 def render(

@@ -70,3 +70,30 @@ def test_bench_models(tmp_path, model):
     assert {f"{model}-sgd", f"{model}-cr"} <= set(data["routes"])
     assert data["routes"][f"{model}-sgd"]["float64"]["ratio"] == 1.0
     assert data["multiply_adds"]["ratio"] > 1.0
+
+
+def test_bench_warns_on_a_busy_machine(tmp_path, capsys, monkeypatch):
+    import os
+
+    cores = os.cpu_count()
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.5, 0.0, 0.0))
+    out = tmp_path / "bench.json"
+    assert main([*SMALL, "--no-jax", "--no-literal", "--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    expected = f"the 1-minute load average is {cores + 1.5:.2f}, above the {cores} CPU cores"
+    assert f"warning: {expected}" in err
+    data = json.loads(out.read_text())
+    assert data["machine"]["load_1min"] == cores + 1.5
+    assert any(note.startswith(expected) for note in data["notes"])
+
+
+def test_bench_is_quiet_on_an_idle_machine(monkeypatch):
+    import os
+
+    from numeric.bench import busy_warning
+
+    cores = os.cpu_count()
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    assert busy_warning() == (float(cores), None)
+    monkeypatch.delattr(os, "getloadavg")  # a system without load averages
+    assert busy_warning() == (None, None)

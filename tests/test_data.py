@@ -839,3 +839,35 @@ def test_sampler_next_batch_and_batches() -> None:
     assert yb.shape == (3, 3)
     with pytest.raises(ValueError, match="rng"):
         next(batches(d, 3))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_idx_test_split_copied_from_training_is_refused(tmp_path: Path, gz: bool, name: str):
+    """Test files that are copies of the training files (or the other way round) would
+    score the network on images it trained on: both splits are refused, naming the files."""
+    ext = ".gz" if gz else ""
+    arrays = _make_idx_dir(tmp_path, gz, n_train=5, n_test=3)
+    images, labels = arrays["train"]
+    for kind, a in (("images-idx3", images), ("labels-idx1", labels)):
+        _write(tmp_path / f"t10k-{kind}-ubyte{ext}", _idx_bytes(a))  # the training files
+    train_file = tmp_path / f"train-images-idx3-ubyte{ext}"
+    test_file = tmp_path / f"t10k-images-idx3-ubyte{ext}"
+    with pytest.raises(DatasetError) as exc:
+        load_dataset(name, path=tmp_path, split="test")
+    assert f"{test_file} and {train_file}" in str(exc.value)
+    assert "one file is a copy of the other" in str(exc.value)
+    with pytest.raises(DatasetError, match="one file is a copy of the other"):
+        load_dataset(name, path=tmp_path, split="train")
+
+
+def test_idx_splits_that_differ_in_one_image_load(tmp_path: Path) -> None:
+    arrays = _make_idx_dir(tmp_path, gz=True, n_train=5, n_test=5)
+    images, labels = arrays["train"]
+    changed = images.copy()
+    changed[-1, -1, -1] ^= 1  # the test split differs from the training in one pixel
+    _write(tmp_path / "t10k-images-idx3-ubyte.gz", _idx_bytes(changed))
+    _write(tmp_path / "t10k-labels-idx1-ubyte.gz", _idx_bytes(labels))
+    test = load_dataset("fashion-mnist", path=tmp_path, split="test")
+    np.testing.assert_array_equal(test.x, changed.reshape(5, 20) / np.float32(255))
+    assert len(load_dataset("fashion-mnist", path=tmp_path, split="train")) == 5

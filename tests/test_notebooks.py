@@ -1,7 +1,8 @@
 """Execute every notebook in ``notebooks/`` and check the key numbers it writes.
 
 Each notebook runs top to bottom in a fresh kernel (nbconvert's ``ExecutePreprocessor``
-through ``notebooks/render.py``); a cell that raises fails the test. Each notebook
+through ``notebooks/render.py``) with ``notebooks/`` as its working directory, as Jupyter
+runs it; a cell that raises fails the test. Each notebook
 writes ``$LOWRANK_NOTEBOOK_OUT/<name>.json`` with its key numbers and the bounds it
 states for them; the bounds below must equal the stated ones, and every value must
 meet them. The notebooks are committed without outputs.
@@ -132,7 +133,9 @@ def test_notebook_executes_and_meets_its_bounds(path, tmp_path, monkeypatch):
     monkeypatch.delenv("LOWRANK_NOTEBOOK_SCALE", raising=False)
     # the per-cell timeout guards against a hang; run times are reported, not asserted
     # (timed tests flake on shared machines): `python notebooks/render.py` lists them
-    nb, seconds = render.execute(path, timeout=CELL_TIMEOUT)
+    # from the notebooks' own folder, as Jupyter runs them: no notebook may depend on the
+    # working directory (render.execute imports the packages of this checkout)
+    nb, seconds = render.execute(path, timeout=CELL_TIMEOUT, cwd=NOTEBOOKS)
     print(f"{path.name}: {seconds:.1f} s")
 
     record = json.loads((tmp_path / f"{path.stem}.json").read_text())

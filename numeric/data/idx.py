@@ -293,6 +293,7 @@ def load_idx_dataset(
                 f"class are exactly {found}'s {split} split); use --dataset {found}, or point "
                 f"--data-dir at the {name} files"
             )
+    _refuse_copied_split(directory, split, img_path, images)
     n, rows, cols = images.shape
     x = images.reshape(n, rows * cols).astype(np.float32)
     x /= np.float32(255.0)
@@ -307,6 +308,48 @@ def load_idx_dataset(
         class_names=class_names,
         files=(str(img_path), str(lab_path)),
     )
+
+
+#: Images compared between the splits: test files that are copies of the training files
+#: (or the other way round) start with the same images.
+COMPARED_IMAGES = 100
+
+
+def _leading_images(path: Path, count: int, image_bytes: int) -> bytes | None:
+    """The pixels of the first ``count`` images of the IDX images file ``path`` (only
+    that much is read and decompressed); None when the file cannot be read as such."""
+    try:
+        with path.open("rb") as fh:
+            gz = path.name.endswith(".gz") or fh.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gz else open
+        with opener(path, "rb") as fh:
+            head = fh.read(16 + count * image_bytes)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(head) != 16 + count * image_bytes or head[:4] != b"\0\0\x08\x03":
+        return None
+    return head[16:]
+
+
+def _refuse_copied_split(directory: Path, split: str, img_path: Path, images: np.ndarray) -> None:
+    """Refuse one split's images file when it starts with the same
+    :data:`COMPARED_IMAGES` images as the other split's (one file copied over the other).
+    Nothing is compared when the other split's file is missing or unreadable (its own
+    load reports that)."""
+    other = "test" if split == "train" else "train"
+    try:
+        other_path = _find(directory, idx_file_names(other)[0])
+    except DatasetError:
+        return
+    count = min(COMPARED_IMAGES, images.shape[0])
+    image_bytes = images.shape[1] * images.shape[2]
+    theirs = _leading_images(other_path, count, image_bytes)
+    if theirs is not None and theirs == images[:count].tobytes():
+        raise DatasetError(
+            f"{img_path} and {other_path}: the {split} and {other} images start with the "
+            f"same {count} images; one file is a copy of the other (the test split must "
+            "hold images the training never saw); restore the original files"
+        )
 
 
 def _default_dir(subdir: str, extra: tuple[Path, ...] = ()) -> Path:
