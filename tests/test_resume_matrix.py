@@ -176,3 +176,30 @@ def test_kfac_state_round_trip_resumes_bit_identically(tmp_path, fresh_jax, dtyp
     assert sorted(ends[0]) == sorted(ends[1])
     for key, a in ends[0].items():
         assert a.dtype == ends[1][key].dtype and np.array_equal(a, ends[1][key]), key
+
+
+def test_optax_state_leaves_keep_their_saved_dtype_and_shape(fresh_jax):
+    """A leaf comes back with the dtype it was saved with, whatever the template's; a
+    leaf of another shape, or another number of leaves, is refused."""
+    import jax
+    import optax
+
+    from numeric.optax_state import state_from_arrays, state_to_arrays
+
+    jax.config.update("jax_enable_x64", True)
+    params = [np.ones((3, 2)), np.ones(2)]
+    tx = optax.contrib.schedule_free_adamw(learning_rate=0.1)
+    state = tx.init([p.astype(np.float32) for p in params])  # as made before float64 was on
+    template = tx.init(params)  # all float64
+    saved = state_to_arrays({"opt": state, "step": 7})
+    back = state_from_arrays(saved, {"opt": template, "step": 0})
+    assert back["step"] == 7 and type(back["step"]) is int
+    leaves, ref = jax.tree_util.tree_leaves(back["opt"]), jax.tree_util.tree_leaves(state)
+    assert {a.dtype for a in ref} >= {np.dtype(np.float32)}
+    for a, b in zip(leaves, ref, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    wrong = dict(saved, **{"leaf.0": np.zeros(4)})
+    with pytest.raises(ValueError, match="shape"):
+        state_from_arrays(wrong, {"opt": template, "step": 0})
+    with pytest.raises(ValueError, match="leaves"):
+        state_from_arrays({k: v for k, v in saved.items() if k != "leaf.0"}, template)
