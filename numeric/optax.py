@@ -44,6 +44,7 @@ from numeric.autodiff import AutodiffCurvature
 from numeric.cr import FLAGS, Diverged, MethodState, StepInfo
 from numeric.losses import softmax_cross_entropy
 from numeric.network import Network, forward
+from numeric.optax_state import state_from_arrays, state_to_arrays
 from numeric.rules import (
     ARC,
     AVERAGING,
@@ -476,25 +477,3 @@ def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[st
         "optax-cr-fast": make(cr_fast, objective.value_and_grad, objective),
         "optax-cr-jvp": make(cr_jvp, jax.value_and_grad(plain), plain),
     }
-
-
-def state_to_arrays(state) -> dict[str, np.ndarray]:
-    """An optax state's leaves as ``{"leaf.<i>": array}`` (for ``np.savez``)."""
-    return {f"leaf.{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(state))}
-
-
-def state_from_arrays(arrays, template):
-    """Inverse of :func:`state_to_arrays`, given a state of the same structure
-    (``tx.init(params)``); ``ValueError`` when the leaves do not fit it."""
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    if len(arrays) != len(leaves) or any(f"leaf.{i}" not in arrays for i in range(len(leaves))):
-        raise ValueError(
-            f"the checkpoint holds {len(arrays)} optimizer leaves, expected {len(leaves)}"
-        )
-    out = []
-    for i, like in enumerate(leaves):
-        a = np.asarray(arrays[f"leaf.{i}"])
-        if a.shape != np.shape(like):
-            raise ValueError(f"optimizer leaf {i} has shape {a.shape}, expected {np.shape(like)}")
-        out.append(jnp.asarray(a, dtype=jnp.asarray(like).dtype))
-    return jax.tree_util.tree_unflatten(treedef, out)

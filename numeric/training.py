@@ -378,8 +378,11 @@ def build_method(config: TrainConfig) -> Method:
     (or an optax method, :class:`numeric.optax.OptaxMethod`, on the JAX backend)."""
     cfg = config.resolved()
     if cfg.optimizer in OPTAX_OPTIMIZERS:
+        from numeric import jax_backend as jb
         from numeric import optax as nopt
 
+        if cfg.dtype == "float64":  # before any state is made: optax makes it in JAX's dtype
+            jb.enable_x64()
         return nopt.baseline(cfg.optimizer, cfg.lr)
     opt = get_optimizer(cfg.optimizer)
     schedule = (

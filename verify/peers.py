@@ -12,6 +12,10 @@ kfac-jax is an optional dependency (the ``[peers]`` extra); ``numeric`` never im
 it: the compare driver finds :func:`peers` through the ``lowrank.bench`` entry point of
 this layer (:mod:`verify.bench_jax`).
 
+Its state (kfac-jax's, the weights and the random key) round-trips through named arrays
+(:meth:`KfacMethod.state_to_arrays`, :meth:`KfacMethod.state_from_arrays`, each leaf with
+its saved dtype): an interrupted run continues bit for bit.
+
 Compatibility: kfac-jax 0.0.8 evaluates jaxpr equations with the ``get_bind_params``
 protocol of JAX before 0.7 (a ``(subfuns, params)`` pair); newer JAX returns the params
 alone.  :func:`_patch_kfac` replaces that one helper with the current protocol, as
@@ -75,7 +79,8 @@ class KfacMethod:
     layers : sequence of Layer
         Dense hidden layers and the output layer (with or without biases).
     seed : int
-        Seed of kfac-jax's random key (its curvature estimator samples).
+        Seed of kfac-jax's random key (its curvature estimator samples); the key is
+        part of the state, so a restored state draws the samples it would have drawn.
     damping : float
         The damping (fixed: kfac-jax's adaptive damping diverged on this network).
     """
@@ -125,7 +130,7 @@ class KfacMethod:
             num_burnin_steps=0,
             use_automatic_registration=False,
         )
-        self._key = jax.random.PRNGKey(int(seed))
+        self._seed = int(seed)
 
     # ------------------------------------------------------------ weights
     def _to_jax(self, network):
@@ -149,9 +154,53 @@ class KfacMethod:
 
     # ------------------------------------------------------------ the method
     def init(self, network):
+        """The state before the first step: kfac-jax's own state is made on the first
+        batch (``"kfac"`` is None until then)."""
+        import jax
+
         from numeric.stepping import MethodState
 
-        return MethodState(0, {"step": 0, "kfac": None, "params": self._to_jax(network)})
+        key = jax.random.PRNGKey(self._seed)
+        return MethodState(0, {"step": 0, "kfac": None, "params": self._to_jax(network),
+                               "key": key})  # fmt: skip
+
+    def state_to_arrays(self, state) -> dict[str, np.ndarray]:
+        """``state`` as ``{"leaf.<i>": array}`` for ``np.savez``
+        (:func:`numeric.optax_state.state_to_arrays`)."""
+        from numeric.optax_state import state_to_arrays
+
+        return state_to_arrays(state.opt)
+
+    def state_from_arrays(self, arrays, network, batch_size: int):
+        """Inverse of :meth:`state_to_arrays`: each leaf with its saved dtype and shape.
+
+        Parameters
+        ----------
+        arrays : mapping ``"leaf.<i>" -> array``
+        network : Network
+            Of the run (its shapes and dtype make the template).
+        batch_size : int
+            Rows of the run's batches (kfac-jax traces its state on a batch of that size;
+            the values of that batch are not used).
+
+        Raises
+        ------
+        ValueError
+            The arrays are not a state of this network.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from numeric.optax_state import state_from_arrays
+        from numeric.stepping import MethodState
+
+        template = self.init(network).opt
+        if len(arrays) != len(jax.tree_util.tree_leaves(template)):  # kfac-jax's state was made
+            xs = jnp.zeros((int(batch_size), math.prod(network.in_shape)), network.dtype)
+            ys = jnp.zeros((int(batch_size), network.classes), network.dtype)
+            template["kfac"] = self._opt.init(template["params"], template["key"], (xs, ys))
+        opt = state_from_arrays(arrays, template)
+        return MethodState(int(opt["step"]), opt)
 
     def step(self, network, state, x, labels, *, check: bool = True):
         import jax
@@ -164,7 +213,7 @@ class KfacMethod:
         ys = jnp.asarray(network.targets(np.asarray(labels), xs.shape[0]))
         params = state.opt["params"]
         kstate = state.opt["kfac"]
-        self._key, key = jax.random.split(self._key)
+        following, key = jax.random.split(state.opt["key"])
         if kstate is None:
             kstate = self._opt.init(params, key, (xs, ys))
         params, kstate, stats = self._opt.step(
@@ -177,7 +226,7 @@ class KfacMethod:
         if not math.isfinite(lr):
             raise Diverged(f"kfac-jax's learning rate is {lr} at step {state.step}")
         info = StepInfo(loss, lr, lr, lr, math.nan, math.nan, math.nan, "")
-        opt = {"step": state.step + 1, "kfac": kstate, "params": params}
+        opt = {"step": state.step + 1, "kfac": kstate, "params": params, "key": following}
         return self._to_network(network, params), MethodState(state.step + 1, opt), info
 
 
