@@ -248,12 +248,6 @@ def test_derive_table_prints_every_title_in_full(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="numeric/training.py initialises the optimizer state (method.init) before "
-    "_place enables float64 on the JAX backend, so optax's sophia state is float32 and its "
-    "lax.cond branches disagree (float32 vs float64); the fix belongs in training.py",
-)
 def test_sophia_trains_at_float64(tmp_path):
     # a fresh process: another test may have enabled float64 in this one already
     argv = [sys.executable, "-m", "numeric", "train", "--backend", "jax", "--optimizer",
