@@ -131,3 +131,17 @@ def test_scale_by_cr_never_returns_a_non_finite_update():
     assert FLAGS[int(st.flag)] == "nonfinite"
     np.testing.assert_array_equal(np.asarray(upd["w"]), -0.1 * np.asarray(huge["w"]))
     assert np.all(np.isfinite(np.asarray(upd["w"])))
+
+
+def test_the_command_line_offers_every_registered_variant():
+    """``--cr-variant``'s choices are written out in numeric/cli.py (importing the rules
+    there would triple the command's start-up time); this test keeps them in step with
+    the registry, so a new variant that is not offered fails here."""
+    from numeric.cli import build_parser
+
+    parser = build_parser({})
+    train = next(
+        a for a in parser._subparsers._group_actions[0].choices["train"]._actions
+        if "--cr-variant" in a.option_strings
+    )  # fmt: skip
+    assert tuple(train.choices) == rules.VARIANTS
