@@ -61,6 +61,7 @@ def test_a_new_variant_is_one_class_and_one_registry_entry(monkeypatch):
     [
         ({"sigma": 0.0}, "sigma must be positive"),
         ({"sigma": math.inf}, "sigma must be positive"),
+        ({"sigma": 1e-320}, "a normal float"),
         ({"variant": "nope"}, "variant must be one of"),
         ({"every": 0}, "every must be a positive integer"),
         ({"every": True}, "every must be a positive integer"),

@@ -32,6 +32,7 @@ Every(PerLayer(sigma=100.0, nondescent='base'), every=4)
 from __future__ import annotations
 
 import math
+import sys
 
 from numeric.rules.adaptive import ARC, Adaptive, AdaptiveState, adaptive_outcome
 from numeric.rules.base import NoState, Outcome, Rule, StepStats
@@ -120,6 +121,10 @@ def make_rule(
     sigma = float(sigma)
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+    if sigma < sys.float_info.min:  # a denormal sigma ||d||^3 underflows: every step "zero"
+        raise ValueError(
+            f"sigma must be at least {sys.float_info.min:.4g} (a normal float), got {sigma!r}"
+        )
     if nondescent not in NONDESCENT:
         raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
     if variant not in RULES:
