@@ -172,8 +172,8 @@ def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callabl
     :data:`EVERY` iterations per call (one computes the step length, the others reuse
     it); :func:`run_benchmark` divides their time by :data:`EVERY`."""
     from numeric.data import BatchSampler
-    from numeric.loop import iteration_runner
     from numeric.optimizers import Adam
+    from numeric.training.iteration import iteration_runner
 
     xs, labels = data
     routes = {}

@@ -36,8 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from numeric.data import Dataset, DatasetError, load_dataset
+from numeric.metrics import read_metrics
 from numeric.provenance import versions
-from numeric.training import TrainConfig, TrainingFailed, ensure_run, read_metrics
+from numeric.training.config import TrainConfig
+from numeric.training.loop import TrainingFailed
+from numeric.training.runs import ensure_run
 
 __all__ = ["Job", "keep_sections", "main", "plan", "render", "splits", "update_doc"]
 

@@ -13,7 +13,8 @@ import pytest
 
 from numeric.losses import softmax_cross_entropy
 from numeric.model import Network
-from numeric.training import TrainConfig, build_method
+from numeric.training.config import TrainConfig
+from numeric.training.methods import build_method
 
 
 def _net():

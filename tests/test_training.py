@@ -1,4 +1,4 @@
-"""Tests for numeric.training: run directories, metrics, checkpoints, bit-exact resume,
+"""Tests for numeric.training (its modules config, checkpoints, loop, runs): run directories, metrics, checkpoints, bit-exact resume,
 interruption, and CR-SGD leaving the plateau where SGD stays on it."""
 
 from __future__ import annotations
@@ -12,21 +12,13 @@ import numpy as np
 import pytest
 
 from numeric.data import Dataset, DatasetError, load_dataset
+from numeric.metrics import COLUMNS, moving_average, read_metrics
 from numeric.model import Network
-from numeric.training import (
-    COLUMNS,
-    TrainConfig,
-    TrainingFailed,
-    build_method,
-    config_key,
-    ensure_run,
-    latest_checkpoint,
-    load_config,
-    moving_average,
-    read_metrics,
-    resume,
-    train,
-)
+from numeric.training.checkpoints import latest_checkpoint
+from numeric.training.config import TrainConfig, config_key, load_config
+from numeric.training.loop import TrainingFailed
+from numeric.training.methods import build_method
+from numeric.training.runs import ensure_run, resume, train
 
 TIMING = {"step_ms", "time_s"}
 
