@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from numeric import curvature as cv
-from numeric import mlp
+from numeric import weight_lists
 from numeric.cr import CR, Baseline
 from numeric.kernels import _runtime
 from numeric.kernels.cubic_regularization import cr_step_length
@@ -141,7 +141,7 @@ def numpy_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
         etas = lit.eta_chains(ws, tape.masks)
         omega, phis = -adj.grads[-1], [-g for g in adj.grads[:-1]]
         gtg, ghg = lit.directional_literal(tape, etas, ws, u, dfdp, d2fdp2, omega, phis)
-        return gtg, ghg, mlp.norm_cubed(omega, phis)
+        return gtg, ghg, weight_lists.norm_cubed(omega, phis)
 
     return {
         "sgd": sgd_factory(),
@@ -460,7 +460,7 @@ def format_table(result: dict) -> str:
     lines.append("")
     if "model" in cfg:
         lines.append(
-            f"{cfg['model']} (numeric.models defaults), batch {cfg['batch']}, medians of "
+            f"{cfg['model']} (numeric.architectures defaults), batch {cfg['batch']}, medians of "
             f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
             "(NumPy, JAX's autodiff, generated kernels on JAX)."
         )

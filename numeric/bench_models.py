@@ -24,9 +24,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from numeric.architectures import build
 from numeric.cr import CR, Baseline
 from numeric.layers import Conv2D, Dense, Output, Recurrent
-from numeric.models import build
 from numeric.network import Network, forward
 from numeric.optimizers import SGD
 

@@ -138,7 +138,7 @@ def _int_list(text: str | None, flag: str) -> list[int] | None:
 
 
 def _arch(args: argparse.Namespace) -> dict:
-    """CNN/RNN sizes given on the command line (numeric.models.DEFAULTS fills the rest)."""
+    """CNN/RNN sizes given on the command line (numeric.architectures.DEFAULTS fills the rest)."""
     given = {
         "channels": _int_list(args.channels, "--channels"),
         "kernel": args.kernel,

@@ -1,5 +1,5 @@
 """``lowrank reproduce cnn`` and ``lowrank reproduce rnn``: SGD against CR-SGD and Adam
-against Adam+CR on the CNN and the RNN of :mod:`numeric.models`, written as a section of
+against Adam+CR on the CNN and the RNN of :mod:`numeric.architectures`, written as a section of
 ``docs/results.md``.
 
 Runs (batch 32, float64, decay 0.95 per 100 iterations for the base optimizers, one run
@@ -189,7 +189,7 @@ def _crossings(vals, n) -> str:
 
 def render(model: str, results: dict, jobs: list[Job], meta: dict) -> str:
     """The markdown section of one model (between its markers)."""
-    from numeric.models import DEFAULTS
+    from numeric.architectures import DEFAULTS
 
     seeds = sorted({j.seed for j in jobs})
     iters = jobs[0].config.iterations

@@ -12,6 +12,21 @@ contracted forms over the stack, calling each layer's methods in turn:
 They run on NumPy or JAX arrays alike (the kernels dispatch on the array type), and
 under ``jax.jit`` (the layer stack is static data).  Shapes: ``x`` (batch, *in_shape),
 ``p`` (batch, classes); per-layer arrays (batch, *layer shape).
+
+The paper's network (Eqs 10-16) is a stack of :class:`~numeric.layers.Dense` hidden
+layers and an :class:`~numeric.layers.Output` layer; ``Network.create`` builds it with the
+uniform initialisation of Appendix A (``b = 0.1`` for the plateau start, ``b = 0.2`` for
+the normal start, :data:`INIT_BOUNDS`).  The other architectures of ``lowrank train
+--model`` are built in :mod:`numeric.architectures`; the same sweeps on weight lists
+``(ws, u)`` are in :mod:`numeric.weight_lists`.
+
+Example
+-------
+>>> net = Network.create(784, [128] * 12, 10, init="plateau", seed=0)
+>>> net.widths[:3], net.classes, net.num_params
+((784, 128, 128), 10, 281856)
+>>> Network.create(4, [3], 2, activation="tanh").activation
+'tanh'
 """
 
 from __future__ import annotations
@@ -30,12 +45,16 @@ from numeric.layers.base import Layer
 from numeric.losses import softmax_cross_entropy
 
 __all__ = [
+    "INIT_BOUNDS",
     "Adjoints",
     "Network",
     "Tape",
     "Tangents",
+    "as_targets",
     "backward",
+    "float_dtype",
     "forward",
+    "init_bound",
     "split_params",
     "tangent",
 ]

@@ -270,7 +270,7 @@ def test_demo_skips_steps_whose_extra_is_missing(tmp_path, monkeypatch, capsys):
 def test_numeric_layer_imports_neither_sympy_nor_jax():
     code = (
         "import sys\n"
-        "import numeric.cli, numeric.training.runs, numeric.cr, numeric.model, numeric.experiments\n"
+        "import numeric.cli, numeric.training.runs, numeric.cr, numeric.network, numeric.experiments\n"
         "import numeric.results, numeric.plots\n"
         "bad = [m for m in ('sympy', 'jax', 'derive', 'verify') if m in sys.modules]\n"
         "assert not bad, bad\n"

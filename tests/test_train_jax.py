@@ -105,7 +105,7 @@ def test_schedule_free_is_evaluated_at_its_averaged_weights(tmp_path, monkeypatc
     from numeric import jax_backend as jb
     from numeric import optax as nopt
     from numeric.data import load_dataset
-    from numeric.model import Network
+    from numeric.network import Network
     from numeric.stepping import eval_network
     from numeric.training.evaluation import evaluate
 

@@ -13,7 +13,7 @@ import pytest
 
 from numeric.data import Dataset, DatasetError, load_dataset
 from numeric.metrics import COLUMNS, moving_average, read_metrics
-from numeric.model import Network
+from numeric.network import Network
 from numeric.training.checkpoints import latest_checkpoint
 from numeric.training.config import TrainConfig, config_key, load_config
 from numeric.training.loop import TrainingFailed

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from numeric.architectures import model_arch
 from numeric.cr import VARIANTS
 from numeric.layers import get_activation
-from numeric.model import init_bound
-from numeric.models import model_arch
+from numeric.network import init_bound
 from numeric.optimizers import OPTAX_OPTIMIZERS, OPTIMIZERS
 from numeric.training.rundir import RunDirError, read_json
 
@@ -113,12 +113,12 @@ class TrainConfig:
         ``"float64"`` (default) or ``"float32"``.
     model : str
         ``"mlp"`` (the paper's network, default), ``"cnn"`` or ``"rnn"``
-        (:mod:`numeric.models`); ``hidden`` sizes the MLP only.
+        (:mod:`numeric.architectures`); ``hidden`` sizes the MLP only.
     bias : bool or None
         Biases on every layer; None: the model's default (none for the MLP, on for the
         CNN and the RNN).
     arch : dict
-        Sizes of the CNN or RNN (:data:`numeric.models.DEFAULTS`; missing ones default).
+        Sizes of the CNN or RNN (:data:`numeric.architectures.DEFAULTS`; missing ones default).
     backend : str
         ``"numpy"`` (default) or ``"jax"``: the same kernels and drivers under
         ``jax.jit`` (:mod:`numeric.jax_backend`), on the CPU or a GPU.

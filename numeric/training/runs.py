@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from numeric.architectures import network_for
 from numeric.cr import Method
 from numeric.data import BatchSampler, Dataset
 from numeric.metrics import (
@@ -25,7 +26,6 @@ from numeric.metrics import (
     reconcile,
     scan_metrics,
 )
-from numeric.models import network_for
 from numeric.training.checkpoints import (
     Snapshot,
     latest_checkpoint,

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from numeric import cli
+from numeric.architectures import DEFAULTS, build, layers_for, model_options
 from numeric.bench_models import model_routes, multiply_adds, problem
 from numeric.data import Dataset
 from numeric.layers import Conv2D, Flatten, Output, Recurrent
 from numeric.metrics import read_metrics
-from numeric.models import DEFAULTS, build, layers_for, model_options
 from numeric.network import Network
 from numeric.training.config import TrainConfig, config_key, load_config
 from numeric.training.runs import resume, train
