@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from numeric.cr import MethodState
-from numeric.metrics import COLUMNS, arrays_to_rows, rows_to_arrays
+from numeric.metrics import COLUMNS, Row, arrays_to_rows, rows_to_arrays
 from numeric.network import Network
 from numeric.optimizers import OPTAX_OPTIMIZERS, state_from_arrays, state_to_arrays
 from numeric.training.config import TrainConfig, config_key
@@ -101,7 +101,7 @@ class Snapshot:
 
 
 def save_checkpoint(
-    run_dir: Path, snap: Snapshot, rows: list[tuple], config: TrainConfig, keep: int
+    run_dir: Path, snap: Snapshot, rows: list[Row], config: TrainConfig, keep: int
 ) -> Path:
     """Write ``snap`` and the first ``snap.steps`` of ``rows`` as the checkpoint after
     ``snap.steps`` iterations; delete all but the newest ``keep`` (0: keep all)."""
@@ -146,7 +146,7 @@ def _opt_from_arrays(arrays: dict, config: TrainConfig, net: Network):
 
 def _snapshot(
     arrays: dict[str, np.ndarray], config: TrainConfig, path: Path
-) -> tuple[Snapshot, list[tuple] | None]:
+) -> tuple[Snapshot, list[Row] | None]:
     """The state in a checkpoint and its copy of the metric rows (None if it has none)."""
     if str(arrays["config_key"]) != config_key(config):
         raise ValueError(f"{path} was written by a run with a different configuration")
@@ -168,14 +168,14 @@ def _snapshot(
         tail_lr_eff=[float(v) for v in arrays["tail_lr_eff"]],
         elapsed=float(arrays["elapsed"]),
     )
-    copy = None
+    copy: list[Row] | None = None
     if "metrics/iteration" in arrays:
-        cols = {name: arrays.get(f"metrics/{name}") for name in COLUMNS}
-        n = len(cols["iteration"])
-        for name, col in cols.items():  # a copy written before the test columns
-            if col is None:
-                cols[name] = np.full(n, np.nan)
-        copy = arrays_to_rows(cols)  # type: ignore[arg-type]
+        n = len(arrays["metrics/iteration"])
+        cols: dict[str, np.ndarray] = {}
+        for name in COLUMNS:  # a copy written before the test columns lacks them
+            col = arrays.get(f"metrics/{name}")
+            cols[name] = np.full(n, np.nan) if col is None else col
+        copy = arrays_to_rows(cols)
         if len(copy) != snap.steps:
             raise ValueError(f"{path}: holds {len(copy)} metric rows for {snap.steps} steps")
     return snap, copy
@@ -183,7 +183,7 @@ def _snapshot(
 
 def newest_checkpoint(
     run: Path, config: TrainConfig, log: Log | None
-) -> tuple[Path, Snapshot, list[tuple] | None] | None:
+) -> tuple[Path, Snapshot, list[Row] | None] | None:
     """The newest checkpoint that reads completely; unreadable newer ones are skipped
     (and said so): a truncated file falls back to the one before it."""
     for path in _checkpoint_paths(run):

@@ -5,6 +5,7 @@ key numbers of its metric rows (:func:`summarize`, the content of ``summary.json
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from numeric.cr import FLAGS
 from numeric.data import Dataset
-from numeric.metrics import COLUMNS
+from numeric.metrics import Row
 from numeric.network import Network
 from numeric.training.config import TrainConfig
 
@@ -52,7 +53,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def summarize(rows: list[tuple], config: TrainConfig, status: str, **extra: Any) -> dict:
+def summarize(rows: Sequence[Row], config: TrainConfig, status: str, **extra: Any) -> dict:
     """Key numbers of a run from its metric rows.
 
     Returns
@@ -65,7 +66,6 @@ def summarize(rows: list[tuple], config: TrainConfig, status: str, **extra: Any)
         split (``test_loss``, ``test_accuracy``, ``test_iteration``; None without one),
         plus ``extra``.
     """
-    col = {name: i for i, name in enumerate(COLUMNS)}
     n = len(rows)
     out: dict[str, Any] = {
         "status": status,
@@ -74,33 +74,33 @@ def summarize(rows: list[tuple], config: TrainConfig, status: str, **extra: Any)
         "iterations_target": config.iterations,
     }
     if n:
-        loss_ma = np.fromiter((r[col["loss_ma100"]] for r in rows), float, n)
-        lr_eff = np.fromiter((r[col["lr_eff"]] for r in rows), float, n)
-        step_ms = np.fromiter((r[col["step_ms"]] for r in rows), float, n)
+        loss_ma = np.fromiter((r.loss_ma100 for r in rows), float, n)
+        lr_eff = np.fromiter((r.lr_eff for r in rows), float, n)
+        step_ms = np.fromiter((r.step_ms for r in rows), float, n)
         crossings = {}
         for t in LOSS_THRESHOLDS:
             below = np.flatnonzero(loss_ma < t)
             crossings[f"{t:.1f}"] = int(below[0]) if below.size else None
         counts = {f: 0 for f in FLAGS if f}
         for r in rows:
-            if r[col["flag"]]:
-                counts[r[col["flag"]]] = counts.get(r[col["flag"]], 0) + 1
+            if r.flag:
+                counts[r.flag] = counts.get(r.flag, 0) + 1
         out.update(
-            final_loss=rows[-1][col["loss"]],
-            final_loss_ma100=rows[-1][col["loss_ma100"]],
+            final_loss=rows[-1].loss,
+            final_loss_ma100=rows[-1].loss_ma100,
             iters_to_loss_below=crossings,
             lr_eff_mean=float(lr_eff.mean()),
             lr_eff_median=float(np.median(lr_eff)),
             flag_counts=counts,
             mean_step_ms=float(step_ms.mean()),
-            elapsed_s=rows[-1][col["time_s"]],
+            elapsed_s=rows[-1].time_s,
         )
-        evaluated = [r for r in rows if math.isfinite(r[col["test_loss"]])]
+        evaluated = [r for r in rows if math.isfinite(r.test_loss)]
         last = evaluated[-1] if evaluated else None
         out.update(
-            test_loss=None if last is None else last[col["test_loss"]],
-            test_accuracy=None if last is None else last[col["test_accuracy"]],
-            test_iteration=None if last is None else last[col["iteration"]],
+            test_loss=None if last is None else last.test_loss,
+            test_accuracy=None if last is None else last.test_accuracy,
+            test_iteration=None if last is None else last.iteration,
         )
     out.update(extra)
     return _jsonable(out)

@@ -24,7 +24,7 @@ import numpy as np
 
 from numeric.cr import Diverged, Method, StepInfo
 from numeric.data import BatchSampler, Dataset
-from numeric.metrics import format_row, header_line
+from numeric.metrics import Row, format_row, header_line
 from numeric.network import Network
 from numeric.stepping import eval_network
 from numeric.stopping import StopFlag
@@ -100,20 +100,20 @@ class _Recorder:
     ``pending`` the ones not yet appended to ``metrics.csv``.
     """
 
-    def __init__(self, run: Path, config: TrainConfig, rows: list[tuple], keep: int) -> None:
+    def __init__(self, run: Path, config: TrainConfig, rows: list[Row], keep: int) -> None:
         self.run = run
         self.config = config
         self.rows = rows
         self.keep = keep
-        self.pending: list[tuple] = []
+        self.pending: list[Row] = []
 
-    def add(self, row: tuple) -> None:
+    def add(self, row: Row) -> None:
         self.rows.append(row)
         self.pending.append(row)
 
     def flush(self, upto: int) -> None:
         """Append the pending rows of iterations before ``upto``; drop the others."""
-        keep_rows = [r for r in self.pending if r[0] < upto]
+        keep_rows = [r for r in self.pending if r.iteration < upto]
         if keep_rows:
             with (self.run / "metrics.csv").open("a") as fh:
                 fh.write("".join(format_row(r) for r in keep_rows))
@@ -199,22 +199,22 @@ class _Loop:
             test_loss, test_accuracy = evaluate(
                 eval_network(iteration.method, iteration.net, iteration.state), self.test
             )
-        row = (
-            it,
-            info.loss,
-            mean_loss,
-            info.alpha,
-            info.lr,
-            info.lr_eff,
-            mean_lr,
-            info.dgrad,
-            info.dhd,
-            info.dnorm,
-            info.flag,
-            seconds * 1e3,
-            self.start.elapsed + (now - self.t0),
-            test_loss,
-            test_accuracy,
+        row = Row(
+            iteration=it,
+            loss=info.loss,
+            loss_ma100=mean_loss,
+            alpha=info.alpha,
+            lr=info.lr,
+            lr_eff=info.lr_eff,
+            lr_eff_ma100=mean_lr,
+            dgrad=info.dgrad,
+            dhd=info.dhd,
+            dnorm=info.dnorm,
+            flag=info.flag,
+            step_ms=seconds * 1e3,
+            time_s=self.start.elapsed + (now - self.t0),
+            test_loss=test_loss,
+            test_accuracy=test_accuracy,
         )
         self.recorder.add(row)
         self.committed = Snapshot(
@@ -224,7 +224,7 @@ class _Loop:
             self.sampler.state_dict(),
             iteration.tail_loss,
             iteration.tail_lr,
-            row[12],
+            row.time_s,
         )
         return info
 
@@ -265,7 +265,7 @@ def run_loop(
     test: Dataset | None,
     method: Method,
     snap: Snapshot,
-    rows: list[tuple],
+    rows: list[Row],
     progress: bool,
     flush_every: int,
     keep: int,

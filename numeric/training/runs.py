@@ -21,6 +21,7 @@ from numeric.data import BatchSampler, Dataset
 from numeric.metrics import (
     MetricsFile,
     Reconciled,
+    Row,
     format_row,
     header_line,
     reconcile,
@@ -288,7 +289,7 @@ def _resume_locked(
 
 def _start_point(
     run: Path, config: TrainConfig, method: Method, data: Dataset, log: Log | None
-) -> tuple[Snapshot, list[tuple] | None, str]:
+) -> tuple[Snapshot, list[Row] | None, str]:
     """Where a resumed run starts: the newest readable checkpoint, or the start of the
     run without one; with the checkpoint's copy of the metric rows and its name."""
     found = newest_checkpoint(run, config, log)
