@@ -176,7 +176,7 @@ def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callabl
     from numeric.training.iteration import iteration_runner
 
     xs, labels = data
-    routes = {}
+    routes: dict[str, Callable[[], None]] = {}
     methods = [
         ("train-sgd", Baseline(SGD(), lr=LR)),
         ("train-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
@@ -195,11 +195,11 @@ def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callabl
          CR(SGD(), sigma=SIGMA, lr=LR, variant="per-variable", every=EVERY)),
     ]  # fmt: skip
     for name, method in methods:
-        run = _restarting(
-            lambda method=method: iteration_runner(
-                method, net, xs, labels, BatchSampler(len(labels), batch, seed)
-            )
-        )
+
+        def make(method=method) -> Callable[[], None]:
+            return iteration_runner(method, net, xs, labels, BatchSampler(len(labels), batch, seed))
+
+        run = _restarting(make)
         if name.endswith(f"-every{EVERY}"):
 
             def run_k(run=run) -> None:
@@ -234,7 +234,7 @@ def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
 
     if net.dtype == np.float64:
         jb.enable_x64()
-    routes = {}
+    routes: dict[str, Callable[[], None]] = {}
     for name, method in (
         ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
         ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),

@@ -343,7 +343,10 @@ def run_task(task: Task) -> dict:
     eye = np.eye(10, dtype=np.float32)
     rng = np.random.default_rng(task.seed)
     order = np.empty(0, dtype=np.int64)
-    losses, steps, flags, lrs = [], [], {}, []
+    losses: list[float] = []
+    steps: list[float] = []
+    flags: dict[str, int] = {}
+    lrs: list[float] = []
     status, reason = "completed", ""
     start = time.perf_counter()
     elapsed = []

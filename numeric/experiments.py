@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from numeric.data import CIFAR10_CLASSES, Dataset, DatasetError
 from numeric.training.config import TrainConfig
@@ -277,7 +278,7 @@ def reproduce(
                 where = ", ".join(d.files) if d.files else d.source
                 print(f"{name}: {d.split} data: {d.name}, {len(d):,} images, from {where}")
     result = FigureResult(fig, "interrupted", None, None, None, None)
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "dataset": data,
         "test_dataset": test,
         "progress": progress,

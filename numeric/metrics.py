@@ -295,10 +295,11 @@ def reconcile(found: MetricsFile, steps: int, copy: list[Row] | None, source: st
     missing, duplicated, conflicting = [], [], []
     for i in range(steps):
         have = by_it.get(i, [])
-        ref = copy[i] if copy is not None else (have[0] if have else None)
         if not have:
             missing.append(i)
-        elif any(not _same(h, ref) for h in have):
+            continue
+        ref = copy[i] if copy is not None else have[0]
+        if any(not _same(h, ref) for h in have):
             conflicting.append(i)
         elif len(have) > 1:
             duplicated.append(i)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,10 @@ def analyse(run_dir: Path, network, test: Dataset) -> dict:
     loss_ma = m["loss_ma100"]
     n = int(loss_ma.size)
     finite = np.isfinite(m["loss"])
-    out = {"iterations": n, "diverged_at": None if finite.all() else int(np.argmin(finite))}
+    out: dict[str, Any] = {
+        "iterations": n,
+        "diverged_at": None if finite.all() else int(np.argmin(finite)),
+    }
     for t in THRESHOLDS:
         below = np.flatnonzero(loss_ma < t)
         out[f"below_{t:g}"] = int(below[0]) if below.size else None

@@ -343,7 +343,7 @@ class Network:
             name = f"ws[{k}]" if k < len(ws) else "u"
             if getattr(w, "ndim", None) != 2:
                 raise ValueError(f"{name} must be a 2-D array (out, in); got shape {np.shape(w)}")
-        layers = []
+        layers: list[Layer] = []
         for k, w in enumerate(ws):
             if k and w.shape[1] != ws[k - 1].shape[0]:
                 raise ValueError(
@@ -355,7 +355,7 @@ class Network:
         if u.shape[1] != ws[-1].shape[0]:
             raise ValueError(f"u must have shape (classes, {ws[-1].shape[0]}); got {u.shape}")
         layers.append(Output(int(u.shape[1]), int(u.shape[0])))
-        net = cls(layers, [*ws, u])
+        net = cls(tuple(layers), [*ws, u])
         net.check_finite()
         return net
 
@@ -399,7 +399,9 @@ class Network:
         if min(widths) < 1 or int(classes) < 1:
             raise ValueError(f"widths and classes must be positive, got {widths}, {classes}")
         dtype = float_dtype(dtype)
-        layers = [Dense(widths[k], widths[k + 1], activation, bias) for k in range(len(widths) - 1)]
+        layers: list[Layer] = [
+            Dense(widths[k], widths[k + 1], activation, bias) for k in range(len(widths) - 1)
+        ]
         layers.append(Output(widths[-1], int(classes), bias))
         return cls.initialise(layers, init=init, seed=seed, dtype=dtype)
 
@@ -412,7 +414,7 @@ class Network:
         dtype = float_dtype(dtype)
         rng = np.random.default_rng(int(seed))
         params = [p for layer in layers for p in layer.init(rng, b, dtype)]
-        return cls(layers, params)
+        return cls(tuple(layers), params)
 
     def with_params(self, params: Sequence) -> Network:
         """The same layers with other parameters (not validated; for training loops)."""
@@ -429,7 +431,9 @@ class Network:
             raise ValueError("params must hold at least one hidden layer and u")
         if check:
             return cls.mlp(params[:-1], params[-1], activation)
-        layers = [Dense(int(w.shape[1]), int(w.shape[0]), activation) for w in params[:-1]]
+        layers: list[Layer] = [
+            Dense(int(w.shape[1]), int(w.shape[0]), activation) for w in params[:-1]
+        ]
         layers.append(Output(int(params[-1].shape[1]), int(params[-1].shape[0])))
         net = object.__new__(cls)
         net.layers = tuple(layers)
@@ -592,7 +596,7 @@ class Network:
             layers = [layer_from_description(s) for s in specs]
             count = sum(layer.n_params for layer in layers)
             params = [np.array(arrays[f"{prefix}param.{i}"]) for i in range(count)]
-            return cls(layers, params)
+            return cls(tuple(layers), params)
         n = 0
         while f"{prefix}w.{n}" in arrays:
             n += 1
@@ -605,7 +609,10 @@ class Network:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to an uncompressed ``.npz`` file."""
-        np.savez(path, **self.to_arrays())
+        arrays: dict[str, Any] = (
+            self.to_arrays()
+        )  # Any: savez's stub reads **kwds as allow_pickle too
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:

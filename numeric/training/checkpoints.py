@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``snap`` and the first ``snap.steps`` of ``rows`` as the checkpoint after
     ``snap.steps`` iterations; delete all but the newest ``keep`` (0: keep all)."""
-    arrays: dict[str, np.ndarray] = {
+    # Any: savez's stub reads **kwds as allow_pickle too
+    arrays: dict[str, Any] = {
         "steps_done": np.asarray(snap.steps, dtype=np.int64),
         "method_step": np.asarray(snap.state.step, dtype=np.int64),
         "elapsed": np.asarray(snap.elapsed, dtype=np.float64),

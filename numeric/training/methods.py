@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from numeric.cr import CR, Baseline, Method
 from numeric.optimizers import OPTAX_OPTIMIZERS, get_optimizer
 from numeric.schedules import Constant, ExponentialDecay
@@ -17,12 +19,14 @@ def build_method(config: TrainConfig) -> Method:
     if cfg.optimizer in OPTAX_OPTIMIZERS:
         from numeric import optax as nopt
 
-        return nopt.baseline(cfg.optimizer, cfg.lr)
+        # duck-typed: an OptaxMethod has Method's init, step and eval interface
+        return cast(Method, nopt.baseline(cfg.optimizer, cfg.lr))
+    lr = cfg.lr
+    assert lr is not None, "resolved() fills in the learning rate"
     opt = get_optimizer(cfg.optimizer)
-    schedule = (
-        ExponentialDecay(cfg.lr, cfg.decay_steps, cfg.decay_rate) if cfg.decay else Constant(cfg.lr)
-    )
+    schedule = ExponentialDecay(lr, cfg.decay_steps, cfg.decay_rate) if cfg.decay else Constant(lr)
     if cfg.cr:
+        assert cfg.sigma is not None, "resolved() fills in sigma for this project's optimizers"
         return CR(
             opt,
             cfg.sigma,

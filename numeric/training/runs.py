@@ -380,5 +380,5 @@ def ensure_run(
         if ckpt is not None:
             snap = load_checkpoint(ckpt, config)
             if snap.steps == done:
-                return RunResult(run, status, done, summary, snap.network)
+                return RunResult(run, str(status), done, summary, snap.network)
     return resume(run, iterations=config.iterations, dataset=dataset, progress=progress, **kwargs)
