@@ -21,6 +21,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy numeric
 
 check-generated: install
 	$(BIN)/python -m derive generate --check

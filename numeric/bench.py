@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from numeric import curvature as cv
-from numeric import mlp
+from numeric import weight_lists
 from numeric.cr import CR, Baseline
 from numeric.kernels import _runtime
 from numeric.kernels.cubic_regularization import cr_step_length
@@ -142,7 +142,7 @@ def numpy_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
         etas = lit.eta_chains(ws, tape.masks)
         omega, phis = -adj.grads[-1], [-g for g in adj.grads[:-1]]
         gtg, ghg = lit.directional_literal(tape, etas, ws, u, dfdp, d2fdp2, omega, phis)
-        return gtg, ghg, mlp.norm_cubed(omega, phis)
+        return gtg, ghg, weight_lists.norm_cubed(omega, phis)
 
     return {
         "sgd": sgd_factory(),
@@ -173,11 +173,11 @@ def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callabl
     :data:`EVERY` iterations per call (one computes the step length, the others reuse
     it); :func:`run_benchmark` divides their time by :data:`EVERY`."""
     from numeric.data import BatchSampler
-    from numeric.loop import iteration_runner
     from numeric.optimizers import Adam
+    from numeric.training.iteration import iteration_runner
 
     xs, labels = data
-    routes = {}
+    routes: dict[str, Callable[[], None]] = {}
     methods = [
         ("train-sgd", Baseline(SGD(), lr=LR)),
         ("train-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
@@ -196,11 +196,11 @@ def train_routes(net: Network, data, batch: int, seed: int) -> dict[str, Callabl
          CR(SGD(), sigma=SIGMA, lr=LR, variant="per-variable", every=EVERY)),
     ]  # fmt: skip
     for name, method in methods:
-        run = _restarting(
-            lambda method=method: iteration_runner(
-                method, net, xs, labels, BatchSampler(len(labels), batch, seed)
-            )
-        )
+
+        def make(method=method) -> Callable[[], None]:
+            return iteration_runner(method, net, xs, labels, BatchSampler(len(labels), batch, seed))
+
+        run = _restarting(make)
         if name.endswith(f"-every{EVERY}"):
 
             def run_k(run=run) -> None:
@@ -235,7 +235,7 @@ def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
 
     if net.dtype == np.float64:
         jb.enable_x64()
-    routes = {}
+    routes: dict[str, Callable[[], None]] = {}
     for name, method in (
         ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
         ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
@@ -461,7 +461,7 @@ def format_table(result: dict) -> str:
     lines.append("")
     if "model" in cfg:
         lines.append(
-            f"{cfg['model']} (numeric.models defaults), batch {cfg['batch']}, medians of "
+            f"{cfg['model']} (numeric.architectures defaults), batch {cfg['batch']}, medians of "
             f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
             "(NumPy, JAX's autodiff, generated kernels on JAX)."
         )

@@ -21,12 +21,13 @@ step to an SGD step when the matrix products dominate.  The JAX routes for the s
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from numeric.architectures import build
 from numeric.cr import CR, Baseline
 from numeric.layers import Conv2D, Dense, Output, Recurrent
-from numeric.models import build
 from numeric.network import Network, forward
 from numeric.optimizers import SGD
 
@@ -63,7 +64,7 @@ def model_routes(net: Network, x, labels) -> dict[str, Callable[[], None]]:
 
     routes[f"{name}-forward"] = forward_only
     for key, method in (("sgd", Baseline(SGD(), LR)), ("cr", CR(SGD(), SIGMA, lr=LR))):
-        state = {"net": net.with_params([p.copy() for p in net.params])}
+        state: dict[str, Any] = {"net": net.with_params([p.copy() for p in net.params])}
         state["opt"] = method.init(state["net"])
 
         def step(method=method, state=state) -> None:
@@ -82,7 +83,7 @@ def _model_name(net: Network) -> str:
     return "cnn" if Conv2D in kinds else "mlp"
 
 
-def multiply_adds(net: Network, batch: int = 32) -> dict[str, int]:
+def multiply_adds(net: Network, batch: int = 32) -> dict[str, float]:
     """Multiply-adds per sample of the forward pass, of an SGD step (forward and adjoint
     sweep) and of what CR adds (tangent sweep, cross and second-order terms), counted from
     the layer shapes the way the layers compute them (low-rank Gram factors for dense

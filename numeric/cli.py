@@ -66,7 +66,7 @@ def _error(message: str, code: int) -> int:
 def _run_errors(exc: BaseException) -> int | None:
     """Exit code and one-line message for the errors a run directory can raise."""
     from numeric.outputs import OutputPathError
-    from numeric.rundir import RunDirError, RunLocked
+    from numeric.training.rundir import RunDirError, RunLocked
 
     if isinstance(exc, RunLocked):
         return _error(str(exc), 1)
@@ -151,7 +151,7 @@ def _init_arg(text: str) -> str:
 
 
 def _arch(args: argparse.Namespace) -> dict:
-    """CNN/RNN sizes given on the command line (numeric.models.DEFAULTS fills the rest)."""
+    """CNN/RNN sizes given on the command line (numeric.architectures.DEFAULTS fills the rest)."""
     given = {
         "channels": args.channels,
         "kernel": args.kernel,
@@ -395,7 +395,10 @@ def _log(message: str) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
-    from numeric.training import TrainConfig, TrainingFailed, resume, summary_line, train
+    from numeric.training.config import TrainConfig
+    from numeric.training.evaluation import summary_line
+    from numeric.training.loop import TrainingFailed
+    from numeric.training.runs import resume, train
 
     try:
         hidden = _hidden(args)
@@ -542,7 +545,8 @@ def _add_reproduce(sub) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from numeric.data import DatasetError
     from numeric.experiments import FIGURES, reproduce
-    from numeric.training import TrainingFailed, summary_line
+    from numeric.training.evaluation import summary_line
+    from numeric.training.loop import TrainingFailed
 
     names = list(FIGURES) if args.target == "all" else [args.target]
     unknown = [n for n in names if n not in FIGURES]
@@ -608,7 +612,7 @@ def _add_plot(sub) -> None:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from numeric.outputs import OutputPathError, check_output_file
-    from numeric.rundir import RunDirError
+    from numeric.training.rundir import RunDirError
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plot.png"
     try:

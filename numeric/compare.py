@@ -5,7 +5,7 @@ Every method trains the same network from the same initial weights on the same b
 
 * settings: dataset (the embedded MNIST subset, 4,000 / 1,000 images; Fashion-MNIST,
   60,000 / 10,000, when its files are present) x model (the paper's 12x128 MLP; the CNN
-  of :mod:`numeric.models`) x start (plateau: weights uniform in +-0.1; normal: +-0.2);
+  of :mod:`numeric.architectures`) x start (plateau: weights uniform in +-0.1; normal: +-0.2);
 * methods (:data:`METHODS`):
 
   - SGD and Adam, each at three constant learning rates (the best of each is reported);
@@ -325,7 +325,7 @@ def _accuracy(net, x, labels) -> tuple[float, float]:
 
 def run_task(task: Task) -> dict:
     """Train one method on one setting and seed; the record of :func:`render`."""
-    from numeric.models import build
+    from numeric.architectures import build
     from numeric.stepping import Diverged, eval_network
 
     method = {m.name: m for m in METHODS}[task.method]
@@ -343,7 +343,10 @@ def run_task(task: Task) -> dict:
     eye = np.eye(10, dtype=np.float32)
     rng = np.random.default_rng(task.seed)
     order = np.empty(0, dtype=np.int64)
-    losses, steps, flags, lrs = [], [], {}, []
+    losses: list[float] = []
+    steps: list[float] = []
+    flags: dict[str, int] = {}
+    lrs: list[float] = []
     status, reason = "completed", ""
     start = time.perf_counter()
     elapsed = []

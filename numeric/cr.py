@@ -78,7 +78,7 @@ method only sets the fallback step of flagged iterations.
 Example
 -------
 >>> import numpy as np
->>> from numeric.model import Network
+>>> from numeric.network import Network
 >>> from numeric.optimizers import SGD
 >>> net = Network.create(4, [3, 3], 2, init="plateau", seed=0)
 >>> method = CR(SGD(), sigma=100.0, lr=0.02)

@@ -251,7 +251,7 @@ def per_sample_sgd_curvature(
     from numeric.layers.output import Output
 
     dense = all(isinstance(lay, Dense) for lay in layers[:-1]) and isinstance(layers[-1], Output)
-    if not dense or any(lay.bias for lay in layers):
+    if not dense or any(getattr(lay, "bias", False) for lay in layers):
         raise ValueError("per-sample curvature is implemented for bias-free dense networks only")
     xp = namespace(dfdp)
     ws, u = list(params[:-1]), params[-1]
@@ -360,6 +360,7 @@ def block_curvature(
             for b, tan in enumerate(tans):
                 term = layer.second_order(per_layer[i], x, cache, adj.adjoints[i], tan, "mean")
                 second[b] = _add(second[b], term)
+    assert stack is not None, "a network with parameters carries a tangent stack"
     ghg = [pdot_term(stack[b], d2fdp2, rfac, "mean") + second[b] for b in range(len(second))]
     gtg, sq = [], []
     for i, layer in enumerate(layers):

@@ -151,7 +151,7 @@ def run_demo(args: argparse.Namespace, commands: dict) -> int:
 def _train(out: Path, iterations: int, progress: bool) -> int:
     from numeric.data import DatasetError
     from numeric.experiments import dataset_help, reproduce
-    from numeric.training import summary_line
+    from numeric.training.evaluation import summary_line
 
     try:
         res = reproduce(

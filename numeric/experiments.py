@@ -27,16 +27,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from numeric.data import CIFAR10_CLASSES, Dataset, DatasetError
-from numeric.rundir import write_json
-from numeric.training import (
-    RunResult,
-    TrainConfig,
-    ensure_run,
-    load_test_data,
-    load_training_data,
-)
+from numeric.training.config import TrainConfig
+from numeric.training.data import load_test_data, load_training_data
+from numeric.training.loop import RunResult
+from numeric.training.rundir import write_json
+from numeric.training.runs import ensure_run
 
 __all__ = ["FIGURES", "Figure", "FigureResult", "dataset_help", "reproduce"]
 
@@ -246,7 +244,7 @@ def reproduce(
     overwrite : bool
         Replace runs of a different configuration found in ``out``.
     blas_threads : int or None
-        See :func:`numeric.training.train`.
+        See :func:`numeric.training.runs.train`.
 
     Returns
     -------
@@ -280,7 +278,7 @@ def reproduce(
                 where = ", ".join(d.files) if d.files else d.source
                 print(f"{name}: {d.split} data: {d.name}, {len(d):,} images, from {where}")
     result = FigureResult(fig, "interrupted", None, None, None, None)
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "dataset": data,
         "test_dataset": test,
         "progress": progress,

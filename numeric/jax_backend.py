@@ -49,7 +49,7 @@ def enable_x64() -> None:
 def to_jax(network: Network, device=None) -> Network:
     """The network with its parameters as JAX arrays (on ``device`` or the default)."""
     dtype = network.dtype
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
+    if dtype == np.float64 and not jax.config.read("jax_enable_x64"):
         raise ValueError("float64 on the JAX backend needs enable_x64() first")
     params = [jax.device_put(jnp.asarray(p, dtype=dtype), device) for p in network.params]
     return network.with_params(params)
@@ -137,7 +137,7 @@ def _method_entries(opt: dict) -> dict:
 
 def _host_entries(mstate: dict) -> dict:
     """Scalars of the method's state back on the host (what checkpoints store)."""
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in mstate.items():
         if isinstance(v, list):
             out[k] = v
@@ -184,8 +184,11 @@ def step(method, network: Network, state, x, labels, sharding=None):
     new_params, new_accs, mstate, info = fn(
         network.params, accs, _method_entries(state.opt), int(state.opt["step"]), xs, ys, lr
     )
-    values = dict(zip(StepInfo._fields, (float(v) for v in np.asarray(info)), strict=True))
-    step_info = StepInfo(**{**values, "flag": FLAGS[int(values["flag"])]})
+    values: dict[str, Any] = dict(
+        zip(StepInfo._fields, (float(v) for v in np.asarray(info)), strict=True)
+    )
+    values["flag"] = FLAGS[int(values["flag"])]
+    step_info = StepInfo(**values)
     if not math.isfinite(step_info.loss):
         raise Diverged(f"the mini-batch loss is {step_info.loss} before step {state.step}")
     if not math.isfinite(step_info.dnorm):

@@ -22,7 +22,7 @@ Shapes: ``p``, ``y`` (batch, classes); ``f`` (batch,); ``dfdp`` (batch, classes)
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from numeric.kernels._runtime import eye_like, namespace
 
@@ -38,10 +38,10 @@ __all__ = [
 class SoftmaxParts(NamedTuple):
     """``log yhat``, ``yhat``, ``1 - yhat`` (accurate), and the top class's one-hot mask."""
 
-    logyhat: object
-    yhat: object
-    complement: object
-    top: object
+    logyhat: Any
+    yhat: Any
+    complement: Any
+    top: Any
 
 
 def softmax_parts(p) -> SoftmaxParts:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ __all__ = [
     "PERIOD",
     "MetricsFile",
     "Reconciled",
+    "Row",
     "arrays_to_rows",
     "format_row",
     "header_line",
@@ -39,24 +40,29 @@ __all__ = [
 #: Moving-average period of the paper's learning-rate plots.
 PERIOD = 100
 
-#: Columns of ``metrics.csv``.
-COLUMNS = (
-    "iteration",  # 0-based index of the step
-    "loss",  # mini-batch F before the step
-    "loss_ma100",  # trailing mean of loss over the last <= 100 iterations
-    "alpha",  # step length along the optimizer's lr-free direction
-    "lr",  # scheduled learning rate of the step
-    "lr_eff",  # effective learning rate (numeric.cr)
-    "lr_eff_ma100",  # trailing mean of lr_eff over the last <= 100 iterations
-    "dgrad",  # d^T grad F
-    "dhd",  # d^T H d (nan where not computed)
-    "dnorm",  # ||d||
-    "flag",  # "", "nondescent", "zero", "nonfinite"
-    "step_ms",  # wall time of the step
-    "time_s",  # wall time since the run started (summed over resumes)
-    "test_loss",  # loss on the test split after the step (empty where not evaluated)
-    "test_accuracy",  # accuracy on the test split after the step (empty likewise)
-)
+
+class Row(NamedTuple):
+    """One row of ``metrics.csv``: the metrics of one iteration (fields :data:`COLUMNS`)."""
+
+    iteration: int  # 0-based index of the step
+    loss: float  # mini-batch F before the step
+    loss_ma100: float  # trailing mean of loss over the last <= 100 iterations
+    alpha: float  # step length along the optimizer's lr-free direction
+    lr: float  # scheduled learning rate of the step
+    lr_eff: float  # effective learning rate (numeric.cr)
+    lr_eff_ma100: float  # trailing mean of lr_eff over the last <= 100 iterations
+    dgrad: float  # d^T grad F
+    dhd: float  # d^T H d (nan where not computed)
+    dnorm: float  # ||d||
+    flag: str  # "", "nondescent", "zero", "nonfinite"
+    step_ms: float  # wall time of the step
+    time_s: float  # wall time since the run started (summed over resumes)
+    test_loss: float  # loss on the test split after the step (empty where not evaluated)
+    test_accuracy: float  # accuracy on the test split after the step (empty likewise)
+
+
+#: Columns of ``metrics.csv``: the fields of :class:`Row`, in order.
+COLUMNS: tuple[str, ...] = Row._fields
 #: Columns of files written before runs were evaluated on a test split.
 LEGACY_COLUMNS = COLUMNS[:13]
 _FLOAT_COLUMNS = tuple(c for c in COLUMNS if c not in ("iteration", "flag"))
@@ -67,7 +73,7 @@ def header_line() -> str:
     return ",".join(COLUMNS) + "\n"
 
 
-def format_row(row: Sequence[Any]) -> str:
+def format_row(row: Row) -> str:
     """One CSV line; floats as ``repr`` (exact round trip), NaN test columns empty."""
     out = []
     for name, v in zip(COLUMNS, row, strict=True):
@@ -80,20 +86,20 @@ def format_row(row: Sequence[Any]) -> str:
     return ",".join(out) + "\n"
 
 
-def _parse_row(rec: list[str], columns: Sequence[str]) -> tuple:
+def _parse_row(rec: list[str], columns: Sequence[str]) -> Row:
     values = dict(zip(columns, rec, strict=True))
-    row: list[Any] = []
+    row: dict[str, Any] = {}
     for name in COLUMNS:
         text = values.get(name, "")
         if name == "iteration":
-            row.append(int(text))
+            row[name] = int(text)
         elif name == "flag":
-            row.append(text)
+            row[name] = text
         elif text == "" and name.startswith("test_"):
-            row.append(math.nan)
+            row[name] = math.nan
         else:
-            row.append(float(text))
-    return tuple(row)
+            row[name] = float(text)
+    return Row(**row)
 
 
 @dataclass
@@ -102,7 +108,7 @@ class MetricsFile:
 
     Attributes
     ----------
-    rows : list of tuple
+    rows : list of Row
         Every complete, parseable row in file order (legacy rows padded with NaN).
     legacy : bool
         The header is :data:`LEGACY_COLUMNS` (no test columns).
@@ -111,7 +117,7 @@ class MetricsFile:
     exists : bool
     """
 
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     legacy: bool = False
     bad_lines: list[int] = field(default_factory=list)
     exists: bool = True
@@ -184,11 +190,11 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return rows_to_arrays(rows)
 
 
-def rows_to_arrays(rows: Sequence[tuple]) -> dict[str, np.ndarray]:
+def rows_to_arrays(rows: Sequence[Row]) -> dict[str, np.ndarray]:
     """Rows to one array per column (int64 iteration, str flag, float64 others)."""
     cols: dict[str, np.ndarray] = {}
-    for i, name in enumerate(COLUMNS):
-        values = [r[i] for r in rows]
+    for name in COLUMNS:
+        values = [getattr(r, name) for r in rows]
         if name == "iteration":
             cols[name] = np.asarray(values, dtype=np.int64)
         elif name == "flag":
@@ -198,21 +204,21 @@ def rows_to_arrays(rows: Sequence[tuple]) -> dict[str, np.ndarray]:
     return cols
 
 
-def arrays_to_rows(cols: dict[str, np.ndarray]) -> list[tuple]:
+def arrays_to_rows(cols: dict[str, np.ndarray]) -> list[Row]:
     """Inverse of :func:`rows_to_arrays` (Python ints, floats and strs)."""
     n = len(cols["iteration"])
     out = []
     for b in range(n):
-        row: list[Any] = []
+        row: dict[str, Any] = {}
         for name in COLUMNS:
             v = cols[name][b]
             if name == "iteration":
-                row.append(int(v))
+                row[name] = int(v)
             elif name == "flag":
-                row.append(str(v))
+                row[name] = str(v)
             else:
-                row.append(float(v))
-        out.append(tuple(row))
+                row[name] = float(v)
+        out.append(Row(**row))
     return out
 
 
@@ -225,7 +231,7 @@ def moving_average(values: np.ndarray, period: int = PERIOD) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def _same(a: tuple, b: tuple) -> bool:
+def _same(a: Row, b: Row) -> bool:
     for x, y in zip(a, b, strict=True):
         if isinstance(x, float) and isinstance(y, float):
             if not (x == y or (math.isnan(x) and math.isnan(y))):
@@ -255,7 +261,7 @@ class Reconciled:
 
     Attributes
     ----------
-    rows : list of tuple
+    rows : list of Row
         Exactly one row per iteration ``0 .. steps - 1``, in order.
     repairs : list of str
         What was wrong with the file and restored (empty: the file was intact).
@@ -269,14 +275,14 @@ class Reconciled:
         of the file as it was before rewriting it).
     """
 
-    rows: list[tuple]
+    rows: list[Row]
     repairs: list[str]
     dropped_after: int
     rewrite: bool
     damaged: bool
 
 
-def reconcile(found: MetricsFile, steps: int, copy: list[tuple] | None, source: str) -> Reconciled:
+def reconcile(found: MetricsFile, steps: int, copy: list[Row] | None, source: str) -> Reconciled:
     """Check the rows of ``metrics.csv`` before a checkpoint against the checkpoint.
 
     Parameters
@@ -285,7 +291,7 @@ def reconcile(found: MetricsFile, steps: int, copy: list[tuple] | None, source: 
         The file as :func:`scan_metrics` read it.
     steps : int
         Iterations completed at the checkpoint; rows ``0 .. steps - 1`` must be kept.
-    copy : list of tuple or None
+    copy : list of Row or None
         The checkpoint's copy of those rows (None for checkpoints written before
         checkpoints held one: then only exact duplicates and bad lines after the
         checkpoint can be repaired).
@@ -302,21 +308,22 @@ def reconcile(found: MetricsFile, steps: int, copy: list[tuple] | None, source: 
         A recorded row differs from the checkpoint's copy, or (without a copy) rows are
         missing or conflicting; the message says which iterations.  Nothing is changed.
     """
-    by_it: dict[int, list[tuple]] = {}
+    by_it: dict[int, list[Row]] = {}
     for r in found.rows:
-        by_it.setdefault(r[0], []).append(r)
+        by_it.setdefault(r.iteration, []).append(r)
     missing, duplicated, conflicting = [], [], []
     for i in range(steps):
         have = by_it.get(i, [])
-        ref = copy[i] if copy is not None else (have[0] if have else None)
         if not have:
             missing.append(i)
-        elif any(not _same(h, ref) for h in have):
+            continue
+        ref = copy[i] if copy is not None else have[0]
+        if any(not _same(h, ref) for h in have):
             conflicting.append(i)
         elif len(have) > 1:
             duplicated.append(i)
-    later = sum(1 for r in found.rows if r[0] >= steps)
-    in_order = [r[0] for r in found.rows if r[0] < steps] == list(range(steps))
+    later = sum(1 for r in found.rows if r.iteration >= steps)
+    in_order = [r.iteration for r in found.rows if r.iteration < steps] == list(range(steps))
     if conflicting:
         what = (
             "differ from the copy in" if copy is not None else "appear twice with different values"

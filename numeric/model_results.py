@@ -1,5 +1,5 @@
 """``lowrank reproduce cnn`` and ``lowrank reproduce rnn``: SGD against CR-SGD and Adam
-against Adam+CR on the CNN and the RNN of :mod:`numeric.models`, written as a section of
+against Adam+CR on the CNN and the RNN of :mod:`numeric.architectures`, written as a section of
 ``docs/results.md``.
 
 Runs (batch 32, float64, decay 0.95 per 100 iterations for the base optimizers, one run
@@ -32,12 +32,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from numeric.data import Dataset, DatasetError, load_dataset
+from numeric.metrics import read_metrics
 from numeric.provenance import versions
-from numeric.training import TrainConfig, TrainingFailed, ensure_run, read_metrics
+from numeric.training.config import TrainConfig
+from numeric.training.loop import TrainingFailed
+from numeric.training.runs import ensure_run
 
 __all__ = ["Job", "keep_sections", "main", "plan", "render", "splits", "update_doc"]
 
@@ -130,7 +134,10 @@ def analyse(run_dir: Path, network, test: Dataset) -> dict:
     loss_ma = m["loss_ma100"]
     n = int(loss_ma.size)
     finite = np.isfinite(m["loss"])
-    out = {"iterations": n, "diverged_at": None if finite.all() else int(np.argmin(finite))}
+    out: dict[str, Any] = {
+        "iterations": n,
+        "diverged_at": None if finite.all() else int(np.argmin(finite)),
+    }
     for t in THRESHOLDS:
         below = np.flatnonzero(loss_ma < t)
         out[f"below_{t:g}"] = int(below[0]) if below.size else None
@@ -186,7 +193,7 @@ def _crossings(vals, n) -> str:
 
 def render(model: str, results: dict, jobs: list[Job], meta: dict) -> str:
     """The markdown section of one model (between its markers)."""
-    from numeric.models import DEFAULTS
+    from numeric.architectures import DEFAULTS
 
     seeds = sorted({j.seed for j in jobs})
     iters = jobs[0].config.iterations

@@ -12,6 +12,21 @@ contracted forms over the stack, calling each layer's methods in turn:
 They run on NumPy or JAX arrays alike (the kernels dispatch on the array type), and
 under ``jax.jit`` (the layer stack is static data).  Shapes: ``x`` (batch, *in_shape),
 ``p`` (batch, classes); per-layer arrays (batch, *layer shape).
+
+The paper's network (Eqs 10-16) is a stack of :class:`~numeric.layers.Dense` hidden
+layers and an :class:`~numeric.layers.Output` layer; ``Network.create`` builds it with the
+uniform initialisation of Appendix A (``b = 0.1`` for the plateau start, ``b = 0.2`` for
+the normal start, :data:`INIT_BOUNDS`).  The other architectures of ``lowrank train
+--model`` are built in :mod:`numeric.architectures`; the same sweeps on weight lists
+``(ws, u)`` are in :mod:`numeric.weight_lists`.
+
+Example
+-------
+>>> net = Network.create(784, [128] * 12, 10, init="plateau", seed=0)
+>>> net.widths[:3], net.classes, net.num_params
+((784, 128, 128), 10, 281856)
+>>> Network.create(4, [3], 2, activation="tanh").activation
+'tanh'
 """
 
 from __future__ import annotations
@@ -30,12 +45,16 @@ from numeric.layers.base import Layer
 from numeric.losses import softmax_cross_entropy
 
 __all__ = [
+    "INIT_BOUNDS",
     "Adjoints",
     "Network",
     "Tape",
     "Tangents",
+    "as_targets",
     "backward",
+    "float_dtype",
     "forward",
+    "init_bound",
     "split_params",
     "tangent",
 ]
@@ -330,7 +349,7 @@ class Network:
             name = f"ws[{k}]" if k < len(ws) else "u"
             if getattr(w, "ndim", None) != 2:
                 raise ValueError(f"{name} must be a 2-D array (out, in); got shape {np.shape(w)}")
-        layers = []
+        layers: list[Layer] = []
         for k, w in enumerate(ws):
             if k and w.shape[1] != ws[k - 1].shape[0]:
                 raise ValueError(
@@ -342,7 +361,7 @@ class Network:
         if u.shape[1] != ws[-1].shape[0]:
             raise ValueError(f"u must have shape (classes, {ws[-1].shape[0]}); got {u.shape}")
         layers.append(Output(int(u.shape[1]), int(u.shape[0])))
-        net = cls(layers, [*ws, u])
+        net = cls(tuple(layers), [*ws, u])
         net.check_finite()
         return net
 
@@ -386,7 +405,9 @@ class Network:
         if min(widths) < 1 or int(classes) < 1:
             raise ValueError(f"widths and classes must be positive, got {widths}, {classes}")
         dtype = float_dtype(dtype)
-        layers = [Dense(widths[k], widths[k + 1], activation, bias) for k in range(len(widths) - 1)]
+        layers: list[Layer] = [
+            Dense(widths[k], widths[k + 1], activation, bias) for k in range(len(widths) - 1)
+        ]
         layers.append(Output(widths[-1], int(classes), bias))
         return cls.initialise(layers, init=init, seed=seed, dtype=dtype)
 
@@ -399,7 +420,7 @@ class Network:
         dtype = float_dtype(dtype)
         rng = np.random.default_rng(int(seed))
         params = [p for layer in layers for p in layer.init(rng, b, dtype)]
-        return cls(layers, params)
+        return cls(tuple(layers), params)
 
     def with_params(self, params: Sequence) -> Network:
         """The same layers with other parameters (not validated; for training loops)."""
@@ -416,7 +437,9 @@ class Network:
             raise ValueError("params must hold at least one hidden layer and u")
         if check:
             return cls.mlp(params[:-1], params[-1], activation)
-        layers = [Dense(int(w.shape[1]), int(w.shape[0]), activation) for w in params[:-1]]
+        layers: list[Layer] = [
+            Dense(int(w.shape[1]), int(w.shape[0]), activation) for w in params[:-1]
+        ]
         layers.append(Output(int(params[-1].shape[1]), int(params[-1].shape[0])))
         net = object.__new__(cls)
         net.layers = tuple(layers)
@@ -579,7 +602,7 @@ class Network:
             layers = [layer_from_description(s) for s in specs]
             count = sum(layer.n_params for layer in layers)
             params = [np.array(arrays[f"{prefix}param.{i}"]) for i in range(count)]
-            return cls(layers, params)
+            return cls(tuple(layers), params)
         n = 0
         while f"{prefix}w.{n}" in arrays:
             n += 1
@@ -592,7 +615,10 @@ class Network:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to an uncompressed ``.npz`` file."""
-        np.savez(path, **self.to_arrays())
+        arrays: dict[str, Any] = (
+            self.to_arrays()
+        )  # Any: savez's stub reads **kwds as allow_pickle too
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:

@@ -416,8 +416,9 @@ class OptaxMethod:
             fn = jax.jit(partial(self._impl, key))
             self._compiled[key] = fn
         new_params, new_state, info = fn(list(network.params), state.opt, xs, ys)
-        values = {k: float(v) for k, v in jax.device_get(info)._asdict().items()}
-        info = StepInfo(**{**values, "flag": FLAGS[int(values["flag"])]})
+        values: dict[str, Any] = {k: float(v) for k, v in jax.device_get(info)._asdict().items()}
+        values["flag"] = FLAGS[int(values["flag"])]
+        info = StepInfo(**values)
         if not math.isfinite(info.loss):
             raise Diverged(f"the mini-batch loss is {info.loss} before step {state.step}")
         if not math.isfinite(info.dnorm):

@@ -60,7 +60,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -83,7 +83,7 @@ __all__ = [
     "state_to_arrays",
 ]
 
-State = dict[str, list[np.ndarray] | int | float]
+State = dict[str, Any]
 """Optimizer state: a flat dict of lists of arrays (shaped like ``params``) and scalars.
 
 Every state has ``"step"`` (int, number of directions computed so far) and ``"shapes"``
@@ -135,7 +135,7 @@ def _check_params(params: Sequence[np.ndarray]) -> list[np.ndarray]:
     return ps
 
 
-def _state_shapes(state: Mapping[str, object]) -> list[tuple[int, ...]]:
+def _state_shapes(state: Mapping[str, Any]) -> list[tuple[int, ...]]:
     if not isinstance(state, Mapping) or "shapes" not in state or "step" not in state:
         raise ValueError("state must be a dict produced by init() (keys 'step' and 'shapes')")
     return [tuple(int(n) for n in np.asarray(s).ravel()) for s in state["shapes"]]
@@ -691,7 +691,10 @@ def state_from_arrays(arrays: Mapping[str, np.ndarray]) -> State:
 
 def save_state(file: str | os.PathLike[str], state: State) -> None:
     """Write ``state`` to an uncompressed ``.npz`` file (exact round trip)."""
-    np.savez(file, **state_to_arrays(state))
+    arrays: dict[str, Any] = state_to_arrays(
+        state
+    )  # Any: savez's stub reads **kwds as allow_pickle too
+    np.savez(file, **arrays)
 
 
 def load_state(file: str | os.PathLike[str]) -> State:

@@ -35,16 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from numeric.metrics import read_metrics
 from numeric.outputs import OutputPathError, check_output_dir, check_output_file
 from numeric.provenance import versions
 from numeric.sizes import describe_hidden, hidden_arg, hidden_phrase, positive_int
-from numeric.training import (
-    LOSS_THRESHOLDS,
-    TrainConfig,
-    TrainingFailed,
-    ensure_run,
-    read_metrics,
-)
+from numeric.training.config import TrainConfig
+from numeric.training.evaluation import LOSS_THRESHOLDS
+from numeric.training.loop import TrainingFailed
+from numeric.training.runs import ensure_run
 
 __all__ = ["Job", "analyse_run", "main", "plan", "render", "run_jobs"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from numeric.cr import CR, step_length
 from numeric.layers import Dense
-from numeric.model import Network, as_targets
+from numeric.network import Network, as_targets
 from numeric.optimizers import SGD, Adagrad, Adam
 from verify.kernelset import default_kernels
 

@@ -19,7 +19,9 @@ import pytest
 
 from numeric import cli
 from numeric.commands import BENCH_GROUP, COMMAND_GROUP, discover
-from numeric.training import latest_checkpoint, load_config, read_metrics
+from numeric.metrics import read_metrics
+from numeric.training.checkpoints import latest_checkpoint
+from numeric.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "8,8", "--iterations", "40", "--quiet"]
@@ -268,7 +270,7 @@ def test_demo_skips_steps_whose_extra_is_missing(tmp_path, monkeypatch, capsys):
 def test_numeric_layer_imports_neither_sympy_nor_jax():
     code = (
         "import sys\n"
-        "import numeric.cli, numeric.training, numeric.cr, numeric.model, numeric.experiments\n"
+        "import numeric.cli, numeric.training.runs, numeric.cr, numeric.network, numeric.experiments\n"
         "import numeric.results, numeric.plots\n"
         "bad = [m for m in ('sympy', 'jax', 'derive', 'verify') if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -92,7 +92,7 @@ def test_kfac_peer_trains_the_same_network(bias):
     pytest.importorskip("kfac_jax")
     import numpy as np
 
-    from numeric.models import build
+    from numeric.architectures import build
     from verify.peers import KfacMethod, peers
 
     rng = np.random.default_rng(0)
@@ -114,7 +114,7 @@ def test_kfac_peer_trains_the_same_network(bias):
 
 def test_kfac_peer_refuses_conv_layers():
     pytest.importorskip("kfac_jax")
-    from numeric.models import build
+    from numeric.architectures import build
     from verify.peers import KfacMethod
 
     with pytest.raises(ValueError, match="dense layers only"):

@@ -20,7 +20,7 @@ from numeric.cr import (
     step_length,
     step_lengths,
 )
-from numeric.model import Network, as_targets
+from numeric.network import Network, as_targets
 from numeric.optimizers import SGD, Adadelta, Adagrad, Adam, Optimizer, apply
 from verify.kernelset import default_kernels
 

@@ -14,7 +14,7 @@ jax = pytest.importorskip("jax")
 
 from numeric import jax_backend as jb  # noqa: E402
 from numeric.cr import CR, Baseline  # noqa: E402
-from numeric.model import Network  # noqa: E402
+from numeric.network import Network  # noqa: E402
 from numeric.optimizers import SGD, Adadelta, Adagrad, Adam  # noqa: E402
 
 jb.enable_x64()
@@ -82,7 +82,7 @@ def test_sharded_batch_gives_the_single_device_step():
         import numpy as np
         from numeric import jax_backend as jb
         jb.enable_x64()
-        from numeric.model import Network
+        from numeric.network import Network
         from numeric.optimizers import SGD, Adam
         from numeric.cr import CR
         rng = np.random.default_rng(0)

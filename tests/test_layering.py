@@ -79,8 +79,8 @@ def test_the_command_line_starts_without_sympy_or_jax():
 def test_training_path_loads_without_sympy_or_jax():
     code = (
         "import sys\n"
-        "import numeric, numeric.model, numeric.cr, numeric.curvature, numeric.optimizers\n"
-        "import numeric.data, numeric.mlp, numeric.literal.feedforward\n"
+        "import numeric, numeric.network, numeric.cr, numeric.curvature, numeric.optimizers\n"
+        "import numeric.data, numeric.weight_lists, numeric.literal.feedforward\n"
         "import numeric.kernels.feedforward, numeric.kernels.contracted\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "{'sympy', 'jax', 'derive', 'verify'}]\n"

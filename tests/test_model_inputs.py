@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from numeric.losses import softmax_cross_entropy
-from numeric.model import Network
-from numeric.training import TrainConfig, build_method
+from numeric.network import Network
+from numeric.training.config import TrainConfig
+from numeric.training.methods import build_method
 
 
 def _net():

@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from numeric import jax_backend as jb  # noqa: E402
 from numeric.cr import FLAGS, step_length  # noqa: E402
-from numeric.model import Network  # noqa: E402
+from numeric.network import Network  # noqa: E402
 from numeric.optax import (  # noqa: E402
     BASELINES,
     NetworkObjective,

@@ -67,29 +67,30 @@ def test_raw_loss_trace_has_a_legend_entry(tmp_path, drawn):
 
 
 def test_plot_many_draws_every_run(tmp_path, drawn):
-    from numeric.metrics import COLUMNS, format_row, header_line
+    from numeric.metrics import Row, format_row, header_line
 
     runs = []
     for k in range(3):
         d = tmp_path / f"r{k}"
         d.mkdir()
         rows = [
-            (
-                i,
-                2.3 - 0.001 * i * (k + 1),
-                2.3,
-                0.02,
-                0.02,
-                0.02,
-                0.02,
-                -1.0,
-                1.0,
-                1.0,
-                "",
-                1.0,
-                0.1 * i,
+            Row(
+                iteration=i,
+                loss=2.3 - 0.001 * i * (k + 1),
+                loss_ma100=2.3,
+                alpha=0.02,
+                lr=0.02,
+                lr_eff=0.02,
+                lr_eff_ma100=0.02,
+                dgrad=-1.0,
+                dhd=1.0,
+                dnorm=1.0,
+                flag="",
+                step_ms=1.0,
+                time_s=0.1 * i,
+                test_loss=float("nan"),
+                test_accuracy=float("nan"),
             )
-            + (float("nan"),) * (len(COLUMNS) - 13)
             for i in range(120)
         ]
         (d / "metrics.csv").write_text(header_line() + "".join(format_row(r) for r in rows))

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from numeric.optimizers import OPTIMIZERS
-from numeric.training import _read_arrays, latest_checkpoint, resume, train
+from numeric.training.checkpoints import _read_arrays, latest_checkpoint
+from numeric.training.runs import resume, train
 from tests.test_training import DATA, Interrupt, same_trajectory, tiny
 
 N, K = 6, 3  # steps of a run; the interrupted run stops after K of them

@@ -13,15 +13,11 @@ import pytest
 from filelock import FileLock
 
 from numeric.data import Dataset
-from numeric.training import (
-    RunDirError,
-    RunLocked,
-    TrainConfig,
-    latest_checkpoint,
-    read_metrics,
-    resume,
-    train,
-)
+from numeric.metrics import read_metrics
+from numeric.training.checkpoints import latest_checkpoint
+from numeric.training.config import TrainConfig
+from numeric.training.rundir import RunDirError, RunLocked
+from numeric.training.runs import resume, train
 from tests.test_training import DATA, Interrupt, run, same_trajectory, synthetic, tiny
 
 TEST = synthetic(n=60, seed=1)

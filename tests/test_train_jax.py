@@ -12,8 +12,10 @@ import pytest
 pytest.importorskip("jax")
 pytest.importorskip("optax")
 
+from numeric.metrics import read_metrics  # noqa: E402
 from numeric.optimizers import OPTAX_OPTIMIZERS  # noqa: E402
-from numeric.training import TrainConfig, read_metrics, resume, train  # noqa: E402
+from numeric.training.config import TrainConfig  # noqa: E402
+from numeric.training.runs import resume, train  # noqa: E402
 
 SMALL = dict(hidden=(16, 16, 16), iterations=100, eval_every=50, checkpoint_every=40)
 
@@ -103,9 +105,9 @@ def test_schedule_free_is_evaluated_at_its_averaged_weights(tmp_path, monkeypatc
     from numeric import jax_backend as jb
     from numeric import optax as nopt
     from numeric.data import load_dataset
-    from numeric.model import Network
+    from numeric.network import Network
     from numeric.stepping import eval_network
-    from numeric.training import evaluate
+    from numeric.training.evaluation import evaluate
 
     method = nopt.baseline(name)
     net = jb.to_jax(Network.create(20, [8, 8], 3, seed=0, init=0.5, dtype=np.float32))
@@ -123,7 +125,7 @@ def test_schedule_free_is_evaluated_at_its_averaged_weights(tmp_path, monkeypatc
     other = nopt.baseline("prodigy")
     assert eval_network(other, net, other.init(net)) is net
 
-    import numeric.training as training
+    import numeric.training.loop as training
 
     seen = []
 

@@ -1,4 +1,4 @@
-"""Tests for numeric.training: run directories, metrics, checkpoints, bit-exact resume,
+"""Tests for numeric.training (its modules config, checkpoints, loop, runs): run directories, metrics, checkpoints, bit-exact resume,
 interruption, and CR-SGD leaving the plateau where SGD stays on it."""
 
 from __future__ import annotations
@@ -12,21 +12,13 @@ import numpy as np
 import pytest
 
 from numeric.data import Dataset, DatasetError, load_dataset
-from numeric.model import Network
-from numeric.training import (
-    COLUMNS,
-    TrainConfig,
-    TrainingFailed,
-    build_method,
-    config_key,
-    ensure_run,
-    latest_checkpoint,
-    load_config,
-    moving_average,
-    read_metrics,
-    resume,
-    train,
-)
+from numeric.metrics import COLUMNS, Row, moving_average, read_metrics, scan_metrics
+from numeric.network import Network
+from numeric.training.checkpoints import latest_checkpoint
+from numeric.training.config import TrainConfig, config_key, load_config
+from numeric.training.loop import TrainingFailed
+from numeric.training.methods import build_method
+from numeric.training.runs import ensure_run, resume, train
 
 TIMING = {"step_ms", "time_s"}
 
@@ -120,6 +112,27 @@ def test_run_directory_layout_and_metrics(tmp_path):
     # the network returned is the final checkpoint's
     with np.load(tmp_path / "r" / "checkpoints" / "ckpt-000060.npz") as ck:
         assert np.array_equal(ck["net/u"], res.network.u)
+
+
+def test_metric_rows_are_named_and_the_summary_reads_them_by_name(tmp_path):
+    """The rows a run writes read back as :class:`Row` records whose fields are the
+    columns, and the summary's numbers are those of the columns read as arrays."""
+    res = run(tiny(cr=True, eval_every=20), tmp_path / "r", test_dataset=synthetic(60, seed=1))
+    rows = scan_metrics(tmp_path / "r" / "metrics.csv").rows
+    assert Row._fields == COLUMNS and all(isinstance(r, Row) for r in rows)
+    m = read_metrics(tmp_path / "r")
+    for name in COLUMNS:
+        got = np.asarray([getattr(r, name) for r in rows])
+        assert np.array_equal(got, m[name], equal_nan=got.dtype.kind == "f"), name
+    s = res.summary
+    assert s["final_loss"] == m["loss"][-1] and s["final_loss_ma100"] == m["loss_ma100"][-1]
+    assert s["elapsed_s"] == m["time_s"][-1]
+    assert s["lr_eff_median"] == np.median(m["lr_eff"])
+    assert s["mean_step_ms"] == pytest.approx(float(np.mean(m["step_ms"])), rel=1e-12)
+    evaluated = np.flatnonzero(np.isfinite(m["test_loss"]))
+    assert evaluated.tolist() == [19, 39, 59]
+    assert s["test_iteration"] == 59 and s["test_loss"] == m["test_loss"][59]
+    assert s["test_accuracy"] == m["test_accuracy"][59]
 
 
 def test_baseline_records_decayed_rate_and_no_curvature(tmp_path):

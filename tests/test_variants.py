@@ -15,7 +15,7 @@ from numeric import rules as vr
 from numeric.cr import CR, FLAGS
 from numeric.kernels import cr_variants as kv
 from numeric.losses import hessian_factor, loss_change, softmax_cross_entropy
-from numeric.model import Network
+from numeric.network import Network
 from numeric.optimizers import SGD, Adagrad, Adam, state_from_arrays, state_to_arrays
 from numeric.stepping import MethodState, evaluate
 
@@ -415,7 +415,7 @@ def test_numpy_and_jax_agree(variant, opt, every):
 
 # ----------------------------------------------------------- any stack, biases
 def _stack(model, seed=0):
-    from numeric.models import build
+    from numeric.architectures import build
 
     rng = np.random.default_rng(seed)
     if model == "mlp-bias":

@@ -139,7 +139,7 @@ RATIOS = (
 
 def main(argv=None) -> int:
     from numeric.bench_models import model_routes, multiply_adds, problem
-    from numeric.training import _blas_threads
+    from numeric.training.loop import blas_threads
 
     p = argparse.ArgumentParser(
         prog="python -m verify.bench_models_jax", description=__doc__.splitlines()[0]
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the timings and ratios to this file")
     args = p.parse_args(argv)
     net, x, labels = problem(args.model, args.batch, np.dtype(args.dtype))
-    with _blas_threads(1):
+    with blas_threads(1):
         rs = model_routes(net, x, labels)
         if not args.no_jax:
             rs.update(routes(net, x, labels, 0.01, 100.0))

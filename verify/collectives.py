@@ -83,7 +83,7 @@ def step_collectives(
 
     from numeric import jax_backend as jb
     from numeric.cr import CR, Baseline
-    from numeric.model import Network
+    from numeric.network import Network
     from numeric.optimizers import SGD, Adam
 
     sharding = jb.batch_sharding(devices)

@@ -2,7 +2,7 @@
 
 :func:`default_kernels` gathers the generated modules of the feedforward network
 (``feedforward``, ``cubic_regularization``, ``contracted``), the hand-written drivers
-that call them (:mod:`numeric.mlp`, :mod:`numeric.literal.feedforward`,
+that call them (:mod:`numeric.weight_lists`, :mod:`numeric.literal.feedforward`,
 :mod:`numeric.losses`) and the B.2/B.3 modules checked by :mod:`verify.layers`.  A
 :class:`KernelSet` answers ``K.<name>`` for any of their functions.
 
@@ -34,7 +34,7 @@ GENERATED = (
     "numeric.kernels.stacking",
 )
 #: hand-written driver modules whose names ``K.<name>`` also reaches (first wins)
-DRIVERS = ("numeric.mlp", "numeric.literal.feedforward", "numeric.losses")
+DRIVERS = ("numeric.weight_lists", "numeric.literal.feedforward", "numeric.losses")
 
 
 class KernelSet:

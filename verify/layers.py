@@ -1,5 +1,5 @@
 """JAX references for the kernels of Appendix B.2 and B.3: general activations
-(the dense network with any activation: :mod:`numeric.mlp`, :mod:`numeric.curvature`,
+(the dense network with any activation: :mod:`numeric.weight_lists`, :mod:`numeric.curvature`,
 :mod:`numeric.literal.feedforward`), the convolutional layer
 (:mod:`numeric.literal.convolution`), the recurrent layer
 (:mod:`numeric.literal.recurrent`) and a conv layer stacked on dense layers
@@ -144,7 +144,7 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
     """General-activation kernels on one case."""
     jax, jnp = _jax()
     from numeric import curvature as C
-    from numeric import mlp as G
+    from numeric import weight_lists as G
     from numeric.layers import get_activation
     from numeric.literal import feedforward as L
     from numeric.losses import softmax_cross_entropy

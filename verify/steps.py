@@ -6,10 +6,10 @@ length, the flags and the update, over three steps from one state and batch, for
 cell of one table (:func:`cells`):
 
 * models (:data:`MODELS`): the paper's ReLU MLP without biases, with biases, a tanh MLP,
-  a small CNN and an RNN (:mod:`numeric.models`);
+  a small CNN and an RNN (:mod:`numeric.architectures`);
 * base directions (:data:`BASES`): SGD, Adagrad, Adadelta, Adam (TF1's rules,
   :mod:`numeric.optimizers`; on the optax paths optax's own transformations);
-* step-length rules (:data:`CONFIGS`): every variant of :data:`numeric.variants.VARIANTS`
+* step-length rules (:data:`CONFIGS`): every variant of :data:`numeric.rules.VARIANTS`
   computed every step and every second step (``every=2``), and the per-sample averagings
   ``"mean-alpha"`` and ``"alpha-g"`` (Section 3.1; the paper's rule only);
 * paths (:data:`PATHS`): ``numpy`` (:class:`numeric.cr.CR` on NumPy arrays), ``jax`` (the
@@ -74,7 +74,7 @@ LR = 0.05
 STEPS = 3
 #: step flags (numeric.stepping.FLAGS, by name)
 FLAG_NAMES = ("", "nondescent", "zero", "nonfinite", "rejected")
-#: ARC's defaults (numeric.variants.ARC): thresholds, factor, sigma bounds / sigma0
+#: ARC's defaults (numeric.rules.ARC): thresholds, factor, sigma bounds / sigma0
 ETA1, ETA2, GAMMA, SIGMA_MIN_F, SIGMA_MAX_F = 0.1, 0.9, 2.0, 1e-2, 1e6
 #: the running-RMS metric of scale_by_cr's scale-invariant rule (Adam's defaults)
 RMS_BETA2, RMS_EPS = 0.999, 1e-8
@@ -265,8 +265,8 @@ def _jax():
 
 
 def network(model: Model, sizes: Sizes):
-    """The model's initial network (NumPy, float64) from :mod:`numeric.models`."""
-    from numeric.models import build
+    """The model's initial network (NumPy, float64) from :mod:`numeric.architectures`."""
+    from numeric.architectures import build
 
     if model.kind == "mlp":
         options = {"hidden": list(sizes.hidden)}

@@ -77,9 +77,9 @@ def check_variants(case: VariantCase) -> tuple[list[Measurement], list[ErratumMe
 
     from numeric import curvature as cv
     from numeric import rules as vr
+    from numeric.architectures import build
     from numeric.kernels import cr_variants as kv
     from numeric.losses import hessian_factor, loss_change
-    from numeric.models import build
     from numeric.stepping import evaluate
 
     M = _Meter(case.name)

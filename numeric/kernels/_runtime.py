@@ -19,7 +19,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,7 @@ def _plan(subscripts: str, shapes: tuple) -> list:
         if not rest.strip() or len(subs) == 0:
             new = out
         spec = ",".join(taken) + "->" + new
-        size = {}
+        size: dict[str, int] = {}
         for sub_, sh in zip(taken, tshape, strict=True):
             size.update(zip(sub_, sh, strict=True))
         fn = None
@@ -150,7 +151,7 @@ def _plan(subscripts: str, shapes: tuple) -> list:
 
 
 _PLANNER = ["runtime"]
-_OPT_PLANS: dict[tuple, object] = {}
+_OPT_PLANS: dict[tuple, Callable[..., Any]] = {}
 
 
 def planner() -> str:

@@ -30,7 +30,7 @@ direction ``d`` (one array per parameter, like the gradient) are assembled from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from numeric.kernels._runtime import namespace
 
@@ -40,9 +40,15 @@ __all__ = ["Layer"]
 class Layer(ABC):
     """One layer: sizes and activation as plain data, derivatives as methods."""
 
-    #: input and output shapes of one sample, e.g. ``(784,)`` or ``(1, 28, 28)``
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
+    if TYPE_CHECKING:  # a dataclass field in some layers, a property in others
+
+        @property
+        def in_shape(self) -> tuple[int, ...]:
+            """Input shape of one sample, e.g. ``(784,)`` or ``(1, 28, 28)``."""
+
+        @property
+        def out_shape(self) -> tuple[int, ...]:
+            """Output shape of one sample, e.g. ``(10,)``."""
 
     @property
     @abstractmethod

@@ -126,7 +126,7 @@ class Recurrent(Layer):
 
     @property
     def param_shapes(self) -> list[tuple[int, ...]]:
-        shapes = [(self.width, self.width)]
+        shapes: list[tuple[int, ...]] = [(self.width, self.width)]
         if self.sequence:
             shapes.append((self.width, self.d_in))
         if self.bias:

@@ -9,6 +9,8 @@ depth.  The network is ``z^(k) = w^(k) v^(k-1) + b^(k)`` (Eq 10.b), ``p = u v^(n
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from numeric.kernels import bias as bk
@@ -24,7 +26,9 @@ def gradient_bias(tape, ws, u, dfdp, reduce: str = "mean") -> dict:
     n = len(ws)
     vs = tape.inputs
     etas = eta_chains(ws, tape.masks)
-    out = {("u",): ff.eq27_grad_u(dfdp=dfdp, v_n=vs[n], reduce=reduce)}
+    out: dict[tuple[str | int, ...], Any] = {
+        ("u",): ff.eq27_grad_u(dfdp=dfdp, v_n=vs[n], reduce=reduce)
+    }
     out[("c",)] = bk.eq27b_grad_c(dfdp=dfdp, reduce=reduce)
     for k in range(1, n + 1):
         out[("w", k)] = ff.eq28_grad_w(
@@ -49,7 +53,7 @@ def hessian_blocks_bias(tape, ws, u, dfdp, d2fdp2, reduce: str = "mean") -> dict
     E = {k: etas[(n, k)] for k in range(1, n + 1)}
     rd = {"reduce": reduce}
     U, C = ("u",), ("c",)
-    blocks = {
+    blocks: dict[tuple[tuple[str | int, ...], tuple[str | int, ...]], Any] = {
         (U, U): ff.eq34_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], **rd),
         (C, U): bk.eq34b_hessian_cu(v_n=vs[n], d2fdp2=d2fdp2, **rd),
         (C, C): bk.eq34bb_hessian_cc(d2fdp2=d2fdp2, **rd),

@@ -17,7 +17,7 @@ Every kernel is reached through its generated module (``ff.``, ``cr.``, ``ct.``,
 from __future__ import annotations
 
 import inspect
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -123,7 +123,9 @@ def hessian_blocks(
     vs = fwd.vs
     if factored:
         return _hessian_blocks_factored(fwd, etas, ws, u, dfdp, d2fdp2, reduce, rfac)
-    blocks = {("u", "u"): ff.eq34_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], reduce=reduce)}
+    blocks: dict[tuple[str | int, str | int], Any] = {
+        ("u", "u"): ff.eq34_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], reduce=reduce)
+    }
     for k in range(1, n + 1):
         blocks[("u", k)] = ff.eq35_hessian_uw(
             dfdp=dfdp,
@@ -168,7 +170,9 @@ def _hessian_blocks_factored(fwd: Tape, etas: dict, ws, u, dfdp, d2fdp2, reduce,
         k: ct.c16_factored_jacobian(rfac=rfac, u=u, eta_n_k=etas[(n, k)], v_km1=vs[k - 1])
         for k in range(1, n + 1)
     }
-    blocks = {("u", "u"): ct.c18_hessian_uu(rfac=rfac, v_n=vs[n], reduce=reduce)}
+    blocks: dict[tuple[str | int, str | int], Any] = {
+        ("u", "u"): ct.c18_hessian_uu(rfac=rfac, v_n=vs[n], reduce=reduce)
+    }
     for k in range(1, n + 1):
         blocks[("u", k)] = ct.c19_hessian_uw(
             dfdp=dfdp,
@@ -220,7 +224,7 @@ def hessian_dense(blocks: dict, ws, u) -> np.ndarray:
     """
     n = len(ws)
     keys = list(range(1, n + 1)) + ["u"]
-    sizes = {k: ws[k - 1].size for k in range(1, n + 1)}
+    sizes: dict[str | int, int] = {k: ws[k - 1].size for k in range(1, n + 1)}
     sizes["u"] = u.size
     lead = blocks[("u", "u")].shape[:-4]
     rows = []
@@ -553,7 +557,9 @@ def hessian_blocks_general(
     """
     n = len(ws)
     vs = fwd.vs
-    blocks = {("u", "u"): ga.eq78_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], reduce=reduce)}
+    blocks: dict[tuple[str | int, str | int], Any] = {
+        ("u", "u"): ga.eq78_hessian_uu(d2fdp2=d2fdp2, v_n=vs[n], reduce=reduce)
+    }
     for k in range(1, n + 1):
         blocks[("u", k)] = ga.eq79_hessian_uw(
             dfdp=dfdp,

@@ -33,7 +33,7 @@ class Every(Rule):
         super().__init__(inner.sigma, inner.nondescent)
         self.inner = inner
         self.every = int(every)
-        self.name = inner.name
+        self.name = inner.name  # type: ignore[misc]  # an instance reports its inner rule
         self.reads_metric = inner.reads_metric  # type: ignore[misc]
 
     def _per_weight(self) -> bool:
@@ -56,6 +56,7 @@ class Every(Rule):
         (the adapters call :meth:`reuse` on those: on the host as :meth:`due` says, or
         under ``jax.lax.cond``)."""
         out = self.inner.apply(curv, d, fallback, state.inner, metric)
+        assert out.lengths is not None, "a reused rule scales d by its lengths"
         xp = namespace(*d)
         cached = [
             xp.broadcast_to(xp.asarray(a, dtype=c.dtype), c.shape) if c.ndim else a

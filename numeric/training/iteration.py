@@ -94,4 +94,8 @@ class Iteration:
 def iteration_runner(method: Method, net: Network, xs, labels, sampler) -> Callable[[], None]:
     """A zero-argument callable running one iteration of a fresh run (for the bench)."""
     it = Iteration(method, net, method.init(net), xs, labels, sampler)
-    return lambda: it()
+
+    def run() -> None:
+        it()
+
+    return run

@@ -186,7 +186,7 @@ def model_arch(model: str, arch: dict | None) -> dict:
 
 
 def network_for(config, data) -> Network:
-    """The initial network of a training config (:class:`numeric.training.TrainConfig`) on
+    """The initial network of a training config (:class:`numeric.training.config.TrainConfig`) on
     ``data`` (a :class:`numeric.data.Dataset`)."""
     if config.model == "mlp":
         return Network.create(

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from numeric import cli
+from numeric.architectures import DEFAULTS, build, layers_for, model_options
 from numeric.bench_models import model_routes, multiply_adds, problem
 from numeric.data import Dataset
 from numeric.layers import Conv2D, Flatten, Output, Recurrent
-from numeric.models import DEFAULTS, build, layers_for, model_options
+from numeric.metrics import read_metrics
 from numeric.network import Network
-from numeric.training import TrainConfig, config_key, load_config, read_metrics, resume, train
+from numeric.training.config import TrainConfig, config_key, load_config
+from numeric.training.runs import resume, train
 from tests.test_training import Interrupt, same_trajectory, same_weights
 
 

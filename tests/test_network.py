@@ -1,4 +1,4 @@
-"""Tests for numeric.model: construction, initialisation, evaluation, storage."""
+"""Tests for numeric.network: construction, initialisation, evaluation, storage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from numeric.model import INIT_BOUNDS, Network, as_targets, init_bound
+from numeric.network import INIT_BOUNDS, Network, as_targets, init_bound
 
 
 def test_create_shapes_follow_conventions():
