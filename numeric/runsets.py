@@ -5,8 +5,8 @@ A run directory holds ``config.json`` (a :class:`numeric.training.TrainConfig`) 
 :class:`Group` s: one per run (``by="run"``) or one per method (``by="method"``: runs that
 differ only in their seed, or in bookkeeping such as the iteration count).  Each group is
 named by :meth:`TrainConfig.label` (the project's one name table), with the settings that
-tell apart groups of the same name appended (``"SGD with CR (sigma 1000)"``,
-``"SGD (seed 2)"``).  :func:`band` gives a group's mean curve and its min-max band over
+tell apart groups of the same name appended (``"SGD with CR, sigma 1000"``,
+``"SGD, seed 2"``).  :func:`band` gives a group's mean curve and its min-max band over
 the runs, on the iterations every run of the group recorded.
 """
 
@@ -149,7 +149,7 @@ def group_runs(runs: Sequence[Run], by: str = "run") -> list[Group]:
             continue
         differ = [f for f in settings[key] if len({repr(settings[k].get(f)) for k in same}) > 1]
         words = ", ".join(_phrase(f, settings[key][f]) for f in differ)
-        labels[key] = f"{name} ({words})" if words else f"{name} [{keyed[key][0].path.name}]"
+        labels[key] = f"{name}, {words}" if words else f"{name} [{keyed[key][0].path.name}]"
     return [Group(labels[k], tuple(rs)) for k, rs in keyed.items()]
 
 

@@ -233,13 +233,13 @@ def test_runs_are_named_by_method_and_the_setting_that_tells_them_apart(trained,
     from numeric.plots import draw_runs
 
     one = draw_runs([trained[n] for n in ("sgd1", "sgd2", "cr1")], tmp_path / "r.png")
-    assert {s.label for s in one.series} == {"SGD (seed 1)", "SGD (seed 2)", "SGD with CR"}
+    assert {s.label for s in one.series} == {"SGD, seed 1", "SGD, seed 2", "SGD with CR"}
     two = draw_runs(
         [trained[n] for n in ("cr1", "cr2", "cr1000", "sgd1")], tmp_path / "s.png", group="method"
     )
     assert {s.label for s in two.series} == {
-        "SGD with CR (sigma 100) (2 runs)",
-        "SGD with CR (sigma 1000)",
+        "SGD with CR, sigma 100 (2 runs)",
+        "SGD with CR, sigma 1000",
         "SGD",
     }
 
