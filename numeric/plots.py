@@ -343,7 +343,8 @@ def runs_figure(
                 rates += [b.low]
     ax_a = axes["error"]
     if traces:  # one legend entry for the faint per-iteration traces of all runs
-        ax_a.plot([], [], color="grey", alpha=0.4, linewidth=0.6, label="per iteration (faint)")
+        width = max(0.6, look["line"] / 2)  # visible in the legend at the talk's size
+        ax_a.plot([], [], color="grey", alpha=0.4, linewidth=width, label="per iteration (faint)")
     if pooled:  # say what the bands are
         ax_a.fill_between([], [], [], color="grey", alpha=0.3, label="band: min to max over runs")
     ax_a.set_ylim(*error_limits(traces, averages))
