@@ -596,9 +596,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _add_plot(sub) -> None:
     p = sub.add_parser(
         "plot",
-        help="draw any runs side by side (loss and learning rate)",
-        description="Draw the error (mini-batch loss and its period-100 moving average) "
-        "and the learning rate of each run directory side by side, one colour per run.",
+        help="draw any runs side by side (loss, learning rate, test metrics)",
+        description="Draw the error (mini-batch loss and its period-100 moving average), "
+        "the learning rate and, for runs evaluated with --eval-every, the test accuracy "
+        "and test loss of each run directory, one colour per method (named from its "
+        "config.json).",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     p.add_argument(
@@ -607,6 +609,25 @@ def _add_plot(sub) -> None:
         help="PNG file (default: plot.png in the first run's directory)",
     )
     p.add_argument("--title", default="", help="figure title (default: none)")
+    p.add_argument(
+        "--group",
+        choices=("run", "method"),
+        default="run",
+        help="'method': runs of one method (differing in the seed) as their mean with a "
+        "min-max band (default: run, one curve per run)",
+    )
+    p.add_argument(
+        "--x",
+        choices=("iteration", "time"),
+        default="iteration",
+        help="abscissa: the iteration or the wall time in seconds (default: iteration)",
+    )
+    p.add_argument(
+        "--style",
+        choices=("paper", "talk"),
+        default="paper",
+        help="'talk': larger fonts and lines, one legend under the panels (default: paper)",
+    )
     p.set_defaults(func=_cmd_plot)
 
 
@@ -622,7 +643,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             return _error(f"{missing[0]}: not a run directory (no metrics.csv)", 2)
         from numeric.plots import plot_many
 
-        path = plot_many(args.runs, out, title=args.title)
+        path = plot_many(
+            args.runs, out, title=args.title, group=args.group, x=args.x, style=args.style
+        )
     except (OutputPathError, RunDirError, ValueError) as exc:
         return _error(str(exc), 2)
     print(f"plot: {path}")

@@ -10,20 +10,37 @@ Panel (b): the learning rate CR computed (red) with its period-100 moving averag
 (green), on a logarithmic axis (CR's rate spans orders of magnitude between the plateau
 and normal descent); the base optimizer's scheduled rate is drawn dashed blue.
 
-:func:`plot_many` draws any number of runs side by side (``lowrank plot``).
+:func:`draw_runs` (``lowrank plot``) draws any number of run directories: the error
+and the learning rate and, where the runs were evaluated (``--eval-every``), the test
+accuracy and test loss, against the iteration or the wall time; one colour per method,
+named from ``config.json``; with ``group="method"`` the runs of a method (its seeds) as
+their mean with a min-max band; ``style="talk"`` with larger fonts and lines.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from numeric.metrics import moving_average, read_metrics
+from numeric.runsets import Band, Group, band, group_runs, has_evaluations, load_run
 
-__all__ = ["comparison_figure", "error_limits", "plot_comparison", "plot_many", "plot_runs"]
+__all__ = [
+    "Drawing",
+    "Series",
+    "comparison_figure",
+    "draw_runs",
+    "error_limits",
+    "plot_comparison",
+    "plot_many",
+    "plot_runs",
+    "runs_figure",
+]
 
 Metrics = Mapping[str, np.ndarray]
 
@@ -210,75 +227,205 @@ def plot_comparison(
     return out
 
 
-def many_figure(runs: Sequence[tuple[str, Metrics]], *, title: str = ""):
-    """Error and learning rate of several runs, one colour per run (a ``Figure``)."""
-    fig = _figure(figsize=(12, 4.5), layout="constrained")
-    ax_a, ax_b = fig.subplots(1, 2)
-    colors = [f"C{i % 10}" for i in range(len(runs))]
+@dataclass(frozen=True)
+class Series:
+    """One curve drawn by :func:`runs_figure`.
+
+    Attributes
+    ----------
+    panel : str
+        ``"error"``, ``"lr"``, ``"test_accuracy"`` or ``"test_loss"``.
+    label : str
+        Its legend text (the method, and the number of runs pooled).
+    band : Band
+        The points: ``band.x`` against ``band.mean``; with more than one run, the band
+        from ``band.low`` to ``band.high`` (min to max over the runs) is shaded.
+    """
+
+    panel: str
+    label: str
+    band: Band
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What :func:`draw_runs` wrote: the PNG ``path`` and the ``series`` drawn in it."""
+
+    path: Path
+    series: list[Series]
+
+
+#: Panels of :func:`runs_figure`: (name, column, moving average?, y label, title).
+PANELS = (
+    (
+        "error",
+        "loss",
+        True,
+        "error (mini-batch cross-entropy)",
+        "Error: moving average, period 100",
+    ),
+    ("lr", "lr_eff", True, "effective learning rate", "Learning rate: moving average, period 100"),
+    ("test_accuracy", "test_accuracy", False, "test accuracy", "Test accuracy"),
+    ("test_loss", "test_loss", False, "test loss (cross-entropy)", "Test loss"),
+)
+
+#: ``--style``: matplotlib settings, figure width (inches) and legend font size.
+STYLES: dict[str, dict[str, Any]] = {
+    "paper": {"rc": {}, "width": 12.0, "row": 4.5, "legend": 8, "line": 1.6},
+    "talk": {
+        "rc": {
+            "font.size": 17,
+            "axes.titlesize": 19,
+            "axes.labelsize": 18,
+            "xtick.labelsize": 15,
+            "ytick.labelsize": 15,
+            "legend.fontsize": 15,
+            "axes.linewidth": 1.3,
+        },
+        "width": 15.0,
+        "row": 5.6,
+        "legend": 15,
+        "line": 3.0,
+    },
+}
+
+X_LABELS = {
+    ("iteration", False): "iteration",
+    ("iteration", True): "iteration",
+    ("time", False): "wall time (s)",
+    ("time", True): "wall time (s, mean over the runs)",
+}
+
+
+def runs_figure(
+    groups: Sequence[Group], *, x: str = "iteration", style: str = "paper", title: str = ""
+):
+    """Error, learning rate and, where the runs were evaluated, test accuracy and test
+    loss of each group, one colour per group (a ``Figure`` and the :class:`Series` drawn).
+
+    A group of one run is drawn as its curve (the error also per iteration, faint); a
+    group of several runs as the mean over them with the min-max band shaded.  Call it
+    inside ``matplotlib.rc_context(STYLES[style]["rc"])``.
+    """
+    look = STYLES[style]
+    runs = [r for g in groups for r in g.runs]
+    panels = PANELS if has_evaluations(runs) else PANELS[:2]
+    rows = (len(panels) + 1) // 2
+    fig = _figure(figsize=(look["width"], look["row"] * rows), layout="constrained")
+    axes = dict(zip((p[0] for p in panels), np.ravel(fig.subplots(rows, 2)), strict=True))
+    pooled = any(len(g.runs) > 1 for g in groups)
+    series: list[Series] = []
     traces, averages, rates = [], [], []
-    for (label, m), color in zip(runs, colors, strict=True):
-        if len(m["iteration"]) == 0:
-            continue
-        loss = np.asarray(m["loss"], float)
-        ma = moving_average(loss)
-        traces.append(loss)
-        averages.append(ma)
-        ax_a.plot(m["iteration"], loss, color=color, alpha=0.2, linewidth=0.6)
-        ax_a.plot(m["iteration"], ma, color=color, linewidth=1.6, label=label)
-        lr = np.asarray(m["lr_eff"], float)
-        rates.append(lr)
-        ax_b.plot(m["iteration"], moving_average(lr), color=color, linewidth=1.4, label=label)
+    for i, group in enumerate(groups):
+        color = f"C{i % 10}"
+        n = len(group.runs)
+        label = group.label if n == 1 else f"{group.label} ({n} runs)"
+        for name, column, smooth, _, _ in panels:
+            b = band(group, column, x=x, smooth=smooth)
+            if b.x.size == 0:
+                continue
+            ax = axes[name]
+            series.append(Series(name, label, b))
+            marker = "o" if name.startswith("test_") else None
+            ax.plot(b.x, b.mean, color=color, linewidth=look["line"], marker=marker,
+                    markersize=look["line"] * 2, label=label)  # fmt: skip
+            if n > 1:
+                ax.fill_between(b.x, b.low, b.high, color=color, alpha=0.2, linewidth=0)
+            if name == "error":
+                averages += [b.mean, b.low, b.high]
+                if n == 1:  # the per-iteration error, faint
+                    m = group.runs[0].metrics
+                    xs = m["iteration"] if x == "iteration" else m["time_s"]
+                    loss = np.asarray(m["loss"], float)
+                    traces.append(loss)
+                    ax.plot(xs, loss, color=color, alpha=0.2, linewidth=0.6)
+            if name == "lr":
+                rates += [b.low]
+    ax_a = axes["error"]
     if traces:  # one legend entry for the faint per-iteration traces of all runs
-        ax_a.plot([], [], color="grey", alpha=0.4, linewidth=0.6, label="per iteration (faint)")
+        width = max(0.6, look["line"] / 2)  # visible in the legend at the talk's size
+        ax_a.plot([], [], color="grey", alpha=0.4, linewidth=width, label="per iteration (faint)")
+    if pooled:  # say what the bands are
+        ax_a.fill_between([], [], [], color="grey", alpha=0.3, label="band: min to max over runs")
     ax_a.set_ylim(*error_limits(traces, averages))
     _plain_numbers(ax_a)
-    ax_a.set_xlabel("iteration")
-    ax_a.set_ylabel("error (mini-batch cross-entropy)")
-    ax_a.set_title("(a) Error: moving average, period 100")
-    ax_a.legend(fontsize=8)
-    ax_a.grid(alpha=0.3)
     all_rates = np.concatenate(rates) if rates else np.zeros(0)
     if np.any(all_rates > 0):
-        ax_b.set_yscale("log")
+        axes["lr"].set_yscale("log")
     else:
-        _plain_numbers(ax_b)
-    ax_b.set_xlabel("iteration")
-    ax_b.set_ylabel("effective learning rate")
-    ax_b.set_title("(b) Learning rate: moving average, period 100")
-    ax_b.legend(fontsize=8)
-    ax_b.grid(alpha=0.3, which="both")
+        _plain_numbers(axes["lr"])
+    if "test_accuracy" in axes:
+        from matplotlib.ticker import PercentFormatter
+
+        axes["test_accuracy"].yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        _plain_numbers(axes["test_loss"])
+    for letter, (name, _, _, ylabel, heading) in zip("abcd", panels, strict=False):
+        ax = axes[name]
+        ax.set_xlabel(X_LABELS[x, pooled])
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"({letter}) {heading}")
+        ax.grid(alpha=0.3, which="both")
+        if style == "paper":
+            ax.legend(fontsize=look["legend"])
+    if style != "paper":  # one legend for every panel, under them
+        handles, texts = ax_a.get_legend_handles_labels()
+        fig.legend(handles, texts, loc="outside lower center", ncols=min(len(texts), 3),
+                   fontsize=look["legend"], frameon=False)  # fmt: skip
     if title:
         fig.suptitle(title)
-    return fig
+    return fig, series
 
 
-def _run_label(run_dir: Path) -> str:
-    import json
+def draw_runs(
+    run_dirs: Sequence[str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    *,
+    group: str = "run",
+    x: str = "iteration",
+    style: str = "paper",
+    title: str = "",
+) -> Drawing:
+    """Draw the runs in ``run_dirs`` into the PNG ``path`` (``lowrank plot``).
 
-    try:
-        config = json.loads((run_dir / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return run_dir.name
-    name = (
-        config.get("optimizer", "?").upper()
-        if config.get("optimizer") == "sgd"
-        else (str(config.get("optimizer", "?")).capitalize())
-    )
-    if config.get("cr"):
-        name += " with CR"
-    return f"{name} [{run_dir}]"
+    Parameters
+    ----------
+    group : {"run", "method"}
+        ``"method"``: runs of one method (differing in the seed) as their mean with a
+        min-max band (:func:`numeric.runsets.group_runs`).
+    x : {"iteration", "time"}
+        Abscissa: the iteration or the wall time.
+    style : {"paper", "talk"}
+        ``"talk"``: larger fonts and lines, one legend under the panels.
+
+    Returns
+    -------
+    Drawing
+        The path and the curves drawn (legend texts and values).
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
+    from matplotlib import rc_context
+
+    groups = group_runs([load_run(d) for d in run_dirs], by=group)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with rc_context(STYLES[style]["rc"]):
+        fig, series = runs_figure(groups, x=x, style=style, title=title)
+        fig.savefig(out, dpi=110)
+    return Drawing(out, series)
 
 
 def plot_many(
-    run_dirs: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str], *, title: str = ""
+    run_dirs: Sequence[str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    group: str = "run",
+    x: str = "iteration",
+    style: str = "paper",
 ) -> Path:
-    """Draw the runs in ``run_dirs`` side by side into the PNG ``path``
-    (``lowrank plot RUN [RUN...]``)."""
-    runs = [(_run_label(Path(d)), read_metrics(d)) for d in run_dirs]
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    many_figure(runs, title=title).savefig(out, dpi=110)
-    return out
+    """:func:`draw_runs`, returning the path only."""
+    return draw_runs(run_dirs, path, title=title, group=group, x=x, style=style).path
 
 
 def plot_runs(
