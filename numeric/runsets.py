@@ -23,7 +23,7 @@ import numpy as np
 
 from numeric.metrics import moving_average, read_metrics
 from numeric.sizes import describe_hidden
-from numeric.training import TrainConfig, load_config
+from numeric.training.config import TrainConfig, load_config
 
 __all__ = ["Band", "Group", "Run", "band", "group_runs", "has_evaluations", "load_run"]
 
