@@ -75,6 +75,8 @@ class Derivation:
     layer: LayerRule
     forms: dict[str, DerivedForm] = field(default_factory=dict)
     seconds: float = 0.0
+    #: activated quantity -> names of its ``A'`` and ``A''`` values (``("a1", "a2")``)
+    activation_names: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def defining(self, base: str) -> DerivedForm | None:
         """The form whose target is ``base`` (``zbar``, ``zdot``, ...), if derived here."""
@@ -165,7 +167,7 @@ class _Deriver:
     def run(self) -> Derivation:
         start = time.perf_counter()
         layer = self.layer
-        out = Derivation(layer)
+        out = Derivation(layer, activation_names=self.acts)
         forms = out.forms
         # forward sweep: tangents (unnamed, to differentiate again) and second-order terms
         tangents: dict[str, sp.Expr] = {}
