@@ -348,9 +348,9 @@ def _layer_verdicts(name: str, check: bool) -> dict:
     from derive.equations.auto import DERIVATIONS, number
     from derive.selfcheck import run_checks
 
-    parts = list(DERIVATIONS[name].forms)
-    rows = run_checks([number(name, p) for p in parts], modes=["symbolic"])
-    return {p: r.printed for p, r in zip(parts, rows, strict=True)}
+    parts = {number(name, p): p for p in DERIVATIONS[name].forms}
+    rows = run_checks(list(parts), modes=["symbolic"])
+    return {parts[r.number]: r.printed for r in rows}
 
 
 def _layer_list(args: argparse.Namespace) -> int:
