@@ -1,4 +1,4 @@
-"""Command line of the derive layer: ``python -m derive {generate,check,show,table}``
+"""Command line of the derive layer: ``python -m derive {generate,check,show,table,layer}``
 (also ``lowrank derive ...``).
 
 Output fits in 100 columns; long LaTeX and counterexamples are wrapped, never cut.
@@ -327,6 +327,92 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ layer
+def _cmd_layer(args: argparse.Namespace) -> int:
+    from derive.auto.layers import LAYERS
+
+    if args.list or not args.name:
+        return _layer_list(args)
+    if args.name not in LAYERS:
+        known = ", ".join(LAYERS)
+        print(_wrap(f"{_prog()} layer: no layer {args.name!r}; the layers are {known}", "  ", ""),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return _layer_show(args.name, not args.no_check)
+
+
+def _layer_verdicts(name: str, check: bool) -> dict:
+    """``part -> Verdict`` of the symbolic self-check (empty without ``check``)."""
+    if not check:
+        return {}
+    from derive.equations.auto import DERIVATIONS, number
+    from derive.selfcheck import run_checks
+
+    parts = {number(name, p): p for p in DERIVATIONS[name].forms}
+    rows = run_checks(list(parts), modes=["symbolic"])
+    return {parts[r.number]: r.printed for r in rows}
+
+
+def _layer_list(args: argparse.Namespace) -> int:
+    from derive.equations.auto import DERIVATIONS
+
+    print(f"{'layer':<12} {'source':<7} {'forms':>5} {'derived':>8} {'proved':>7}  forward rule")
+    failed = 0
+    for name, deriv in DERIVATIONS.items():
+        verdicts = _layer_verdicts(name, not args.no_check)
+        proved = sum(v.status == "proved" for v in verdicts.values())
+        failed += sum(v.status == "disproved" for v in verdicts.values())
+        shown = f"{proved}/{len(deriv.forms)}" if verdicts else "-"
+        layer = deriv.layer
+        line = (
+            f"{name:<12} {layer.source:<7} {len(deriv.forms):>5} {deriv.seconds:>7.2f}s "
+            f"{shown:>7}  "
+        )
+        print(_cell(line, f"{layer.cites or 'new'}: " + "; ".join(layer.forward_text())))
+    print()
+    print(_wrap(
+        "source: paper (the forward rule is the paper's equation) or new; forms: forms "
+        "derived; derived: seconds to derive them; proved: forms proved against sympy.diff "
+        "of the explicit layer (and, for the paper's layers, equal to the hand-encoded "
+        f"forms); one layer in full: {_prog()} layer NAME", "", ""))  # fmt: skip
+    return 1 if failed else 0
+
+
+def _layer_show(name: str, check: bool) -> int:
+    import sympy as sp
+
+    from derive.auto.algebra import plain
+    from derive.equations.auto import DERIVATIONS, number
+    from derive.registry import get, latex_index_form
+
+    deriv = DERIVATIONS[name]
+    layer = deriv.layer
+    print(_wrap(f"layer {name}: {layer.title}   [source: {layer.source}"
+                + (f", {layer.cites}]" if layer.cites else "]"), "  ", ""))  # fmt: skip
+    params = ", ".join(plain(p.at()) for p in layer.params)
+    print(f"parameters {params}; input {plain(layer.input.at())}; output "
+          f"{plain(layer.output.at())}; per-sample index {layer.sample}")  # fmt: skip
+    print("\nforward rule:")
+    for st in layer.statements:
+        print(_wrap(plain(st.rhs), "    ", f"  {plain(st.target.at())} = "))
+    print(f"\n{len(deriv.forms)} forms derived in {deriv.seconds:.2f} s")
+    verdicts = _layer_verdicts(name, check)
+    failed = 0
+    for part, form in deriv.forms.items():
+        eq = get(number(name, part))
+        status = verdicts[part].status if part in verdicts else "not run"
+        failed += status == "disproved"
+        print(_wrap(f"{eq.number} ({form.kind}): {form.title}  [{status}]", "  ", "\n"))
+        lhs = sp.latex(sp.IndexedBase(form.target)[tuple(sp.Idx(i) for i in form.free)])
+        print(_wrap(f"{lhs} = {latex_index_form(form.expr)}", "    ", "  LaTeX: "))
+        print(_wrap(plain(form.expr), "    ", "  text:  "))
+        if form.rank_note:
+            print(_wrap(form.rank_note, "    ", "  low rank: "))
+        if part in verdicts and verdicts[part].detail:
+            print(_wrap(verdicts[part].detail, "    ", "  check: "))
+    return 1 if failed else 0
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or _prog(),
@@ -355,6 +441,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     show.set_defaults(func=_cmd_show)
     table = sub.add_parser("table", help="list every equation")
     table.set_defaults(func=_cmd_table)
+    layer = sub.add_parser(
+        "layer", help="layers declared by their forward rule and the forms derived from them"
+    )
+    layer.add_argument("name", nargs="?", help="one layer in full (default: the list)")
+    layer.add_argument("--list", action="store_true", help="one line per layer")
+    layer.add_argument("--no-check", action="store_true", help="skip the self-checks")
+    layer.set_defaults(func=_cmd_layer)
     return parser
 
 

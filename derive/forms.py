@@ -377,8 +377,8 @@ def register_derived(
 
 def sort_key(number: str) -> tuple[int, int, str]:
     """Paper equations in numeric order, then Table 2, then contracted and low-rank forms,
-    then the forms of the CR variants."""
-    group = {"T": 1, "C": 2, "L": 3, "V": 4}.get(number[0], 0)
+    then the forms of the CR variants, then the auto-derived forms (``A.<layer>.<part>``)."""
+    group = {"T": 1, "C": 2, "L": 3, "V": 4, "A": 5}.get(number[0], 0)
     digits = "".join(ch for ch in number.split(".")[0] if ch.isdigit())
     return (group, int(digits) if digits else 0, number)
 

@@ -105,4 +105,6 @@ def number_hint() -> str:
     derived = [ranges[p] for p in sorted(ranges) if p]
     if derived:
         text += f", derived forms {', '.join(derived)}"
+    if any(number.startswith("A.") for number in _TABLE):
+        text += ", auto-derived forms A.<layer>.<part> (`python -m derive layer --list`)"
     return text + "; `python -m derive table` lists them all"

@@ -1,6 +1,7 @@
 """Equation modules; importing this package registers every equation."""
 
 from derive.equations import (  # noqa: F401
+    auto,
     bias,
     contracted,
     convolution,
