@@ -17,7 +17,8 @@ __all__ = ["commit", "versions"]
 
 def commit() -> str:
     """The short commit of the source tree this package runs from, with ``+changes`` when
-    its tracked files differ from it; ``"unknown commit"`` outside a git checkout."""
+    its tracked files (other than ``docs/``, which the generators themselves rewrite)
+    differ from it; ``"unknown commit"`` outside a git checkout."""
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(
@@ -25,7 +26,8 @@ def commit() -> str:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+             ".", ":(exclude)docs"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
