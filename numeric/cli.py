@@ -37,7 +37,6 @@ from pathlib import Path
 
 from numeric.sizes import (
     hidden_arg,
-    hidden_phrase,
     nonnegative_int,
     positive_int,
     positive_int_list,
@@ -453,6 +452,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "backend": args.backend,
                 "devices": args.devices,
             }
+            cr_only = [f for f in ("sigma", "averaging", "nondescent") if values[f] is not None]
+            if cr_only and not args.cr:
+                flags = ", ".join("--" + f for f in cr_only)
+                raise _Usage(f"{flags} set{'s' if len(cr_only) == 1 else ''} CR's step; add --cr")
             config = TrainConfig(**{k: v for k, v in values.items() if v is not None})
             act = "" if config.activation == "relu" else f"-{config.activation}"
             act += "" if config.model == "mlp" else f"-{config.model}"
@@ -460,8 +463,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             cr += "" if config.cr_variant == "paper" else f"-{config.cr_variant}"
             cr += "" if config.cr_every == 1 else f"-every{config.cr_every}"
             out = args.out or f"runs/{config.optimizer}{cr}-{config.init}{act}"
-            size = f", {hidden_phrase(config.hidden)}" if config.model == "mlp" else ""
-            print(f"{config.label()}{size} -> {out}", flush=True)
             result = train(
                 config,
                 out,

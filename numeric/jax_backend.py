@@ -66,6 +66,11 @@ def to_numpy(network: Network) -> Network:
     return network.with_params([np.asarray(p) for p in network.params])
 
 
+def local_device_count() -> int:
+    """The number of local JAX devices."""
+    return len(jax.local_devices())
+
+
 def batch_sharding(devices: int | Sequence | None = None):
     """``NamedSharding`` that splits axis 0 over ``devices`` (a count, a list, or all).
 

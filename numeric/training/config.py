@@ -198,8 +198,8 @@ class TrainConfig:
             if isinstance(value, bool) or int(value) != value:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             object.__setattr__(self, name, int(value))
-        if self.seed < 0 or self.batch_size < 1 or self.iterations < 0:
-            raise ValueError("seed must be >= 0, batch_size >= 1 and iterations >= 0")
+        if self.seed < 0 or self.batch_size < 1 or self.iterations < 1:
+            raise ValueError("seed must be >= 0, batch_size >= 1 and iterations >= 1")
         if self.cr_every < 1:
             raise ValueError(f"cr_every must be >= 1, got {self.cr_every}")
         if (self.cr_variant != "paper" or self.cr_every != 1) and not self.cr:

@@ -14,8 +14,10 @@ from numeric.training.progress import Log
 from numeric.training.rundir import RunDirError
 
 __all__ = [
+    "check_batch",
     "config_record",
     "data_line",
+    "device_count",
     "load_test_data",
     "load_training_data",
     "place",
@@ -77,6 +79,48 @@ def config_record(config: TrainConfig, data: Dataset, test: Dataset | None) -> d
     }
 
 
+def _jax_backend():
+    try:
+        from numeric import jax_backend as jb
+    except ImportError as exc:
+        raise RunDirError(
+            "--backend jax needs JAX: pip install 'lowrank-derivatives[jax]' "
+            f"(or '.[jax]' in a source checkout); missing module: {exc.name}"
+        ) from None
+    return jb
+
+
+def device_count(config: TrainConfig) -> int:
+    """The devices a run splits each batch over: 1 on NumPy; on JAX ``config.devices``,
+    which must divide the batch, or for 0 ("all") the most local devices that do.
+
+    Raises ``ValueError`` (one line) for a count that is not there or does not divide.
+    """
+    if config.backend != "jax":
+        return 1
+    avail = _jax_backend().local_device_count()
+    batch = config.batch_size
+    if config.devices == 0:
+        return max(n for n in range(1, avail + 1) if batch % n == 0)
+    if config.devices > avail:
+        raise ValueError(f"--devices {config.devices}: this host has {avail} JAX devices")
+    if batch % config.devices:
+        raise ValueError(
+            f"--devices {config.devices} does not divide the batch of {batch}; choose a "
+            "divisor of the batch size (or 0: the most devices that divide it)"
+        )
+    return config.devices
+
+
+def check_batch(config: TrainConfig, data: Dataset) -> None:
+    """``ValueError`` when a batch is larger than the training data."""
+    if config.batch_size > len(data):
+        raise ValueError(
+            f"--batch-size {config.batch_size} is larger than the {len(data):,} training "
+            f"images of {data.name}"
+        )
+
+
 def place(config: TrainConfig, net: Network) -> tuple[Network, Callable | None]:
     """The network on the run's backend, and how each batch gets there.
 
@@ -90,16 +134,10 @@ def place(config: TrainConfig, net: Network) -> tuple[Network, Callable | None]:
     """
     if config.backend != "jax":
         return net, None
-    try:
-        from numeric import jax_backend as jb
-    except ImportError as exc:
-        raise RunDirError(
-            "--backend jax needs JAX: pip install 'lowrank-derivatives[jax]' "
-            f"(or '.[jax]' in a source checkout); missing module: {exc.name}"
-        ) from None
+    jb = _jax_backend()
     if config.dtype == "float64":
         jb.enable_x64()
-    sharding = jb.batch_sharding(config.devices or None)
+    sharding = jb.batch_sharding(device_count(config))
     placed = jb.replicate(jb.to_jax(net), sharding)
 
     def transfer(x, y):

@@ -37,6 +37,8 @@ __all__ = [
     "create_directory",
     "directory_state",
     "read_json",
+    "refuse_links",
+    "remove_temporaries",
     "run_lock",
     "write_json",
 ]
@@ -58,6 +60,37 @@ class RunLocked(RunDirError):
 
 
 # ------------------------------------------------------------------------------ files
+
+
+def refuse_links(run: Path) -> None:
+    """``RunDirError`` when a file a run writes is a symbolic link (a run branched with
+    ``cp -rs``): appending to it would change the run it points to."""
+    run = Path(run)
+    names = [run / n for n in RUN_FILES] + [run / "checkpoints"]
+    ckpts = run / "checkpoints"
+    if ckpts.is_dir() and not ckpts.is_symlink():
+        names += [p for p in ckpts.iterdir() if CHECKPOINT_PATTERN.fullmatch(p.name)]
+    linked = [p for p in names if p.is_symlink()]
+    if linked:
+        shown = ", ".join(str(p.relative_to(run)) for p in linked[:4])
+        raise RunDirError(
+            f"{run}: {shown} {'is a symbolic link' if len(linked) == 1 else 'are symbolic links'}"
+            "; a run directory must own its files (copy the run with `cp -r`, not `cp -rs`)"
+        )
+
+
+def remove_temporaries(run: Path) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` left by a writer that was killed
+    (call it holding the run's lock: no live writer has one open).  Returns them."""
+    run = Path(run)
+    found = []
+    for folder in (run, run / "checkpoints"):
+        if folder.is_dir():
+            found += sorted(folder.glob(".*.tmp"))
+    for path in found:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return found
 
 
 def atomic_write(path: Path, data: bytes) -> None:

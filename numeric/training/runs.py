@@ -27,6 +27,7 @@ from numeric.metrics import (
     reconcile,
     scan_metrics,
 )
+from numeric.sizes import hidden_phrase
 from numeric.training.checkpoints import (
     Snapshot,
     latest_checkpoint,
@@ -34,7 +35,7 @@ from numeric.training.checkpoints import (
     newest_checkpoint,
 )
 from numeric.training.config import TrainConfig, config_key, load_config
-from numeric.training.data import config_record, run_data
+from numeric.training.data import check_batch, config_record, device_count, run_data
 from numeric.training.loop import Callback, RunResult, run_loop
 from numeric.training.methods import build_method
 from numeric.training.progress import Log, stderr_log
@@ -44,11 +45,13 @@ from numeric.training.rundir import (
     create_directory,
     directory_state,
     read_json,
+    refuse_links,
+    remove_temporaries,
     run_lock,
     write_json,
 )
 
-__all__ = ["ensure_run", "resume", "train"]
+__all__ = ["ensure_run", "resume", "start_line", "train"]
 
 
 def train(
@@ -120,18 +123,28 @@ def train(
     run = Path(run_dir)
     config = config.resolved()
     _refuse_existing(run, directory_state(run), overwrite)
+    if run.is_dir():
+        refuse_links(run)
+    # everything is checked before anything is written: a refused run leaves no file
     data, test = run_data(config, dataset, test_dataset, log)
+    check_batch(config, data)
+    devices = device_count(config)
     method = build_method(config)
-    net = network_for(config, data)  # before anything is written: a model that does not fit
+    net = network_for(config, data)  # a model that does not fit
+    state = method.init(net)  # a rule not derived for this network (per-variable on a CNN)
     sampler = BatchSampler(len(data), config.batch_size, config.seed)
+    if log is not None:
+        log(start_line(config, run, devices))
     create_directory(run)
     with run_lock(run):
         _refuse_existing(run, directory_state(run), overwrite)  # again, under the lock
+        refuse_links(run)
+        remove_temporaries(run)
         if overwrite:
             clear_run_files(run)
         write_json(run / "config.json", config_record(config, data, test))
         atomic_write(run / "metrics.csv", header_line().encode())
-        snap = Snapshot(0, net, method.init(net), sampler.state_dict(), [], [], 0.0)
+        snap = Snapshot(0, net, state, sampler.state_dict(), [], [], 0.0)
         return run_loop(
             config,
             run,
@@ -146,6 +159,15 @@ def train(
             blas_threads,
             callback,
         )
+
+
+def start_line(config: TrainConfig, run: Path, devices: int) -> str:
+    """``"SGD with CR, 12 hidden layers of 128 -> runs/x"`` (and the JAX devices used)."""
+    size = f", {hidden_phrase(config.hidden)}" if config.model == "mlp" else ""
+    where = ""
+    if config.backend == "jax":
+        where = f" on {devices} JAX device{'s' if devices != 1 else ''}"
+    return f"{config.label()}{size} -> {run}{where}"
 
 
 def _refuse_existing(run: Path, state: str, overwrite: bool) -> None:
@@ -247,6 +269,10 @@ def _resume_locked(
     log: Log | None,
 ) -> RunResult:
     """:func:`resume` under the run's lock."""
+    refuse_links(run)
+    stale = remove_temporaries(run)
+    if stale and log is not None:
+        log(f"{run}: removed {len(stale)} temporary file(s) of an interrupted write")
     config_path = run / "config.json"
     stored = load_config(run).resolved()
     config = stored
@@ -255,6 +281,8 @@ def _resume_locked(
     if devices is not None and int(devices) != config.devices:
         config = replace(config, devices=int(devices))
     data, test = run_data(config, dataset, test_dataset, log)
+    check_batch(config, data)
+    used = device_count(config)  # before the changed count is written into config.json
     method = build_method(config)
     snap, copy, source = _start_point(run, config, method, data, log)
     if snap.steps > config.iterations:
@@ -267,6 +295,8 @@ def _resume_locked(
     fixed = reconcile(scanned, snap.steps, copy, source)
     # accepted: from here on the run directory is written
     _write_repairs(metrics_path, scanned, fixed, source, log)
+    if log is not None:
+        log(start_line(config, run, used))
     if config != stored:
         record = read_json(config_path)
         record["config"] = config.to_json()
