@@ -110,3 +110,25 @@ def test_the_start_line_names_the_devices_and_resume_clears_stale_temporaries(tm
     assert not any(p.exists() for p in stale)
     assert "removed 2 temporary file(s)" in capsys.readouterr().out
     assert json.loads((run / "summary.json").read_text())["iterations_done"] == 6
+
+
+def test_a_relative_data_dir_is_recorded_absolute_and_changed_files_are_refused(
+    tmp_path, monkeypatch
+):
+    from tests.test_data import _make_idx_dir
+
+    monkeypatch.chdir(tmp_path)
+    _make_idx_dir(tmp_path / "d", gz=False, n_train=40, n_test=10, seed=1)
+    args = ["--dataset", "mnist", "--data-dir", "d", "--batch-size", "8"]
+    assert _train(tmp_path / "run", *args) == 0
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["config"]["data_dir"] == str(tmp_path / "d")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a resume from another folder reads the same files
+    assert main(["train", "--resume", str(tmp_path / "run"), "--iterations", "6", "--quiet"]) == 0
+    _make_idx_dir(tmp_path / "d", gz=False, n_train=40, n_test=10, seed=2)  # other contents
+    before = _files(tmp_path / "run")
+    with pytest.raises(ValueError, match="differ from those the run was trained on"):
+        resume(tmp_path / "run", iterations=8, progress=False, log=None)
+    assert _files(tmp_path / "run") == before

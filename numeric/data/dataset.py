@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,7 +150,15 @@ class Dataset:
             "image_shape": list(self.image_shape),
             "source": self.source,
             "files": list(self.files),
+            "digest": self.digest(),
         }
+
+    def digest(self) -> str:
+        """SHA-256 of the images and labels as loaded (what a resumed run checks)."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.x).tobytes())
+        h.update(np.ascontiguousarray(self.labels).tobytes())
+        return h.hexdigest()
 
     def __repr__(self) -> str:
         return (

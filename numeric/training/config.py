@@ -157,6 +157,8 @@ class TrainConfig:
     devices: int = 0
 
     def __post_init__(self) -> None:
+        if self.data_dir is not None:  # recorded absolute: a resume elsewhere reads the same
+            object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
         object.__setattr__(self, "model", str(self.model).lower())
         object.__setattr__(self, "arch", model_arch(self.model, self.arch))
         object.__setattr__(self, "bias", (self.model != "mlp") if self.bias is None else self.bias)

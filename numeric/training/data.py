@@ -15,6 +15,7 @@ from numeric.training.rundir import RunDirError
 
 __all__ = [
     "check_batch",
+    "check_same_data",
     "config_record",
     "data_line",
     "device_count",
@@ -77,6 +78,22 @@ def config_record(config: TrainConfig, data: Dataset, test: Dataset | None) -> d
         "data": {"train": data.describe(), "test": None if test is None else test.describe()},
         "dataset": repr(data),
     }
+
+
+def check_same_data(record: dict[str, Any], data: Dataset, test: Dataset | None) -> None:
+    """``ValueError`` when the data a resumed run loaded are not those its ``config.json``
+    recorded (same files, other contents; or other files after a move)."""
+    saved = record.get("data") or {}
+    for split, loaded in (("train", data), ("test", test)):
+        want = (saved.get(split) or {}).get("digest")
+        if want is None or loaded is None:
+            continue  # a run recorded before digests, or without evaluation
+        if loaded.digest() != want:
+            where = ", ".join(loaded.files) or loaded.source
+            raise ValueError(
+                f"the {split} data loaded now ({where}) differ from those the run was trained "
+                "on (config.json's digest); point --data-dir at the original files"
+            )
 
 
 def _jax_backend():

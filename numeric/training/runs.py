@@ -35,7 +35,13 @@ from numeric.training.checkpoints import (
     newest_checkpoint,
 )
 from numeric.training.config import TrainConfig, config_key, load_config
-from numeric.training.data import check_batch, config_record, device_count, run_data
+from numeric.training.data import (
+    check_batch,
+    check_same_data,
+    config_record,
+    device_count,
+    run_data,
+)
 from numeric.training.loop import Callback, RunResult, run_loop
 from numeric.training.methods import build_method
 from numeric.training.progress import Log, stderr_log
@@ -281,6 +287,8 @@ def _resume_locked(
     if devices is not None and int(devices) != config.devices:
         config = replace(config, devices=int(devices))
     data, test = run_data(config, dataset, test_dataset, log)
+    if dataset is None:  # loaded by the config's name: the files must hold what they held
+        check_same_data(read_json(config_path), data, test)
     check_batch(config, data)
     used = device_count(config)  # before the changed count is written into config.json
     method = build_method(config)
