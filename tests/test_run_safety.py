@@ -132,3 +132,13 @@ def test_a_relative_data_dir_is_recorded_absolute_and_changed_files_are_refused(
     with pytest.raises(ValueError, match="differ from those the run was trained on"):
         resume(tmp_path / "run", iterations=8, progress=False, log=None)
     assert _files(tmp_path / "run") == before
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_a_failed_summary(tmp_path):
+    run = tmp_path / "blocked"
+    run.mkdir()
+    (run / "checkpoints").write_text("not a folder")  # blocks every checkpoint
+    assert _train(run, "--overwrite") == 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "not saved" in summary["error"] and "checkpoints" in summary["error"]

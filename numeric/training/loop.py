@@ -121,10 +121,21 @@ class _Recorder:
         self.pending = []
 
     def checkpoint(self, snap: Snapshot, state: str, **extra: Any) -> dict:
-        """Flush, save the checkpoint of ``snap`` and write the summary with ``state``."""
-        self.flush(snap.steps)
+        """Flush, save the checkpoint of ``snap`` and write the summary with ``state``.
+
+        When the metrics or the checkpoint cannot be written (a full disk, a blocked
+        ``checkpoints/``), the summary still says so (``"failed"``, the error) before the
+        error propagates: it never stays ``"running"``.
+        """
         done = self.rows[: snap.steps]
-        path = save_checkpoint(self.run, snap, done, self.config, self.keep)
+        try:
+            self.flush(snap.steps)
+            path = save_checkpoint(self.run, snap, done, self.config, self.keep)
+        except OSError as exc:
+            failed = summarize(done, self.config, "failed", error=f"not saved: {exc}")
+            with contextlib.suppress(OSError):
+                write_json(self.run / "summary.json", failed)
+            raise
         summary = summarize(
             done, self.config, state, checkpoint=str(path.relative_to(self.run)), **extra
         )
