@@ -30,6 +30,7 @@ own methods.  This module imports JAX and optax; ``import numeric`` does not.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -62,11 +63,14 @@ from numeric.stepping import Evaluation, evaluate
 
 __all__ = [
     "BASELINES",
+    "CONVENTIONS",
+    "ConventionError",
     "NetworkObjective",
     "OptaxMethod",
     "ScaleByCRState",
     "baseline",
     "bench_steps",
+    "check_convention",
     "scale_by_cr",
     "state_from_arrays",
     "state_to_arrays",
@@ -84,7 +88,10 @@ class ScaleByCRState(NamedTuple):
     ``count`` the number of steps taken.  ``rule``: the rule's own state
     (:mod:`numeric.rules`: adaptive CR's ``sigma``; ``every > 1``'s kept lengths and
     their ``age``).  ``rms``, ``rms_count``: the running mean of the squared gradient
-    (scale-invariant CR's metric; ``None`` otherwise).
+    (scale-invariant CR's metric; ``None`` otherwise).  ``convention_error``: a bool set
+    for good when the first step's direction pointed uphill (``d^T grad F > 0``): the
+    incoming updates were in the other sign convention (``updates=`` of
+    :func:`scale_by_cr`; :func:`check_convention` raises on it).
     """
 
     count: Any
@@ -97,6 +104,7 @@ class ScaleByCRState(NamedTuple):
     rule: Any = None
     rms: Any = None
     rms_count: Any = None
+    convention_error: Any = None
 
 
 class NetworkObjective:
@@ -145,6 +153,66 @@ def _curvature(value_fn, params, direction: str, grad=None, value=None) -> Curva
     return AutodiffCurvature(value_fn, params, grad=grad, value=value)
 
 
+#: The sign conventions of the updates :func:`scale_by_cr` reads (its ``updates=``).
+CONVENTIONS = ("gradient", "descent")
+
+
+class ConventionError(ValueError):
+    """The updates reaching :func:`scale_by_cr` are in the other sign convention."""
+
+
+def _convention_message(convention: str) -> str:
+    if convention == "gradient":
+        return (
+            "scale_by_cr got updates that point downhill (<updates, grad F> < 0): they are "
+            "already a descent step (optax.sgd, optax.adam, scale_by_learning_rate negate "
+            "the gradient), so d = -updates goes uphill and every step would be "
+            "non-descent. Put scale_by_cr right after a scale_by_* base, e.g. "
+            "optax.chain(optax.scale_by_adam(), scale_by_cr(sigma)), or say "
+            "scale_by_cr(sigma, updates='descent') after optax.sgd(lr)"
+        )
+    return (
+        "scale_by_cr(updates='descent') got updates that point uphill "
+        "(<updates, grad F> > 0): they are gradient-like (a scale_by_* base or the raw "
+        "gradient): use updates='gradient' (the default)"
+    )
+
+
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _check_first_step(count, dgrad, flag, convention: str):
+    """Whether this is the first step and it is flagged non-descent with
+    ``d^T grad F > 0`` (the updates are in the other convention): raises :class:`ConventionError` when the values are concrete,
+    else returns the flag (and prints a warning from the device when it is set)."""
+    uphill = (count == 0) & (dgrad > 0) & (flag == FLAGS.index("nondescent"))
+    if not (_is_traced(count) or _is_traced(dgrad)):
+        if bool(uphill):
+            raise ConventionError(_convention_message(convention))
+        return jnp.asarray(uphill)
+
+    def warn():
+        jax.debug.callback(lambda: warnings.warn(_convention_message(convention), stacklevel=1))
+
+    jax.lax.cond(uphill, warn, lambda: None)
+    return uphill
+
+
+def check_convention(opt_state) -> None:
+    """Raise :class:`ConventionError` when a :func:`scale_by_cr` inside ``opt_state`` (a
+    chain's nested state) recorded updates in the wrong sign convention under
+    ``jax.jit`` (its ``convention_error``); call it outside ``jit`` after a step.
+    """
+    for state in _find_cr_states(opt_state):
+        if state.convention_error is not None and bool(state.convention_error):
+            raise ConventionError(
+                "the first step's direction pointed uphill (d^T grad F > 0): the updates "
+                "reaching scale_by_cr are in the other sign convention than its updates= "
+                f"says. {_convention_message('gradient')}"
+            )
+
+
 def _conform(out: Outcome, like: Outcome) -> Outcome:
     """``out`` with the dtypes and shapes of ``like`` (both branches of ``lax.cond``)."""
     return jax.tree_util.tree_map(
@@ -163,6 +231,7 @@ def scale_by_cr(
     every: int = 1,
     arc: ARC | None = None,
     metric: str = "rms",
+    updates: str = "gradient",
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the base transformation's direction by the CR step length (Eq 37).
 
@@ -204,12 +273,36 @@ def scale_by_cr(
         keeps the gradient's running RMS (``beta2 = 0.999``, ``eps = 1e-8``): Adam's
         preconditioner metric, for Adam- and RMSProp-like bases; ``"identity"`` for
         SGD (the paper's CR).  :class:`numeric.cr.CR` reads its base optimizer's own.
+    updates : {"gradient", "descent"}
+        The sign convention of the incoming updates.  ``"gradient"`` (optax's
+        ``scale_by_*`` outputs, or the raw gradient): ``d = -updates``, so CR goes
+        right after the base and carries the learning rate itself::
+
+            optax.chain(optax.scale_by_adam(), scale_by_cr(sigma))   # right
+
+        ``"descent"`` (a step already negated and scaled by ``optax.sgd(lr)``,
+        ``optax.adam(lr)`` or ``scale_by_learning_rate``): ``d = updates``::
+
+            optax.chain(optax.sgd(lr), scale_by_cr(sigma, updates="descent"))  # right
+            optax.chain(optax.sgd(lr), scale_by_cr(sigma))  # wrong: raises, see below
+
+        The applied step ``alpha d`` does not depend on the length of ``d`` (Eq 37 is
+        invariant to ``d -> c d``, ``c > 0``: ``alpha`` becomes ``alpha / c``), so
+        ``sigma`` keeps its meaning, the weight of ``||step||^3`` in parameter units,
+        and ``lr`` only rescales the logged ``alpha``; ``fallback`` multiplies ``d``,
+        so with ``"descent"``, ``fallback=1.0`` takes the base's own step on flagged
+        steps.  A wrong convention shows on the first step as ``d^T grad F > 0``
+        (every step would be non-descent: no step, or uphill): with concrete values it
+        raises ``ValueError`` at once; under ``jax.jit`` the state's
+        ``convention_error`` is set and a warning is printed
+        (:func:`check_convention` raises on it).
 
     Returns
     -------
     optax.GradientTransformationExtraArgs
         ``update(updates, state, params, *, value_fn, grad=None, value=None)`` returns
-        ``alpha * d`` for ``d = -updates`` and a :class:`ScaleByCRState`.  The update is
+        ``alpha * d`` (``d = -updates``, or ``updates`` with ``updates="descent"``) and
+        a :class:`ScaleByCRState`.  The update is
         always finite: a step whose direction is not finite is zero, a flagged step is
         ``fallback * d``.
     """
@@ -225,6 +318,13 @@ def scale_by_cr(
         raise ValueError(f"direction must be 'any' or 'sgd', got {direction!r}")
     if metric not in ("rms", "identity"):
         raise ValueError(f"metric must be 'rms' or 'identity', got {metric!r}")
+    if updates not in CONVENTIONS:
+        raise ValueError(f"updates must be one of {CONVENTIONS}, got {updates!r}")
+    if direction == "sgd" and updates == "descent":
+        raise ValueError("direction='sgd' says the updates are the gradient itself: "
+                         "use updates='gradient'")  # fmt: skip
+    convention = updates
+    sign = -1.0 if convention == "gradient" else 1.0
     rms = rule.reads_metric and metric == "rms"
 
     def init_fn(params):
@@ -240,13 +340,14 @@ def scale_by_cr(
             extra["rms"] = jax.tree_util.tree_map(jnp.zeros_like, params)
             extra["rms_count"] = jnp.zeros((), jnp.int32)
         return ScaleByCRState(jnp.zeros((), jnp.int32), zero, zero, zero, zero, zero,
-                              jnp.zeros((), jnp.int32), rule_state, **extra)  # fmt: skip
+                              jnp.zeros((), jnp.int32), rule_state,
+                              convention_error=jnp.zeros((), bool), **extra)  # fmt: skip
 
     def update_fn(updates, state, params=None, *, value_fn=None, **extra):
         if params is None or value_fn is None:
             raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
         grad, value = extra.get("grad"), extra.get("value")
-        d_tree = jax.tree_util.tree_map(lambda u: -u, updates)
+        d_tree = jax.tree_util.tree_map(lambda u: sign * u, updates)
         d, tree = jax.tree_util.tree_flatten(d_tree)
         ftype = state.alpha.dtype
         curv = _curvature(value_fn, params, direction, grad, value)
@@ -276,6 +377,7 @@ def scale_by_cr(
             jnp.where(finite, u, 0.0).astype(x.dtype) for u, x in zip(out.update, d, strict=True)
         ]
         stats = out.stats
+        uphill = _check_first_step(state.count, stats.dgrad, stats.flag, convention)
         info = state._replace(
             count=state.count + 1,
             alpha=jnp.asarray(stats.alpha, ftype),
@@ -287,6 +389,7 @@ def scale_by_cr(
             rule=jax.tree_util.tree_map(
                 lambda a, b: jnp.asarray(a, jnp.asarray(b).dtype), out.state, state.rule
             ),
+            convention_error=state.convention_error | uphill,
             **new,
         )
         return jax.tree_util.tree_unflatten(tree, step), info
@@ -438,6 +541,12 @@ def _find_schedule_free_state(state):
             if found is not None:
                 return found
     return None
+
+
+def _find_cr_states(state) -> list[ScaleByCRState]:
+    """Every :class:`ScaleByCRState` inside an optax state (chains, wrappers)."""
+    found = jax.tree_util.tree_leaves(state, is_leaf=lambda s: isinstance(s, ScaleByCRState))
+    return [s for s in found if isinstance(s, ScaleByCRState)]
 
 
 def _find_cr_state(state) -> ScaleByCRState | None:
