@@ -29,6 +29,7 @@ own methods.  This module imports JAX and optax; ``import numeric`` does not.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -55,6 +56,7 @@ from numeric.rules import (
     Outcome,
     StepStats,
     check_fallback,
+    concrete,
     make_rule,
     rms_metric,
     rms_update,
@@ -142,15 +144,165 @@ class NetworkObjective:
         ev = self.evaluate(params, second=False)
         return ev.loss, ev.grads
 
+    def flat(self, leaves: Sequence) -> list:
+        """The network's parameter list from the floating leaves of ``params`` (here the
+        list itself; :class:`numeric.adapters.ModelObjective` reshapes a model's)."""
+        return list(leaves)
 
-def _curvature(value_fn, params, direction: str, grad=None, value=None) -> Curvature:
+
+class _Reshaped(Curvature):
+    """A :class:`KernelCurvature` read in the shapes of a model's own leaves (the
+    directions reshaped to the network's layout, the results back: views)."""
+
+    def __init__(self, inner: KernelCurvature, objective: NetworkObjective, shapes) -> None:
+        self.inner, self.objective, self.shapes = inner, objective, list(shapes)
+        self.sgd = inner.sgd
+
+    def _back(self, arrays):
+        return [jnp.reshape(a, s) for a, s in zip(arrays, self.shapes, strict=True)]
+
+    def grad(self):
+        return self._back(self.inner.grad())
+
+    def along(self, d):
+        return self.inner.along(self.objective.flat(d))
+
+    def blocks(self, d):
+        return self.inner.blocks(self.objective.flat(d))
+
+    def diagonal(self):
+        return self._back(self.inner.diagonal())
+
+    def decrease(self, step):
+        return self.inner.decrease(self.objective.flat(step))
+
+
+def floating(leaf) -> bool:
+    """Whether CR moves a parameter leaf: an array or number of a floating dtype (int and
+    bool arrays, and a model's functions, stay)."""
+    if isinstance(leaf, float):
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+
+
+def _trainable(leaves: Sequence) -> list:
+    """The leaves CR moves (:func:`floating`)."""
+    return [p for p in leaves if floating(p)]
+
+
+def _zero(leaf):
+    """A zero update of a leaf CR does not move (a non-array, such as a function, as it is)."""
+    return jnp.zeros(jnp.shape(leaf), leaf.dtype) if hasattr(leaf, "dtype") else leaf
+
+
+def _is_masked(x) -> bool:
+    return isinstance(x, optax.MaskedNode)
+
+
+class _ParamView:
+    """The parameters as :func:`scale_by_cr` sees them: the floating leaves of ``params``
+    (in ``jax.tree_util`` order) are the variables; int and bool leaves are constants, and
+    so are the leaves ``optax.masked`` hid (``MaskedNode``), taken from ``full``.
+
+    ``select(leaves)``: the variables' entries of a list aligned with ``params``' leaves;
+    ``insert(sub)``: the inverse (constants from ``params``, or zeros);
+    ``tree(sub)``: the full parameter tree ``value_fn`` takes.
+    """
+
+    def __init__(self, params: Any, full: Any = None) -> None:
+        self.params = params
+        self.leaves, self.treedef = jax.tree_util.tree_flatten(params)
+        self.keep = [floating(p) for p in self.leaves]
+        self.masked = any(map(_is_masked, jax.tree_util.tree_leaves(params, is_leaf=_is_masked)))
+        if self.masked and full is None:
+            raise ValueError(
+                "under optax.masked, scale_by_cr sees only the masked-in parameters but "
+                "value_fn takes them all: pass full_params=params to update()"
+            )
+        self.full = full
+
+    def select(self, leaves: Sequence, what: str = "a tree") -> list:
+        if len(leaves) != len(self.leaves):
+            raise ValueError(
+                f"{what} has {len(leaves)} leaves, params {len(self.leaves)}: they must "
+                "have the structure of params"
+            )
+        return [x for x, k in zip(leaves, self.keep, strict=True) if k]
+
+    def select_tree(self, tree: Any, what: str) -> list:
+        """:meth:`select` of a tree like ``params``, or like the full parameters under
+        ``optax.masked``."""
+        if self.masked and jax.tree_util.tree_structure(tree) != self.treedef:
+            tree = jax.tree_util.tree_map(lambda m, x: m if _is_masked(m) else x,
+                                          self.params, tree, is_leaf=_is_masked)  # fmt: skip
+        return self.select(jax.tree_util.tree_leaves(tree), what)
+
+    def insert(self, sub: Sequence, zeros: bool = False) -> list:
+        it = iter(sub)
+        return [
+            next(it) if k else (_zero(p) if zeros else p)
+            for p, k in zip(self.leaves, self.keep, strict=True)
+        ]
+
+    def tree(self, sub: Sequence) -> Any:
+        tree = jax.tree_util.tree_unflatten(self.treedef, self.insert(sub))
+        if self.masked:
+            tree = jax.tree_util.tree_map(lambda m, f: f if _is_masked(m) else m,
+                                          tree, self.full, is_leaf=_is_masked)  # fmt: skip
+        return tree
+
+
+def _value_fn_kwargs(value_fn: Callable, extra: dict) -> dict:
+    """The extra arguments of ``update`` that ``value_fn`` takes, by name (as optax's line
+    searches pass them: ``value_fn(params, **those)``; the others are for other members of
+    the chain)."""
+    if not extra:
+        return {}
+    try:
+        parameters = inspect.signature(value_fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(extra)
+    return {k: v for k, v in extra.items() if k in parameters}
+
+
+def _curvature(value_fn, view: _ParamView, direction: str, has_aux: bool, kwargs: dict,
+               grad=None, value=None) -> Curvature:  # fmt: skip
     """The generated kernels for a :class:`NetworkObjective` (``direction="sgd"``: the
-    low-rank route), else JAX autodiff of ``value_fn``."""
-    if isinstance(value_fn, NetworkObjective):
-        params = list(params)
-        return KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
-                               sgd=direction == "sgd")  # fmt: skip
-    return AutodiffCurvature(value_fn, params, grad=grad, value=value)
+    low-rank route), else JAX autodiff of ``value_fn`` over the variables of ``view``."""
+    if isinstance(value_fn, NetworkObjective) and not (view.masked or kwargs or has_aux):
+        sub = view.select(view.leaves)
+        params = value_fn.flat(sub)
+        kernels = KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
+                                  sgd=direction == "sgd")  # fmt: skip
+        if all(p.shape == q.shape for p, q in zip(params, sub, strict=True)):
+            return kernels
+        return _Reshaped(kernels, value_fn, [q.shape for q in sub])
+
+    def objective(sub):
+        out = value_fn(view.tree(sub), **kwargs)
+        return out[0] if has_aux else out
+
+    sub = view.select(view.leaves)
+    grads = None if grad is None else view.select_tree(grad, "grad")
+    return AutodiffCurvature(objective, sub, grad=grads, value=value)
+
+
+#: Parameters above which per-variable CR on the ``jvp(grad)`` path warns of its cost.
+PER_VARIABLE_LIMIT = 10_000
+
+
+def _warn_per_variable(n: int) -> None:
+    """Per-variable CR by autodiff takes one Hessian-vector product per parameter."""
+    if n > PER_VARIABLE_LIMIT:
+        warnings.warn(
+            f"per-variable CR on the jvp(grad) path costs one Hessian-vector product per "
+            f"parameter: {n} products (each about a gradient) per step; a NetworkObjective "
+            "or numeric.adapters.objective takes the factored sweep instead",
+            stacklevel=3,
+        )
 
 
 #: The sign conventions of the updates :func:`scale_by_cr` reads (its ``updates=``).
@@ -228,10 +380,11 @@ def scale_by_cr(
     averaging: str = "model",
     direction: str = "any",
     variant: str = "paper",
-    every: int = 1,
+    every: int | None = None,
     arc: ARC | None = None,
     metric: str = "rms",
     updates: str = "gradient",
+    has_aux: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the base transformation's direction by the CR step length (Eq 37).
 
@@ -264,8 +417,10 @@ def scale_by_cr(
         a :class:`NetworkObjective` uses the factored sweep C42-C44).  ``"adaptive"``
         evaluates ``value_fn`` at the trial point (and at ``params`` unless ``value=``
         is passed).
-    every : int
-        Compute the step length every ``every`` steps and reuse it in between.
+    every : int, optional
+        Compute the step length every ``every`` steps and reuse it in between (``None``:
+        every step; it shapes the step, so name it in ``inject_hyperparams``'s
+        ``static_args``).
     arc : numeric.rules.ARC, optional
         Parameters of the adaptive rule.
     metric : {"rms", "identity"}
@@ -297,10 +452,25 @@ def scale_by_cr(
         ``convention_error`` is set and a warning is printed
         (:func:`check_convention` raises on it).
 
+    has_aux : bool
+        ``value_fn`` returns ``(loss, aux)`` (as ``jax.value_and_grad(has_aux=True)``
+        takes it); ``aux`` is dropped.
+
+    ``sigma`` and ``fallback`` may be traced (``optax.inject_hyperparams(scale_by_cr)
+    (sigma=...)`` under ``jax.jit``): their checks then wait for concrete values (adaptive
+    CR: the injected ``sigma`` is the initial one, then the state's).  Only
+    the floating leaves of ``params`` move: int and bool leaves get a zero update and are
+    not part of ``d``.  Under ``optax.masked(scale_by_cr(...), mask)`` the masked-out
+    leaves are constants of ``F`` and keep their updates; pass ``full_params=params``
+    to ``update`` (``value_fn`` takes all parameters).  Other keyword arguments of
+    ``update`` go to ``value_fn`` when it takes them by name, as optax's line searches
+    do (``value_fn(params, x=..., y=...)``).
+
     Returns
     -------
     optax.GradientTransformationExtraArgs
-        ``update(updates, state, params, *, value_fn, grad=None, value=None)`` returns
+        ``update(updates, state, params, *, value_fn, grad=None, value=None,
+        full_params=None, **value_fn_args)`` returns
         ``alpha * d`` (``d = -updates``, or ``updates`` with ``updates="descent"``) and
         a :class:`ScaleByCRState`.  The update is
         always finite: a step whose direction is not finite is zero, a flagged step is
@@ -311,6 +481,11 @@ def scale_by_cr(
             f"averaging={averaging!r} needs per-sample directions; an optax chain has one "
             "direction for the batch: use averaging='model'"
         )
+    if every is None:
+        every = 1
+    elif concrete(every) is None:
+        raise ValueError("every shapes the step and cannot be traced: name it in "
+                         "optax.inject_hyperparams(scale_by_cr, static_args=('every',))")  # fmt: skip
     rule = make_rule(sigma, variant=variant, every=every, averaging=averaging,
                      nondescent=nondescent, arc=arc, sgd=False)  # fmt: skip
     fallback = check_fallback(fallback)
@@ -330,34 +505,35 @@ def scale_by_cr(
     def init_fn(params):
         ftype = jnp.result_type(float)
         zero = jnp.zeros((), dtype=ftype)
-        leaves = jax.tree_util.tree_leaves(params)
+        leaves = _trainable(jax.tree_util.tree_leaves(params))
         rule_state = jax.tree_util.tree_map(
             lambda a: jnp.asarray(a, ftype if isinstance(a, float) else None),
             rule.init(leaves),
         )
         extra = {}
         if rms:
-            extra["rms"] = jax.tree_util.tree_map(jnp.zeros_like, params)
+            extra["rms"] = [jnp.zeros_like(p) for p in leaves]
             extra["rms_count"] = jnp.zeros((), jnp.int32)
         return ScaleByCRState(jnp.zeros((), jnp.int32), zero, zero, zero, zero, zero,
                               jnp.zeros((), jnp.int32), rule_state,
                               convention_error=jnp.zeros((), bool), **extra)  # fmt: skip
 
-    def update_fn(updates, state, params=None, *, value_fn=None, **extra):
+    def update_fn(updates, state, params=None, *, value_fn=None, grad=None, value=None,
+                  full_params=None, **extra):  # fmt: skip
         if params is None or value_fn is None:
             raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
-        grad, value = extra.get("grad"), extra.get("value")
-        d_tree = jax.tree_util.tree_map(lambda u: sign * u, updates)
-        d, tree = jax.tree_util.tree_flatten(d_tree)
+        view = _ParamView(params, full_params)
+        kwargs = _value_fn_kwargs(value_fn, extra)
+        u_leaves, tree = jax.tree_util.tree_flatten(updates)
+        d = [sign * u for u in view.select(u_leaves, "updates")]
         ftype = state.alpha.dtype
-        curv = _curvature(value_fn, params, direction, grad, value)
+        curv = _curvature(value_fn, view, direction, has_aux, kwargs, grad, value)
+        if rule.name == "per-variable" and isinstance(curv, AutodiffCurvature):
+            _warn_per_variable(sum(int(np.size(x)) for x in d))
         new = {}
         met = None
         if rms:
-            moments = rms_update(jax.tree_util.tree_leaves(state.rms), curv.grad())
-            new["rms"] = jax.tree_util.tree_unflatten(
-                jax.tree_util.tree_structure(state.rms), moments
-            )
+            new["rms"] = moments = rms_update(list(state.rms), curv.grad())
             new["rms_count"] = state.rms_count + 1
             met = rms_metric(moments, new["rms_count"])
         if isinstance(rule, Every):  # compute or reuse, decided on the device
@@ -392,7 +568,7 @@ def scale_by_cr(
             convention_error=state.convention_error | uphill,
             **new,
         )
-        return jax.tree_util.tree_unflatten(tree, step), info
+        return jax.tree_util.tree_unflatten(tree, view.insert(step, zeros=True)), info
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
