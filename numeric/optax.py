@@ -73,6 +73,7 @@ __all__ = [
     "baseline",
     "bench_steps",
     "check_convention",
+    "floating",
     "scale_by_cr",
     "state_from_arrays",
     "state_to_arrays",
@@ -179,7 +180,18 @@ class _Reshaped(Curvature):
 
 def floating(leaf) -> bool:
     """Whether CR moves a parameter leaf: an array or number of a floating dtype (int and
-    bool arrays, and a model's functions, stay)."""
+    bool arrays, and a model's functions, stay).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> floating(jnp.zeros(3)), floating(jnp.zeros(3, int)), floating(jax.nn.relu)
+    (True, False, False)
+    """
     if isinstance(leaf, float):
         return True
     dtype = getattr(leaf, "dtype", None)
@@ -355,6 +367,24 @@ def check_convention(opt_state) -> None:
     """Raise :class:`ConventionError` when a :func:`scale_by_cr` inside ``opt_state`` (a
     chain's nested state) recorded updates in the wrong sign convention under
     ``jax.jit`` (its ``convention_error``); call it outside ``jit`` after a step.
+
+    Returns
+    -------
+    None
+        When no such error was recorded.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, optax
+    >>> loss = lambda p: jnp.sum((p - 1.0) ** 2)
+    >>> params = jnp.zeros(2)
+    >>> tx = optax.chain(optax.sgd(0.1), scale_by_cr(10.0))  # sgd negates: wrong here
+    >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p, value_fn=loss))
+    >>> _, state = step(params, tx.init(params))
+    >>> check_convention(state)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    numeric.optax.ConventionError: the first step's direction pointed uphill ...
     """
     for state in _find_cr_states(opt_state):
         if state.convention_error is not None and bool(state.convention_error):
@@ -475,6 +505,20 @@ def scale_by_cr(
         a :class:`ScaleByCRState`.  The update is
         always finite: a step whose direction is not finite is zero, a flagged step is
         ``fallback * d``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, optax
+    >>> loss = lambda p: jnp.sum((p["w"] - 1.0) ** 2)
+    >>> params = {"w": jnp.zeros(2)}
+    >>> tx = optax.chain(optax.sgd(0.1), scale_by_cr(1e-3, updates="descent"))
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update(jax.grad(loss)(params), state, params, value_fn=loss)
+    >>> params = optax.apply_updates(params, updates)
+    >>> [round(float(v), 3) for v in params["w"]], int(state[1].flag)  # ~ the Newton step
+    ([1.0, 1.0], 0)
+    >>> round(float(state[1].alpha), 3)  # the length along d = -0.1 grad F
+    4.998
     """
     if averaging != "model" and averaging in AVERAGING:
         raise ValueError(
@@ -607,7 +651,17 @@ BASELINES: dict[str, tuple[Callable[[float], Any], float, tuple[str, ...]]] = {
 
 def baseline(name: str, lr: float | None = None) -> OptaxMethod:
     """The optax method ``name`` of :data:`BASELINES` (its default learning rate if none),
-    ready for ``lowrank train``."""
+    ready for ``lowrank train``.
+
+    Returns
+    -------
+    OptaxMethod
+
+    Examples
+    --------
+    >>> baseline("prodigy")
+    OptaxMethod(prodigy)
+    """
     if name not in BASELINES:
         raise ValueError(f"unknown optax method {name!r}; choose one of {sorted(BASELINES)}")
     factory, default, extra = BASELINES[name]
@@ -739,7 +793,22 @@ def _find_cr_state(state) -> ScaleByCRState | None:
 def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[str, Callable]:
     """Jit-compiled steps ``params -> params`` for ``lowrank bench``: an optax SGD step and
     the CR step of :func:`scale_by_cr` on the SGD direction, with ``d^T H d`` from the
-    generated kernels (``optax-cr-fast``) or from ``jvp(grad)`` (``optax-cr-jvp``)."""
+    generated kernels (``optax-cr-fast``) or from ``jvp(grad)`` (``optax-cr-jvp``).
+
+    Returns
+    -------
+    dict
+        ``name -> (transformation, jitted step(params, state) -> (params, state))``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from numeric.model import Network
+    >>> net = Network.create(4, [3], 2, seed=0)
+    >>> objective = NetworkObjective(net.layers, jnp.ones((5, 4)), jnp.eye(2)[jnp.arange(5) % 2])
+    >>> sorted(bench_steps(objective, lr=0.1, sigma=10.0))
+    ['optax-cr-fast', 'optax-cr-jvp', 'optax-sgd']
+    """
 
     def plain(params):
         return objective(params)
