@@ -19,6 +19,7 @@ JAX_MODULES = {
     "numeric/optax.py",
     "numeric/autodiff.py",
     "numeric/adapters.py",
+    "numeric/optax_state.py",
 }
 #: ways to import a module by a name computed at run time
 DYNAMIC = ("import_module", "__import__", "importlib.util.spec_from", "exec(", "eval(")

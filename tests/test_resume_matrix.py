@@ -66,7 +66,7 @@ METHODS: dict[str, dict] = {
 
 def test_the_table_names_every_method():
     """Every optimizer of ``lowrank train`` (and each CR variant) has a cell."""
-    from numeric.variants import VARIANTS
+    from numeric.rules import VARIANTS
 
     trained = {(c["optimizer"], c.get("cr", False), c.get("backend")) for c in METHODS.values()}
     for name in OPTIMIZERS:
