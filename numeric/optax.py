@@ -29,7 +29,9 @@ own methods.  This module imports JAX and optax; ``import numeric`` does not.
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -54,6 +56,7 @@ from numeric.rules import (
     Outcome,
     StepStats,
     check_fallback,
+    concrete,
     make_rule,
     rms_metric,
     rms_update,
@@ -62,11 +65,15 @@ from numeric.stepping import Evaluation, evaluate
 
 __all__ = [
     "BASELINES",
+    "CONVENTIONS",
+    "ConventionError",
     "NetworkObjective",
     "OptaxMethod",
     "ScaleByCRState",
     "baseline",
     "bench_steps",
+    "check_convention",
+    "floating",
     "scale_by_cr",
     "state_from_arrays",
     "state_to_arrays",
@@ -84,7 +91,10 @@ class ScaleByCRState(NamedTuple):
     ``count`` the number of steps taken.  ``rule``: the rule's own state
     (:mod:`numeric.rules`: adaptive CR's ``sigma``; ``every > 1``'s kept lengths and
     their ``age``).  ``rms``, ``rms_count``: the running mean of the squared gradient
-    (scale-invariant CR's metric; ``None`` otherwise).
+    (scale-invariant CR's metric; ``None`` otherwise).  ``convention_error``: a bool set
+    for good when the first step's direction pointed uphill (``d^T grad F > 0``): the
+    incoming updates were in the other sign convention (``updates=`` of
+    :func:`scale_by_cr`; :func:`check_convention` raises on it).
     """
 
     count: Any
@@ -97,6 +107,7 @@ class ScaleByCRState(NamedTuple):
     rule: Any = None
     rms: Any = None
     rms_count: Any = None
+    convention_error: Any = None
 
 
 class NetworkObjective:
@@ -134,15 +145,255 @@ class NetworkObjective:
         ev = self.evaluate(params, second=False)
         return ev.loss, ev.grads
 
+    def flat(self, leaves: Sequence) -> list:
+        """The network's parameter list from the floating leaves of ``params`` (here the
+        list itself; :class:`numeric.adapters.ModelObjective` reshapes a model's)."""
+        return list(leaves)
 
-def _curvature(value_fn, params, direction: str, grad=None, value=None) -> Curvature:
+
+class _Reshaped(Curvature):
+    """A :class:`KernelCurvature` read in the shapes of a model's own leaves (the
+    directions reshaped to the network's layout, the results back: views)."""
+
+    def __init__(self, inner: KernelCurvature, objective: NetworkObjective, shapes) -> None:
+        self.inner, self.objective, self.shapes = inner, objective, list(shapes)
+        self.sgd = inner.sgd
+
+    def _back(self, arrays):
+        return [jnp.reshape(a, s) for a, s in zip(arrays, self.shapes, strict=True)]
+
+    def grad(self):
+        return self._back(self.inner.grad())
+
+    def along(self, d):
+        return self.inner.along(self.objective.flat(d))
+
+    def blocks(self, d):
+        return self.inner.blocks(self.objective.flat(d))
+
+    def diagonal(self):
+        return self._back(self.inner.diagonal())
+
+    def decrease(self, step):
+        return self.inner.decrease(self.objective.flat(step))
+
+
+def floating(leaf) -> bool:
+    """Whether CR moves a parameter leaf: an array or number of a floating dtype (int and
+    bool arrays, and a model's functions, stay).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> floating(jnp.zeros(3)), floating(jnp.zeros(3, int)), floating(jax.nn.relu)
+    (True, False, False)
+    """
+    if isinstance(leaf, float):
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+
+
+def _trainable(leaves: Sequence) -> list:
+    """The leaves CR moves (:func:`floating`)."""
+    return [p for p in leaves if floating(p)]
+
+
+def _zero(leaf):
+    """A zero update of a leaf CR does not move (a non-array, such as a function, as it is)."""
+    return jnp.zeros(jnp.shape(leaf), leaf.dtype) if hasattr(leaf, "dtype") else leaf
+
+
+def _is_masked(x) -> bool:
+    return isinstance(x, optax.MaskedNode)
+
+
+class _ParamView:
+    """The parameters as :func:`scale_by_cr` sees them: the floating leaves of ``params``
+    (in ``jax.tree_util`` order) are the variables; int and bool leaves are constants, and
+    so are the leaves ``optax.masked`` hid (``MaskedNode``), taken from ``full``.
+
+    ``select(leaves)``: the variables' entries of a list aligned with ``params``' leaves;
+    ``insert(sub)``: the inverse (constants from ``params``, or zeros);
+    ``tree(sub)``: the full parameter tree ``value_fn`` takes.
+    """
+
+    def __init__(self, params: Any, full: Any = None) -> None:
+        self.params = params
+        self.leaves, self.treedef = jax.tree_util.tree_flatten(params)
+        self.keep = [floating(p) for p in self.leaves]
+        self.masked = any(map(_is_masked, jax.tree_util.tree_leaves(params, is_leaf=_is_masked)))
+        if self.masked and full is None:
+            raise ValueError(
+                "under optax.masked, scale_by_cr sees only the masked-in parameters but "
+                "value_fn takes them all: pass full_params=params to update()"
+            )
+        self.full = full
+
+    def select(self, leaves: Sequence, what: str = "a tree") -> list:
+        if len(leaves) != len(self.leaves):
+            raise ValueError(
+                f"{what} has {len(leaves)} leaves, params {len(self.leaves)}: they must "
+                "have the structure of params"
+            )
+        return [x for x, k in zip(leaves, self.keep, strict=True) if k]
+
+    def select_tree(self, tree: Any, what: str) -> list:
+        """:meth:`select` of a tree like ``params``, or like the full parameters under
+        ``optax.masked``."""
+        structure: Any = jax.tree_util.tree_structure(tree)
+        if self.masked and structure != self.treedef:
+            tree = jax.tree_util.tree_map(lambda m, x: m if _is_masked(m) else x,
+                                          self.params, tree, is_leaf=_is_masked)  # fmt: skip
+        return self.select(jax.tree_util.tree_leaves(tree), what)
+
+    def insert(self, sub: Sequence, zeros: bool = False) -> list:
+        it = iter(sub)
+        return [
+            next(it) if k else (_zero(p) if zeros else p)
+            for p, k in zip(self.leaves, self.keep, strict=True)
+        ]
+
+    def tree(self, sub: Sequence) -> Any:
+        tree = jax.tree_util.tree_unflatten(self.treedef, self.insert(sub))
+        if self.masked:
+            tree = jax.tree_util.tree_map(lambda m, f: f if _is_masked(m) else m,
+                                          tree, self.full, is_leaf=_is_masked)  # fmt: skip
+        return tree
+
+
+def _value_fn_kwargs(value_fn: Callable, extra: dict) -> dict:
+    """The extra arguments of ``update`` that ``value_fn`` takes, by name (as optax's line
+    searches pass them: ``value_fn(params, **those)``; the others are for other members of
+    the chain)."""
+    if not extra:
+        return {}
+    try:
+        parameters = inspect.signature(value_fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(extra)
+    return {k: v for k, v in extra.items() if k in parameters}
+
+
+def _curvature(value_fn, view: _ParamView, direction: str, has_aux: bool, kwargs: dict,
+               grad=None, value=None) -> Curvature:  # fmt: skip
     """The generated kernels for a :class:`NetworkObjective` (``direction="sgd"``: the
-    low-rank route), else JAX autodiff of ``value_fn``."""
-    if isinstance(value_fn, NetworkObjective):
-        params = list(params)
-        return KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
-                               sgd=direction == "sgd")  # fmt: skip
-    return AutodiffCurvature(value_fn, params, grad=grad, value=value)
+    low-rank route), else JAX autodiff of ``value_fn`` over the variables of ``view``."""
+    if isinstance(value_fn, NetworkObjective) and not (view.masked or kwargs or has_aux):
+        sub = view.select(view.leaves)
+        params = value_fn.flat(sub)
+        kernels = KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
+                                  sgd=direction == "sgd")  # fmt: skip
+        if all(p.shape == q.shape for p, q in zip(params, sub, strict=True)):
+            return kernels
+        return _Reshaped(kernels, value_fn, [q.shape for q in sub])
+
+    def objective(sub):
+        out = value_fn(view.tree(sub), **kwargs)
+        return out[0] if has_aux else out
+
+    sub = view.select(view.leaves)
+    grads = None if grad is None else view.select_tree(grad, "grad")
+    return AutodiffCurvature(objective, sub, grad=grads, value=value)
+
+
+#: Parameters above which per-variable CR on the ``jvp(grad)`` path warns of its cost.
+PER_VARIABLE_LIMIT = 10_000
+
+
+def _warn_per_variable(n: int) -> None:
+    """Per-variable CR by autodiff takes one Hessian-vector product per parameter."""
+    if n > PER_VARIABLE_LIMIT:
+        warnings.warn(
+            f"per-variable CR on the jvp(grad) path costs one Hessian-vector product per "
+            f"parameter: {n} products (each about a gradient) per step; a NetworkObjective "
+            "or numeric.adapters.objective takes the factored sweep instead",
+            stacklevel=3,
+        )
+
+
+#: The sign conventions of the updates :func:`scale_by_cr` reads (its ``updates=``).
+CONVENTIONS = ("gradient", "descent")
+
+
+class ConventionError(ValueError):
+    """The updates reaching :func:`scale_by_cr` are in the other sign convention."""
+
+
+def _convention_message(convention: str) -> str:
+    if convention == "gradient":
+        return (
+            "scale_by_cr got updates that point downhill (<updates, grad F> < 0): they are "
+            "already a descent step (optax.sgd, optax.adam, scale_by_learning_rate negate "
+            "the gradient), so d = -updates goes uphill and every step would be "
+            "non-descent. Put scale_by_cr right after a scale_by_* base, e.g. "
+            "optax.chain(optax.scale_by_adam(), scale_by_cr(sigma)), or say "
+            "scale_by_cr(sigma, updates='descent') after optax.sgd(lr)"
+        )
+    return (
+        "scale_by_cr(updates='descent') got updates that point uphill "
+        "(<updates, grad F> > 0): they are gradient-like (a scale_by_* base or the raw "
+        "gradient): use updates='gradient' (the default)"
+    )
+
+
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _check_first_step(count, dgrad, flag, convention: str):
+    """Whether this is the first step and it is flagged non-descent with
+    ``d^T grad F > 0`` (the updates are in the other convention): raises :class:`ConventionError` when the values are concrete,
+    else returns the flag (and prints a warning from the device when it is set)."""
+    uphill = (count == 0) & (dgrad > 0) & (flag == FLAGS.index("nondescent"))
+    if not (_is_traced(count) or _is_traced(dgrad)):
+        if bool(uphill):
+            raise ConventionError(_convention_message(convention))
+        return jnp.asarray(uphill)
+
+    def warn():
+        jax.debug.callback(lambda: warnings.warn(_convention_message(convention), stacklevel=1))
+
+    jax.lax.cond(uphill, warn, lambda: None)
+    return uphill
+
+
+def check_convention(opt_state) -> None:
+    """Raise :class:`ConventionError` when a :func:`scale_by_cr` inside ``opt_state`` (a
+    chain's nested state) recorded updates in the wrong sign convention under
+    ``jax.jit`` (its ``convention_error``); call it outside ``jit`` after a step.
+
+    Returns
+    -------
+    None
+        When no such error was recorded.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, optax
+    >>> loss = lambda p: jnp.sum((p - 1.0) ** 2)
+    >>> params = jnp.zeros(2)
+    >>> tx = optax.chain(optax.sgd(0.1), scale_by_cr(10.0))  # sgd negates: wrong here
+    >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p, value_fn=loss))
+    >>> _, state = step(params, tx.init(params))
+    >>> check_convention(state)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    numeric.optax.ConventionError: the first step's direction pointed uphill ...
+    """
+    for state in _find_cr_states(opt_state):
+        if state.convention_error is not None and bool(state.convention_error):
+            raise ConventionError(
+                "the first step's direction pointed uphill (d^T grad F > 0): the updates "
+                "reaching scale_by_cr are in the other sign convention than its updates= "
+                f"says. {_convention_message('gradient')}"
+            )
 
 
 def _conform(out: Outcome, like: Outcome) -> Outcome:
@@ -160,9 +411,11 @@ def scale_by_cr(
     averaging: str = "model",
     direction: str = "any",
     variant: str = "paper",
-    every: int = 1,
+    every: int | None = None,
     arc: ARC | None = None,
     metric: str = "rms",
+    updates: str = "gradient",
+    has_aux: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the base transformation's direction by the CR step length (Eq 37).
 
@@ -195,8 +448,10 @@ def scale_by_cr(
         a :class:`NetworkObjective` uses the factored sweep C42-C44).  ``"adaptive"``
         evaluates ``value_fn`` at the trial point (and at ``params`` unless ``value=``
         is passed).
-    every : int
-        Compute the step length every ``every`` steps and reuse it in between.
+    every : int, optional
+        Compute the step length every ``every`` steps and reuse it in between (``None``:
+        every step; it shapes the step, so name it in ``inject_hyperparams``'s
+        ``static_args``).
     arc : numeric.rules.ARC, optional
         Parameters of the adaptive rule.
     metric : {"rms", "identity"}
@@ -204,20 +459,78 @@ def scale_by_cr(
         keeps the gradient's running RMS (``beta2 = 0.999``, ``eps = 1e-8``): Adam's
         preconditioner metric, for Adam- and RMSProp-like bases; ``"identity"`` for
         SGD (the paper's CR).  :class:`numeric.cr.CR` reads its base optimizer's own.
+    updates : {"gradient", "descent"}
+        The sign convention of the incoming updates.  ``"gradient"`` (optax's
+        ``scale_by_*`` outputs, or the raw gradient): ``d = -updates``, so CR goes
+        right after the base and carries the learning rate itself::
+
+            optax.chain(optax.scale_by_adam(), scale_by_cr(sigma))   # right
+
+        ``"descent"`` (a step already negated and scaled by ``optax.sgd(lr)``,
+        ``optax.adam(lr)`` or ``scale_by_learning_rate``): ``d = updates``::
+
+            optax.chain(optax.sgd(lr), scale_by_cr(sigma, updates="descent"))  # right
+            optax.chain(optax.sgd(lr), scale_by_cr(sigma))  # wrong: raises, see below
+
+        The applied step ``alpha d`` does not depend on the length of ``d`` (Eq 37 is
+        invariant to ``d -> c d``, ``c > 0``: ``alpha`` becomes ``alpha / c``), so
+        ``sigma`` keeps its meaning, the weight of ``||step||^3`` in parameter units,
+        and ``lr`` only rescales the logged ``alpha``; ``fallback`` multiplies ``d``,
+        so with ``"descent"``, ``fallback=1.0`` takes the base's own step on flagged
+        steps.  A wrong convention shows on the first step as ``d^T grad F > 0``
+        (every step would be non-descent: no step, or uphill): with concrete values it
+        raises ``ValueError`` at once; under ``jax.jit`` the state's
+        ``convention_error`` is set and a warning is printed
+        (:func:`check_convention` raises on it).
+
+    has_aux : bool
+        ``value_fn`` returns ``(loss, aux)`` (as ``jax.value_and_grad(has_aux=True)``
+        takes it); ``aux`` is dropped.
+
+    ``sigma`` and ``fallback`` may be traced (``optax.inject_hyperparams(scale_by_cr)
+    (sigma=...)`` under ``jax.jit``): their checks then wait for concrete values (adaptive
+    CR: the injected ``sigma`` is the initial one, then the state's).  Only
+    the floating leaves of ``params`` move: int and bool leaves get a zero update and are
+    not part of ``d``.  Under ``optax.masked(scale_by_cr(...), mask)`` the masked-out
+    leaves are constants of ``F`` and keep their updates; pass ``full_params=params``
+    to ``update`` (``value_fn`` takes all parameters).  Other keyword arguments of
+    ``update`` go to ``value_fn`` when it takes them by name, as optax's line searches
+    do (``value_fn(params, x=..., y=...)``).
 
     Returns
     -------
     optax.GradientTransformationExtraArgs
-        ``update(updates, state, params, *, value_fn, grad=None, value=None)`` returns
-        ``alpha * d`` for ``d = -updates`` and a :class:`ScaleByCRState`.  The update is
+        ``update(updates, state, params, *, value_fn, grad=None, value=None,
+        full_params=None, **value_fn_args)`` returns
+        ``alpha * d`` (``d = -updates``, or ``updates`` with ``updates="descent"``) and
+        a :class:`ScaleByCRState`.  The update is
         always finite: a step whose direction is not finite is zero, a flagged step is
         ``fallback * d``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, optax
+    >>> loss = lambda p: jnp.sum((p["w"] - 1.0) ** 2)
+    >>> params = {"w": jnp.zeros(2)}
+    >>> tx = optax.chain(optax.sgd(0.1), scale_by_cr(1e-3, updates="descent"))
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update(jax.grad(loss)(params), state, params, value_fn=loss)
+    >>> params = optax.apply_updates(params, updates)
+    >>> [round(float(v), 3) for v in params["w"]], int(state[1].flag)  # ~ the Newton step
+    ([1.0, 1.0], 0)
+    >>> round(float(state[1].alpha), 3)  # the length along d = -0.1 grad F
+    4.998
     """
     if averaging != "model" and averaging in AVERAGING:
         raise ValueError(
             f"averaging={averaging!r} needs per-sample directions; an optax chain has one "
             "direction for the batch: use averaging='model'"
         )
+    if every is None:
+        every = 1
+    elif concrete(every) is None:
+        raise ValueError("every shapes the step and cannot be traced: name it in "
+                         "optax.inject_hyperparams(scale_by_cr, static_args=('every',))")  # fmt: skip
     rule = make_rule(sigma, variant=variant, every=every, averaging=averaging,
                      nondescent=nondescent, arc=arc, sgd=False)  # fmt: skip
     fallback = check_fallback(fallback)
@@ -225,38 +538,47 @@ def scale_by_cr(
         raise ValueError(f"direction must be 'any' or 'sgd', got {direction!r}")
     if metric not in ("rms", "identity"):
         raise ValueError(f"metric must be 'rms' or 'identity', got {metric!r}")
+    if updates not in CONVENTIONS:
+        raise ValueError(f"updates must be one of {CONVENTIONS}, got {updates!r}")
+    if direction == "sgd" and updates == "descent":
+        raise ValueError("direction='sgd' says the updates are the gradient itself: "
+                         "use updates='gradient'")  # fmt: skip
+    convention = updates
+    sign = -1.0 if convention == "gradient" else 1.0
     rms = rule.reads_metric and metric == "rms"
 
     def init_fn(params):
         ftype = jnp.result_type(float)
         zero = jnp.zeros((), dtype=ftype)
-        leaves = jax.tree_util.tree_leaves(params)
+        leaves = _trainable(jax.tree_util.tree_leaves(params))
         rule_state = jax.tree_util.tree_map(
             lambda a: jnp.asarray(a, ftype if isinstance(a, float) else None),
             rule.init(leaves),
         )
         extra = {}
         if rms:
-            extra["rms"] = jax.tree_util.tree_map(jnp.zeros_like, params)
+            extra["rms"] = [jnp.zeros_like(p) for p in leaves]
             extra["rms_count"] = jnp.zeros((), jnp.int32)
         return ScaleByCRState(jnp.zeros((), jnp.int32), zero, zero, zero, zero, zero,
-                              jnp.zeros((), jnp.int32), rule_state, **extra)  # fmt: skip
+                              jnp.zeros((), jnp.int32), rule_state,
+                              convention_error=jnp.zeros((), bool), **extra)  # fmt: skip
 
-    def update_fn(updates, state, params=None, *, value_fn=None, **extra):
+    def update_fn(updates, state, params=None, *, value_fn=None, grad=None, value=None,
+                  full_params=None, **extra):  # fmt: skip
         if params is None or value_fn is None:
             raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
-        grad, value = extra.get("grad"), extra.get("value")
-        d_tree = jax.tree_util.tree_map(lambda u: -u, updates)
-        d, tree = jax.tree_util.tree_flatten(d_tree)
+        view = _ParamView(params, full_params)
+        kwargs = _value_fn_kwargs(value_fn, extra)
+        u_leaves, tree = jax.tree_util.tree_flatten(updates)
+        d = [sign * u for u in view.select(u_leaves, "updates")]
         ftype = state.alpha.dtype
-        curv = _curvature(value_fn, params, direction, grad, value)
+        curv = _curvature(value_fn, view, direction, has_aux, kwargs, grad, value)
+        if rule.name == "per-variable" and isinstance(curv, AutodiffCurvature):
+            _warn_per_variable(sum(int(np.size(x)) for x in d))
         new = {}
         met = None
         if rms:
-            moments = rms_update(jax.tree_util.tree_leaves(state.rms), curv.grad())
-            new["rms"] = jax.tree_util.tree_unflatten(
-                jax.tree_util.tree_structure(state.rms), moments
-            )
+            new["rms"] = moments = rms_update(list(state.rms), curv.grad())
             new["rms_count"] = state.rms_count + 1
             met = rms_metric(moments, new["rms_count"])
         if isinstance(rule, Every):  # compute or reuse, decided on the device
@@ -276,6 +598,7 @@ def scale_by_cr(
             jnp.where(finite, u, 0.0).astype(x.dtype) for u, x in zip(out.update, d, strict=True)
         ]
         stats = out.stats
+        uphill = _check_first_step(state.count, stats.dgrad, stats.flag, convention)
         info = state._replace(
             count=state.count + 1,
             alpha=jnp.asarray(stats.alpha, ftype),
@@ -287,9 +610,10 @@ def scale_by_cr(
             rule=jax.tree_util.tree_map(
                 lambda a, b: jnp.asarray(a, jnp.asarray(b).dtype), out.state, state.rule
             ),
+            convention_error=state.convention_error | uphill,
             **new,
         )
-        return jax.tree_util.tree_unflatten(tree, step), info
+        return jax.tree_util.tree_unflatten(tree, view.insert(step, zeros=True)), info
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -328,7 +652,17 @@ BASELINES: dict[str, tuple[Callable[[float], Any], float, tuple[str, ...]]] = {
 
 def baseline(name: str, lr: float | None = None) -> OptaxMethod:
     """The optax method ``name`` of :data:`BASELINES` (its default learning rate if none),
-    ready for ``lowrank train``."""
+    ready for ``lowrank train``.
+
+    Returns
+    -------
+    OptaxMethod
+
+    Examples
+    --------
+    >>> baseline("prodigy")
+    OptaxMethod(prodigy)
+    """
     if name not in BASELINES:
         raise ValueError(f"unknown optax method {name!r}; choose one of {sorted(BASELINES)}")
     factory, default, extra = BASELINES[name]
@@ -441,6 +775,12 @@ def _find_schedule_free_state(state):
     return None
 
 
+def _find_cr_states(state) -> list[ScaleByCRState]:
+    """Every :class:`ScaleByCRState` inside an optax state (chains, wrappers)."""
+    found = jax.tree_util.tree_leaves(state, is_leaf=lambda s: isinstance(s, ScaleByCRState))
+    return [s for s in found if isinstance(s, ScaleByCRState)]
+
+
 def _find_cr_state(state) -> ScaleByCRState | None:
     if isinstance(state, ScaleByCRState):
         return state
@@ -455,7 +795,22 @@ def _find_cr_state(state) -> ScaleByCRState | None:
 def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[str, Callable]:
     """Jit-compiled steps ``params -> params`` for ``lowrank bench``: an optax SGD step and
     the CR step of :func:`scale_by_cr` on the SGD direction, with ``d^T H d`` from the
-    generated kernels (``optax-cr-fast``) or from ``jvp(grad)`` (``optax-cr-jvp``)."""
+    generated kernels (``optax-cr-fast``) or from ``jvp(grad)`` (``optax-cr-jvp``).
+
+    Returns
+    -------
+    dict
+        ``name -> (transformation, jitted step(params, state) -> (params, state))``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from numeric.model import Network
+    >>> net = Network.create(4, [3], 2, seed=0)
+    >>> objective = NetworkObjective(net.layers, jnp.ones((5, 4)), jnp.eye(2)[jnp.arange(5) % 2])
+    >>> sorted(bench_steps(objective, lr=0.1, sigma=10.0))
+    ['optax-cr-fast', 'optax-cr-jvp', 'optax-sgd']
+    """
 
     def plain(params):
         return objective(params)

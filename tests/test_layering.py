@@ -14,7 +14,13 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FORBIDDEN = {"sympy", "jax", "jaxlib", "optax", "derive", "verify"}
 #: the optional JAX modules of numeric: the only ones that may import JAX (and optax)
-JAX_MODULES = {"numeric/jax_backend.py", "numeric/optax.py", "numeric/autodiff.py"}
+JAX_MODULES = {
+    "numeric/jax_backend.py",
+    "numeric/optax.py",
+    "numeric/autodiff.py",
+    "numeric/adapters.py",
+    "numeric/optax_state.py",
+}
 #: ways to import a module by a name computed at run time
 DYNAMIC = ("import_module", "__import__", "importlib.util.spec_from", "exec(", "eval(")
 

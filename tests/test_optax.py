@@ -139,7 +139,8 @@ def test_flags_and_validation():
     tx = scale_by_cr(sigma=10.0, fallback=0.05)
     grads = jax.grad(loss)(params)
     ascent = jax.tree_util.tree_map(lambda g: -g, grads)  # d = -updates = +grad: ascent
-    updates, state = tx.update(ascent, tx.init(params), params, value_fn=loss)
+    _, later = tx.update(grads, tx.init(params), params, value_fn=loss)  # past the first step
+    updates, state = tx.update(ascent, later, params, value_fn=loss)
     assert int(state.flag) == 1  # nondescent: the fallback step along d
     np.testing.assert_allclose(float(state.alpha), 0.05)
     zero = jax.tree_util.tree_map(jnp.zeros_like, grads)

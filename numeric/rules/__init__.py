@@ -35,7 +35,7 @@ import math
 import sys
 
 from numeric.rules.adaptive import ARC, Adaptive, AdaptiveState, adaptive_outcome
-from numeric.rules.base import NoState, Outcome, Rule, StepStats
+from numeric.rules.base import NoState, Outcome, Rule, StepStats, concrete
 from numeric.rules.curvature import Curvature, KernelCurvature
 from numeric.rules.every import Every, EveryState
 from numeric.rules.metric import RMS_BETA2, RMS_EPS, metric_sq_norm, rms_metric, rms_update
@@ -78,6 +78,7 @@ __all__ = [
     "adaptive_outcome",
     "check_fallback",
     "combine_flags",
+    "concrete",
     "least_squares_scale",
     "make_rule",
     "metric_sq_norm",
@@ -116,15 +117,18 @@ def make_rule(
 
     ``sgd``: whether the base direction is ``-grad F`` of plain SGD (the per-sample
     averagings need it).  Raises ``ValueError`` with a one-line message for a setting
-    outside its range or a combination that is not defined.
+    outside its range or a combination that is not defined.  A traced ``sigma`` (under
+    ``jax.jit``) is checked when it is concrete, not here (:func:`concrete`).
     """
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
-    if sigma < sys.float_info.min:  # a denormal sigma ||d||^3 underflows: every step "zero"
-        raise ValueError(
-            f"sigma must be at least {sys.float_info.min:.4g} (a normal float), got {sigma!r}"
-        )
+    value = concrete(sigma)
+    if value is not None:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+        if value < sys.float_info.min:  # a denormal sigma ||d||^3 underflows: every step "zero"
+            raise ValueError(
+                f"sigma must be at least {sys.float_info.min:.4g} (a normal float), got {sigma!r}"
+            )
+        sigma = value
     if nondescent not in NONDESCENT:
         raise ValueError(f"nondescent must be one of {NONDESCENT}, got {nondescent!r}")
     if variant not in RULES:
@@ -154,8 +158,11 @@ def make_rule(
 
 
 def check_fallback(fallback: float) -> float:
-    """``fallback`` (the length of flagged steps) as a float, finite and ``>= 0``."""
-    value = float(fallback)
+    """``fallback`` (the length of flagged steps) as a float, finite and ``>= 0`` (a traced
+    one as it is, :func:`concrete`)."""
+    value = concrete(fallback)
+    if value is None:
+        return fallback
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"fallback must be finite and >= 0, got {fallback!r}")
     return value

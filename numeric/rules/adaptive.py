@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from numeric.kernels import cr_variants as kv
 from numeric.kernels._runtime import namespace
-from numeric.rules.base import Outcome, Rule, StepStats
+from numeric.rules.base import Outcome, Rule, StepStats, concrete
 from numeric.rules.settle import scale, step_lengths
 from numeric.stepping import FLAGS
 
@@ -47,8 +47,10 @@ class ARC:
             raise ValueError(f"need 0 < eta1 <= eta2 < 1, got {self.eta1}, {self.eta2}")
         if not self.gamma > 1.0:
             raise ValueError(f"gamma must be > 1, got {self.gamma}")
-        lo = 0.0 if self.sigma_min is None else self.sigma_min
-        hi = math.inf if self.sigma_max is None else self.sigma_max
+        lo = 0.0 if self.sigma_min is None else concrete(self.sigma_min)
+        hi = math.inf if self.sigma_max is None else concrete(self.sigma_max)
+        if lo is None or hi is None:  # traced (the initial sigma under jit): unchecked
+            return
         if not (lo >= 0.0 and lo < hi) or (self.sigma_min is not None and lo <= 0.0):
             raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, "
                              f"{self.sigma_max}")  # fmt: skip
@@ -57,7 +59,9 @@ class ARC:
         """The rule with its bounds resolved for the initial ``sigma0``."""
         lo = sigma0 / 100.0 if self.sigma_min is None else self.sigma_min
         hi = sigma0 * 1e6 if self.sigma_max is None else self.sigma_max
-        return replace(self, sigma_min=float(lo), sigma_max=float(hi))
+        lo = lo if concrete(lo) is None else float(lo)
+        hi = hi if concrete(hi) is None else float(hi)
+        return replace(self, sigma_min=lo, sigma_max=hi)
 
 
 def adaptive_outcome(alpha, flag, gtg, c, actual, sigma, arc: ARC):

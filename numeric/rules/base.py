@@ -13,7 +13,19 @@ from typing import Any, ClassVar, NamedTuple
 
 from numeric.rules.curvature import Curvature
 
-__all__ = ["NoState", "Outcome", "Rule", "StepStats"]
+__all__ = ["NoState", "Outcome", "Rule", "StepStats", "concrete"]
+
+
+def concrete(value) -> float | None:
+    """``float(value)``, or ``None`` for a 0-d array known only when the step runs (a
+    JAX tracer under ``jit``, as ``optax.inject_hyperparams`` passes hyperparameters):
+    settings are checked when concrete and used as they are otherwise."""
+    try:
+        return float(value)
+    except TypeError:
+        if getattr(value, "shape", None) == () and hasattr(value, "dtype"):
+            return None
+        raise
 
 
 class StepStats(NamedTuple):
@@ -77,7 +89,8 @@ class Rule:
     reads_metric: ClassVar[bool] = False
 
     def __init__(self, sigma: float, nondescent: str = "base") -> None:
-        self.sigma = float(sigma)
+        value = concrete(sigma)
+        self.sigma = sigma if value is None else value
         self.nondescent = nondescent
 
     def init(self, params: Sequence) -> Any:
