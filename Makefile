@@ -28,7 +28,7 @@ check-generated: install
 
 test: lint check-generated
 	$(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q --doctest-modules numeric/optax.py numeric/rules
+	$(BIN)/python -m pytest -q --doctest-modules numeric/optax.py numeric/optax_methods.py numeric/rules
 
 generate: install
 	$(BIN)/python -m derive generate

@@ -253,13 +253,14 @@ def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
 def _optax_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
     from numeric import jax_backend as jb
     from numeric import optax as nopt
+    from numeric import optax_methods
 
     jnet = jb.to_jax(net)
     xj, yj = jb.device_array(x), jb.device_array(y)
     objective = nopt.NetworkObjective(net.layers, xj, yj)
     return {
         name: jb.timed_step(fn, list(jnet.params))
-        for name, fn in nopt.bench_steps(objective, LR, SIGMA).items()
+        for name, fn in optax_methods.bench_steps(objective, LR, SIGMA).items()
     }
 
 

@@ -12,7 +12,7 @@ Every method trains the same network from the same initial weights on the same b
   - the paper's CR (Eq 37) over SGD, Adagrad, Adadelta and Adam, with the paper's sigma;
   - the CR variants of :mod:`numeric.rules` (adaptive, scale-invariant, per-layer,
     per-variable) and step-length reuse every K steps;
-  - optax's learning-rate-free methods (:data:`numeric.optax.BASELINES`: Prodigy,
+  - optax's learning-rate-free methods (:data:`numeric.optax_methods.BASELINES`: Prodigy,
     D-Adaptation, DoG, Schedule-Free, Momo, backtracking line search, Sophia) on the
     JAX backend;
   - kfac-jax's optimizer with adaptive learning rate and momentum (the second-order
@@ -71,7 +71,7 @@ class Method:
     kind : {"numpy", "optax", "peer"}
     spec : dict
         ``numpy``: ``base``, ``lr`` and (for CR) ``sigma``, ``variant``, ``every``;
-        ``optax``: ``name`` of :data:`numeric.optax.BASELINES`; ``peer``: its name.
+        ``optax``: ``name`` of :data:`numeric.optax_methods.BASELINES`; ``peer``: its name.
     group : str
         ``"sgd"`` / ``"adam"`` (tuned, best of the group reported), ``"cr"`` (the paper's
         CR), ``"variant"`` (no learning rate to tune), ``"every"``, ``"optax"``, ``"peer"``.
@@ -283,7 +283,7 @@ def _build(method: Method, net, seed: int):
                   every=spec["every"]), net  # fmt: skip
     if method.kind == "optax":
         from numeric import jax_backend as jb
-        from numeric.optax import baseline
+        from numeric.optax_methods import baseline
 
         return baseline(method.spec["name"]), jb.to_jax(net)
     factory, why = _peer(method.spec["name"])

@@ -551,7 +551,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adagrad
 """Registry name -> optimizer class."""
 
 #: optax's methods that ``lowrank train --backend jax`` also accepts (run through
-#: :class:`numeric.optax.OptaxMethod`; the list is here so that NumPy-only code can
+#: :class:`numeric.optax_methods.OptaxMethod`; the list is here so that NumPy-only code can
 #: name them without importing JAX)
 OPTAX_OPTIMIZERS = (
     "prodigy",

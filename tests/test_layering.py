@@ -17,6 +17,7 @@ FORBIDDEN = {"sympy", "jax", "jaxlib", "optax", "derive", "verify"}
 JAX_MODULES = {
     "numeric/jax_backend.py",
     "numeric/optax.py",
+    "numeric/optax_methods.py",
     "numeric/autodiff.py",
     "numeric/adapters.py",
     "numeric/optax_state.py",

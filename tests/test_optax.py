@@ -14,13 +14,8 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 from numeric import jax_backend as jb  # noqa: E402
 from numeric.cr import FLAGS, step_length  # noqa: E402
 from numeric.network import Network  # noqa: E402
-from numeric.optax import (  # noqa: E402
-    BASELINES,
-    NetworkObjective,
-    OptaxMethod,
-    baseline,
-    scale_by_cr,
-)
+from numeric.optax import NetworkObjective, scale_by_cr  # noqa: E402
+from numeric.optax_methods import BASELINES, OptaxMethod, baseline  # noqa: E402
 
 jb.enable_x64()
 

@@ -75,7 +75,7 @@ def test_the_table_names_every_method():
             for backend in ("numpy", "jax"):
                 assert (name, cr, backend) in trained
     pytest.importorskip("optax")
-    from numeric.optax import BASELINES
+    from numeric.optax_methods import BASELINES
 
     assert set(BASELINES) <= {c["optimizer"] for c in METHODS.values()}
     variants = {c.get("cr_variant", "paper") for c in METHODS.values() if c.get("cr")}

@@ -103,13 +103,13 @@ def test_schedule_free_is_evaluated_at_its_averaged_weights(tmp_path, monkeypatc
     import optax
 
     from numeric import jax_backend as jb
-    from numeric import optax as nopt
+    from numeric import optax_methods as nmeth
     from numeric.data import load_dataset
     from numeric.network import Network
     from numeric.stepping import eval_network
     from numeric.training.evaluation import evaluate
 
-    method = nopt.baseline(name)
+    method = nmeth.baseline(name)
     net = jb.to_jax(Network.create(20, [8, 8], 3, seed=0, init=0.5, dtype=np.float32))
     state = method.init(net)
     rng = np.random.default_rng(0)
@@ -117,12 +117,12 @@ def test_schedule_free_is_evaluated_at_its_averaged_weights(tmp_path, monkeypatc
     for _ in range(5):
         net, state, _ = method.step(net, state, x[:16], labels[:16])
     evaluated = eval_network(method, net, state)
-    sf = nopt._find_schedule_free_state(state.opt)
+    sf = nmeth._find_schedule_free_state(state.opt)
     want = optax.contrib.schedule_free_eval_params(sf, list(net.params))
     for got, w, y in zip(evaluated.params, want, net.params, strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(w))
         assert not np.array_equal(np.asarray(got), np.asarray(y))  # x is not the iterate
-    other = nopt.baseline("prodigy")
+    other = nmeth.baseline("prodigy")
     assert eval_network(other, net, other.init(net)) is net
 
     import numeric.training.loop as training

@@ -14,17 +14,17 @@ __all__ = ["build_method"]
 
 def build_method(config: TrainConfig) -> Method:
     """The :class:`~numeric.cr.Baseline` or :class:`~numeric.cr.CR` method of a config
-    (or an optax method, :class:`numeric.optax.OptaxMethod`, on the JAX backend)."""
+    (or an optax method, :class:`numeric.optax_methods.OptaxMethod`, on the JAX backend)."""
     cfg = config.resolved()
     if cfg.optimizer in OPTAX_OPTIMIZERS:
         from numeric import jax_backend as jb
-        from numeric import optax as nopt
+        from numeric import optax_methods
 
         if cfg.dtype == "float64":  # before any state is made: optax makes it in JAX's dtype
             jb.enable_x64()
 
         # duck-typed: an OptaxMethod has Method's init, step and eval interface
-        return cast(Method, nopt.baseline(cfg.optimizer, cfg.lr))
+        return cast(Method, optax_methods.baseline(cfg.optimizer, cfg.lr))
     lr = cfg.lr
     assert lr is not None, "resolved() fills in the learning rate"
     opt = get_optimizer(cfg.optimizer)
