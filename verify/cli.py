@@ -79,8 +79,15 @@ def _nonnegative(text: str) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from numeric.outputs import OutputPathError, check_output_dir
-    from verify.backend import BackendError, JaxMissingError, require_jax, select_backend
+    from verify.backend import (
+        BackendError,
+        JaxMissingError,
+        quick_compile,
+        require_jax,
+        select_backend,
+    )
 
+    quick_compile()  # before JAX starts its backend
     try:  # before the verification runs: its result must have somewhere to go
         check_output_dir(args.out, "reports")
     except OutputPathError as exc:
