@@ -26,8 +26,11 @@ lint: install
 check-generated: install
 	$(BIN)/python -m derive generate --check
 
+# two pytest-xdist workers (JOBS=auto: one per core); files are kept whole on a worker
+# (--dist loadfile) so module-level compiled functions and trained runs are made once
+JOBS ?= 2
 test: lint check-generated
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 	$(BIN)/python -m pytest -q --doctest-modules numeric/optax.py numeric/optax_methods.py numeric/rules
 
 generate: install

@@ -208,7 +208,18 @@ def test_usage_errors():
 
     assert main([]) == 2
     assert main(["report", "--backend", "tpu"]) == 2
+    assert main(["report", "--jobs", "0"]) == 2
     assert main(["--help"]) == 0
+
+
+def test_mutated_kernels_stay_in_this_process():
+    """Layer-group workers import the real modules: a modified set runs serially."""
+    from verify.kernelset import default_kernels
+    from verify.mutation import mutate
+    from verify.runner import _is_default
+
+    assert _is_default(default_kernels())
+    assert not _is_default(mutate("eq28_grad_w", '"Bl,Bj,Bmi,lm->ij"', '"Bl,Bj,Bmi,lm->ji"'))
 
 
 # ------------------------------------------------------------------ random architectures

@@ -7,6 +7,7 @@ Nothing here imports JAX at module import time, so ``import verify`` works witho
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import sys
 from collections.abc import Iterator
@@ -25,9 +26,32 @@ __all__ = [
     "run_settings",
     "versions",
     "jax_activation",
+    "COMPILE_FLAGS",
+    "quick_compile",
 ]
 
 INSTALL_HINT = "JAX is needed for the verification: pip install '.[verify]'"
+
+
+#: XLA options for the verification's graphs: each is small and runs a few times, so
+#: compiling it costs more than running it (LLVM's optimisation passes, about half of
+#: each compilation).  They change speed only: XLA keeps IEEE arithmetic (no fast-math)
+#: at every optimisation level.
+COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+
+
+def quick_compile(environ: dict[str, str] | None = None) -> list[str]:
+    """Add :data:`COMPILE_FLAGS` to ``XLA_FLAGS`` (``os.environ`` by default), leaving an
+    option the user set there alone.  XLA reads the variable when JAX starts its first
+    backend, so this is called before that (``verify report``, the test suite).
+    Returns the flags added."""
+    env = os.environ if environ is None else environ
+    have = env.get("XLA_FLAGS", "").split()
+    names = {f.split("=", 1)[0] for f in have}
+    added = [f for f in COMPILE_FLAGS if f.split("=", 1)[0] not in names]
+    if added:
+        env["XLA_FLAGS"] = " ".join([*have, *added])
+    return added
 
 
 class BackendError(RuntimeError):

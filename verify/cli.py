@@ -9,6 +9,7 @@ before the verification runs) and a missing JAX or JAX backend.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main", "build_parser", "register"]
@@ -57,6 +58,13 @@ def build_parser(prog: str = "python -m verify") -> argparse.ArgumentParser:
         help="float64 references for all cases, or float32 ones for float32 cases "
         "(default: float64)",
     )
+    rep.add_argument(
+        "--jobs",
+        type=_positive,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes for the layer groups, which run beside the sweep's cases "
+        "(default: 2, or 1 on one core)",
+    )
     rep.add_argument("--quiet", action="store_true", help="no progress bar (default: show one)")
     rep.add_argument(
         "--no-layers",
@@ -77,10 +85,24 @@ def _nonnegative(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _nonnegative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _report(args: argparse.Namespace) -> int:
     from numeric.outputs import OutputPathError, check_output_dir
-    from verify.backend import BackendError, JaxMissingError, require_jax, select_backend
+    from verify.backend import (
+        BackendError,
+        JaxMissingError,
+        quick_compile,
+        require_jax,
+        select_backend,
+    )
 
+    quick_compile()  # before JAX starts its backend
     try:  # before the verification runs: its result must have somewhere to go
         check_output_dir(args.out, "reports")
     except OutputPathError as exc:
@@ -113,6 +135,7 @@ def _report(args: argparse.Namespace) -> int:
         sweep=sweep,
         layers=not args.no_layers,
         kernels_backend=args.kernels_backend,
+        jobs=args.jobs,
     )
     report.write(outcome, args.out)
     failing = outcome.failed()

@@ -3,7 +3,9 @@
 Each property calls the kernels and drivers under test through a
 :class:`~verify.kernelset.KernelSet` (by default the generated modules; the mutation
 tests pass a set with a modified copy).  A kernel that raises makes only the checks that
-use it fail.
+use it fail.  Results are kept per case (a property's, or a method's per argument set):
+every block of a Hessian is checked on its own, from one evaluation of the drivers; a
+call that raises keeps nothing, so each check that uses it fails with the same error.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ class KernelRun:
         self.K = kernels
         self.case = case
         self.inp = inputs
+        self._kept: dict[tuple, Any] = {}
+
+    def _once(self, key: tuple, compute) -> Any:
+        """``compute()``, kept under ``key`` once it has returned."""
+        if key not in self._kept:
+            self._kept[key] = compute()
+        return self._kept[key]
 
     @property
     def n(self) -> int:
@@ -114,16 +123,19 @@ class KernelRun:
 
     def hessian_blocks(self, reduce: str, factored: bool = True) -> dict:
         """Eqs 34-36; Gauss-Newton parts factored (C16, C18-C20) or with ``d2f/dp2``."""
-        return self.K.hessian_blocks(
-            self.fwd,
-            self.etas,
-            self.inp.ws,
-            self.inp.u,
-            self.dfdp,
-            self.d2fdp2,
-            reduce=reduce,
-            factored=factored,
-            rfac=self.rfac if factored else None,
+        return self._once(
+            ("hessian_blocks", reduce, factored),
+            lambda: self.K.hessian_blocks(
+                self.fwd,
+                self.etas,
+                self.inp.ws,
+                self.inp.u,
+                self.dfdp,
+                self.d2fdp2,
+                reduce=reduce,
+                factored=factored,
+                rfac=self.rfac if factored else None,
+            ),
         )
 
     def directional(self, omega, phis, reduce: str = "mean", factored: bool = True) -> tuple:
@@ -172,13 +184,16 @@ class KernelRun:
 
     def hessian_diagonal(self, reduce: str, factored: bool = True) -> tuple:
         """Table 2; factored (C16, C21-C22) or with ``d2f/dp2``."""
-        return self.K.hessian_diagonal(
-            self.fwd,
-            self.etas,
-            self.inp.ws,
-            self.inp.u,
-            self.d2fdp2,
-            reduce=reduce,
-            factored=factored,
-            rfac=self.rfac if factored else None,
+        return self._once(
+            ("hessian_diagonal", reduce, factored),
+            lambda: self.K.hessian_diagonal(
+                self.fwd,
+                self.etas,
+                self.inp.ws,
+                self.inp.u,
+                self.d2fdp2,
+                reduce=reduce,
+                factored=factored,
+                rfac=self.rfac if factored else None,
+            ),
         )

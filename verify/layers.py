@@ -33,6 +33,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -140,20 +141,19 @@ def _flat(ws, u) -> np.ndarray:
     return np.concatenate([w.ravel() for w in ws] + [u.ravel()])
 
 
-def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement]]:
-    """General-activation kernels on one case."""
-    jax, jnp = _jax()
-    from numeric import curvature as C
-    from numeric import weight_lists as G
-    from numeric.layers import get_activation
-    from numeric.literal import feedforward as L
-    from numeric.losses import softmax_cross_entropy
+@cache
+def _mlp_references(shapes: tuple[tuple[int, int], ...]) -> Callable:
+    """The compiled references of :func:`check_mlp` for weights of ``shapes`` (``w^(1..n)``
+    then ``u``), shared by the activations: ``A = sum_i mix[i] A_i`` over
+    :data:`ACTIVATIONS` with ``mix`` one-hot (an argument, so one compilation serves all
+    four; the other terms and their derivatives are exact zeros).
 
-    M = _Meter(case.name)
-    ws, u, x, y, omega, phis = _mlp_inputs(case)
-    A = _act(case.activation)
-    n = len(ws)
-    shapes = [w.shape for w in ws] + [u.shape]
+    Returns ``references(t, W, xs, ys, mix, zs)``: ``t`` the flat weights, ``W`` the list
+    of ``w^(k)``, ``xs`` (batch, d), ``ys`` (batch, classes) one-hot, ``zs`` (m,) points
+    for ``A, A', A''``."""
+    jax, jnp = _jax()
+    n = len(shapes) - 1
+    acts = [_act(a) for a in ACTIVATIONS]
 
     def unflat(t):
         out, o = [], 0
@@ -163,33 +163,37 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
             o += size
         return out[:-1], out[-1]
 
-    def loss_xy(t, xs, ys):
-        W, U = unflat(t)
-        v = xs
-        for w in W:
-            v = A(v @ w.T)
-        return jnp.mean(-jnp.sum(ys * jax.nn.log_softmax(v @ U.T), axis=-1))
-
-    def top(z, W, k):
-        v = A(z)
-        for w in W[k:]:
-            v = A(w @ v)
-        return v
-
-    def eta_of(W, xb, k):
-        v = xb
-        for w in W[: k - 1]:
-            v = A(w @ v)
-        return jax.jacfwd(top)(W[k - 1] @ v, W, k)
-
-    def vn_of(W, xb):
-        v = xb
-        for w in W:
-            v = A(w @ v)
-        return v
-
-    def references(t, W, xs, ys):
+    def references(t, W, xs, ys, mix, zs):
         """Everything the checks compare with, in one compiled function."""
+
+        def A(z):
+            return sum(mix[i] * a(z) for i, a in enumerate(acts))
+
+        def loss_xy(t, xs, ys):
+            W, U = unflat(t)
+            v = xs
+            for w in W:
+                v = A(v @ w.T)
+            return jnp.mean(-jnp.sum(ys * jax.nn.log_softmax(v @ U.T), axis=-1))
+
+        def top(z, W, k):
+            v = A(z)
+            for w in W[k:]:
+                v = A(w @ v)
+            return v
+
+        def eta_of(W, xb, k):
+            v = xb
+            for w in W[: k - 1]:
+                v = A(w @ v)
+            return jax.jacfwd(top)(W[k - 1] @ v, W, k)
+
+        def vn_of(W, xb):
+            v = xb
+            for w in W:
+                v = A(w @ v)
+            return v
+
         per_sample = jax.vmap(
             lambda xb, yb: (jax.grad(loss_xy)(t, xb[None], yb[None]),
                             jax.hessian(loss_xy)(t, xb[None], yb[None]))
@@ -204,11 +208,30 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
             "d2v": jax.vmap(jax.hessian(vn_of), in_axes=(None, 0))(W, xs),
             "grad_b": per_sample[0],
             "hess_b": per_sample[1],
+            "act": (A(zs), jax.vmap(jax.grad(A))(zs), jax.vmap(jax.grad(jax.grad(A)))(zs)),
         }
 
-    t0 = jnp.asarray(_flat(ws, u))
-    Wj = [jnp.asarray(w) for w in ws]
-    REF = jax.jit(references)(t0, Wj, jnp.asarray(x), jnp.asarray(y))
+    return jax.jit(references)
+
+
+def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement]]:
+    """General-activation kernels on one case."""
+    jax, jnp = _jax()
+    from numeric import curvature as C
+    from numeric import weight_lists as G
+    from numeric.layers import get_activation
+    from numeric.literal import feedforward as L
+    from numeric.losses import softmax_cross_entropy
+
+    M = _Meter(case.name)
+    ws, u, x, y, omega, phis = _mlp_inputs(case)
+    n = len(ws)
+    shapes = tuple(w.shape for w in ws) + (u.shape,)
+    mix = np.array([float(a == case.activation) for a in ACTIVATIONS])
+    zs = np.linspace(-3.0, 3.0, 61) + 1e-3
+    REF = _mlp_references(shapes)(jnp.asarray(_flat(ws, u)), [jnp.asarray(w) for w in ws],
+                                  jnp.asarray(x), jnp.asarray(y), jnp.asarray(mix),
+                                  jnp.asarray(zs))  # fmt: skip
     grad, hess = _np(REF["grad"]), _np(REF["hess"])
     deta_ref = {
         (k, q): _np(REF["deta"][k - 1][q - 1]) for k in range(1, n + 1) for q in range(1, n + 1)
@@ -218,13 +241,9 @@ def check_mlp(case: MLPCase) -> tuple[list[Measurement], list[ErratumMeasurement
         return _np(REF["d2v"][k - 1][q - 1])
 
     # the activation functions themselves
-    zs = np.linspace(-3.0, 3.0, 61) + 1e-3
-    dA = jax.vmap(jax.grad(A))
-    d2A = jax.vmap(jax.grad(jax.grad(A)))
     got = get_activation(case.activation)(zs)
     M.m("67", f"A, A', A'' of {case.activation} (numeric.kernels.activations)", "activations",
-        lambda: np.stack(got), np.stack([_np(A(jnp.asarray(zs))), _np(dA(jnp.asarray(zs))),
-                                         _np(d2A(jnp.asarray(zs)))]))  # fmt: skip
+        lambda: np.stack(got), np.stack([_np(a) for a in REF["act"]]))  # fmt: skip
 
     act = case.activation
     fwd = G.forward(ws, u, x, activation=act)
@@ -612,9 +631,12 @@ def check_stack(case: StackCase) -> tuple[list[Measurement], list[ErratumMeasure
 
     params = (jnp.asarray(cw), *[jnp.asarray(w) for w in ws], jnp.asarray(u))
     argnums = tuple(range(len(params)))
-    grads = jax.grad(loss, argnums)(*params)
-    hvp = jax.jvp(lambda *p: jax.grad(loss, argnums)(*p), params,
-                  tuple(jnp.asarray(d) for d in dirs))[1]  # fmt: skip
+
+    def autodiff(ps, ds):  # compiled once (eager, each operation compiles on its own)
+        return (jax.grad(loss, argnums)(*ps),
+                jax.jvp(lambda *p: jax.grad(loss, argnums)(*p), ps, ds)[1])  # fmt: skip
+
+    grads, hvp = jax.jit(autodiff)(params, tuple(jnp.asarray(d) for d in dirs))
     gtg_ref = sum(float(jnp.sum(a * b)) for a, b in zip(grads, dirs, strict=True))
     ghg_ref = sum(float(jnp.sum(a * b)) for a, b in zip(hvp, dirs, strict=True))
     conv = Conv2D((case.C, case.H, case.W), case.O, (case.kh, case.kw), (case.sigma, case.tau),

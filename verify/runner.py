@@ -4,12 +4,19 @@
 kernels are a parameter: by default the generated modules and the drivers that call
 them (:func:`verify.kernelset.default_kernels`); the mutation tests pass a set holding a
 modified copy of one module.
+
+With ``jobs > 1`` the groups of :mod:`verify.layers` run in that many worker processes
+(``spawn``) while this process runs the sweep's cases; each worker reports its
+measurements and the generated functions it called, merged here in the groups' order,
+so the outcome is the same as a serial run's.  A set with a modified module (the
+mutation tests) runs serially: the workers import the real modules.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +30,7 @@ from verify.cases import ABS_MARGIN, REL_MARGIN, TOLERANCES, Case, make_inputs
 from verify.kernelset import KernelSet, default_kernels
 from verify.measure import Measurement, Result, aggregate
 
-__all__ = ["Outcome", "run_verification", "kernel_inventory"]
+__all__ = ["Outcome", "run_verification", "kernel_inventory", "layer_group_job"]
 
 
 @dataclass
@@ -88,6 +95,44 @@ class _CallTracker:
             sys.setprofile(None)
 
 
+def layer_group_job(
+    group: str, seed: int, quick: bool, backend: str
+) -> tuple[list, list, set[str], bool]:
+    """One group of :data:`verify.layers.GROUPS` with the default kernels (a worker's
+    task): ``(measurements, errata, functions called, whether calls were tracked)``."""
+    from verify.layers import layer_measurements
+
+    kernels = default_kernels()
+    tracker = _CallTracker(kernels)
+    with kernels.installed(), np.errstate(all="ignore"), tracker:
+        ms, ems = layer_measurements(seed, quick=quick, backend=backend, only=(group,))
+    return ms, ems, tracker.called, not tracker.disabled
+
+
+def _is_default(kernels: KernelSet) -> bool:
+    """Whether ``kernels`` holds the real generated modules (what a worker imports)."""
+    return all(mod is importlib.import_module(name) for name, mod in kernels.generated.items())
+
+
+def _start_layer_groups(jobs: int, seed: int, quick: bool, backend: str):
+    """``(pool, {group: future})``: the layer groups submitted to ``jobs`` workers."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from verify.layers import GROUPS
+
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    # the longest groups first, so that the workers finish together
+    order = sorted(GROUPS, key=lambda g: -_GROUP_COST.get(g, 0))
+    futures = {g: pool.submit(layer_group_job, g, seed, quick, backend) for g in order}
+    return pool, futures
+
+
+#: rough relative cost of each layer group (quick sweep), to start the longest first
+_GROUP_COST = {"mlp": 17, "steps": 11, "rec": 10, "rnn": 9, "variants": 8, "cnn": 7,
+               "conv": 6, "stack": 2, "bias": 2}  # fmt: skip
+
+
 def _source_digest(kernels: KernelSet) -> str:
     return hashlib.sha256(kernels.source_text().encode()).hexdigest()
 
@@ -148,6 +193,7 @@ def run_verification(
     sweep: str = "custom",
     layers: bool = False,
     kernels_backend: str = "numpy",
+    jobs: int = 1,
 ) -> Outcome:
     """Verify ``kernels`` on ``cases``.
 
@@ -172,6 +218,10 @@ def run_verification(
         Run the kernels and drivers on NumPy arrays or on JAX arrays placed on the
         backend's device (the same generated code either way); the B.2/B.3 layer checks
         stay on NumPy.
+    jobs : int
+        Worker processes for the layer groups (with ``layers``, default kernels and
+        ``jobs > 1``; they run while this process runs ``cases``).  The outcome does not
+        depend on it.
 
     Raises
     ------
@@ -197,6 +247,10 @@ def run_verification(
     errata_ms: list = []
     case_info: list[dict] = []
     tracker = _CallTracker(kernels)
+    quick = sweep != "full"
+    pool = futures = None
+    if layers and jobs > 1 and _is_default(kernels):
+        pool, futures = _start_layer_groups(jobs, seed or 0, quick, backend)
     with _backend.run_settings(be) as settings, kernels.installed():
         for case in tqdm(cases, desc="verify", unit="case", disable=not progress):
             t0 = time.perf_counter()
@@ -226,12 +280,27 @@ def run_verification(
                     "seconds": round(time.perf_counter() - t0, 4),
                 }
             )
-    if layers:
+    if futures is not None:
+        from verify.layers import GROUPS
+
+        with pool:
+            done = tqdm(total=len(futures), desc="verify layers", unit="group",
+                        disable=not progress)  # fmt: skip
+            for f in futures.values():
+                f.add_done_callback(lambda _: done.update())
+            for group in GROUPS:  # the serial run's order
+                layer_ms, layer_errata, called, tracked = futures[group].result()
+                measurements.extend(layer_ms)
+                errata_ms.extend(layer_errata)
+                tracker.called |= called
+                tracker.disabled |= not tracked
+            done.close()
+    elif layers:
         from verify.layers import layer_measurements
 
         with kernels.installed(), np.errstate(all="ignore"), tracker:
             layer_ms, layer_errata = layer_measurements(
-                seed or 0, quick=sweep != "full", backend=backend, progress=progress
+                seed or 0, quick=quick, backend=backend, progress=progress
             )
         measurements.extend(layer_ms)
         errata_ms.extend(layer_errata)
@@ -265,6 +334,7 @@ def run_verification(
         },
         "kernels_modules": sorted(kernels.generated),
         "kernels_backend": kernels_backend,
+        "jobs": jobs if futures is not None else 1,
         "kernels_sha256": _source_digest(kernels),
     }
     return Outcome(

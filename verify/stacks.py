@@ -447,13 +447,18 @@ def check_bias_spec(spec: StackSpec):
             o += size
         return out
 
-    hess = np.asarray(jax.hessian(lambda t: loss(unflat(t)))(flat))
-    grad = np.asarray(jax.grad(lambda t: loss(unflat(t)))(flat))
-    per_sample = np.stack([
-        np.asarray(jax.hessian(lambda t, b=b: jax_loss(layers, x[b : b + 1], y[b : b + 1])(
-            unflat(t)))(flat))
-        for b in range(spec.batch)
-    ])  # fmt: skip
+    def references(t, xs, ys):
+        """The batch's Hessian and gradient, and each sample's Hessian (``xs[b:b+1]``)."""
+
+        def sample_hessian(xb, yb):
+            return jax.hessian(lambda t_: jax_loss(layers, xb, yb)(unflat(t_)))(t)
+
+        return (jax.hessian(lambda t_: loss(unflat(t_)))(t),
+                jax.grad(lambda t_: loss(unflat(t_)))(t),
+                jax.vmap(sample_hessian)(xs[:, None], ys[:, None]))  # fmt: skip
+
+    # one compiled function (an eager jax.hessian compiles each of its operations)
+    hess, grad, per_sample = (np.asarray(a) for a in jax.jit(references)(flat, x, y))
     tape = forward(layers, params, x)
     _, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, y)
     g = gradient_bias(tape, ws, u, dfdp)

@@ -113,50 +113,70 @@ def check_variants(case: VariantCase) -> tuple[list[Measurement], list[ErratumMe
 
     jparams = [jnp.asarray(p) for p in params]
     ev = evaluate(net.layers, net.params, x, y, True)
-
-    # C42-C44: the Hessian diagonal (A'' = 0 only)
-    if case.activation == "relu":
-        flat, unravel = ravel_pytree(jparams)
-        ref = unravel(jnp.diag(jax.hessian(lambda t: loss(unravel(t)))(flat)))
+    owner = cv.blocks(net.layers)
+    relu = case.activation == "relu"
+    d_random = [rng.normal(size=p.shape) for p in params]
+    # the code under test: the Hessian diagonal (A'' = 0 only), the per-layer blocks
+    if relu:
         diag = cv.hessian_diagonal(net.layers, net.params, ev.tape,
                                    hessian_factor(ev.tape.p, ev.d2fdp2))  # fmt: skip
+    ghgs = {
+        kind: cv.block_curvature(net.layers, net.params, ev.tape, ev.adj, ev.dfdp, ev.d2fdp2,
+                                 d_random if kind == "random" else None)[1]
+        for kind in ("random", "sgd")
+    }  # fmt: skip
+    n_blocks = len(ghgs["random"])
+
+    def references(ps, d_rand):
+        """JAX's gradient, Hessian diagonal (ReLU) and block products ``d_k^T H_kk d_k``
+        along the random direction and along ``-grad F``, in one compiled function."""
+        g = jax.grad(loss)(ps)
+        out = {"grad": g}
+        if relu:
+            flat, unravel = ravel_pytree(ps)
+            out["hdiag"] = unravel(jnp.diag(jax.hessian(lambda t: loss(unravel(t)))(flat)))
+        for kind, d in (("random", d_rand), ("sgd", [-gi for gi in g])):
+            blocks = []
+            for k in range(n_blocks):
+                dk = [di if b == k else jnp.zeros_like(p)
+                      for di, p, b in zip(d, ps, owner, strict=True)]  # fmt: skip
+                _, hd = jax.jvp(jax.grad(loss), (ps,), (dk,))
+                blocks.append(sum(jnp.vdot(a, b) for a, b in zip(dk, hd, strict=True)))
+            out[kind] = blocks
+        return out
+
+    REF = jax.jit(references)(jparams, [jnp.asarray(d) for d in d_random])
+
+    # C42-C44: the Hessian diagonal (A'' = 0 only)
+    if relu:
+        ref = REF["hdiag"]
         cat = lambda arrays: np.concatenate([np.ravel(np.asarray(a)) for a in arrays])  # noqa: E731
         M.m("C44", "Hessian diagonal, every parameter (C42-C44 sweep; C21 for u)",
             "hessian_diagonal, c42_factored_adjoint_v_*, c43_factored_adjoint_z, "
             "c44_hessian_diag_w, c21_hessian_diag_u", lambda: cat(diag), cat(ref))  # fmt: skip
-        g = [np.asarray(gi) for gi in jax.grad(loss)(jparams)]
+        g = [np.asarray(gi) for gi in REF["grad"]]
         d = [-gi for gi in g]
         sigma = 10.0
         alphas, _, _ = vr.per_variable_lengths(d, g, diag, sigma, 0.0)
         want = []
         for gi, hi in zip(g, ref, strict=True):
-            gabs, hi = jnp.abs(gi), jnp.asarray(hi)
-            root = jnp.sqrt(hi**2 + 2 * sigma * gabs)
-            unit = jnp.where(hi >= 0, 2 * gabs / jnp.where(gabs > 0, hi + root, 1.0),
-                             (root - hi) / sigma)  # fmt: skip
-            want.append(jnp.where(gabs > 0, -jnp.sign(gi) * unit, 0.0))
+            gabs, hi = np.abs(gi), np.asarray(hi)
+            root = np.sqrt(hi**2 + 2 * sigma * gabs)
+            unit = np.where(hi >= 0, 2 * gabs / np.where(gabs > 0, hi + root, 1.0),
+                            (root - hi) / sigma)  # fmt: skip
+            want.append(np.where(gabs > 0, -np.sign(gi) * unit, 0.0))
         M.m("V6", "per-variable steps alpha_i d_i along -grad F (Table 2's unit steps)",
             "per_variable_lengths, cr_step_length",
             lambda: cat([a * di for a, di in zip(alphas, d, strict=True)]), cat(want))  # fmt: skip
 
     # C45-C46: per-layer blocks
-    owner = cv.blocks(net.layers)
     for kind in ("random", "sgd"):
-        if kind == "random":
-            d = [rng.normal(size=p.shape) for p in params]
-        else:
-            d = [-np.asarray(gi) for gi in jax.grad(loss)(jparams)]
-        gtg, ghg, _ = cv.block_curvature(net.layers, net.params, ev.tape, ev.adj, ev.dfdp,
-                                         ev.d2fdp2, d if kind == "random" else None)  # fmt: skip
+        ghg = ghgs[kind]
         for k in range(len(ghg)):
-            dk = [jnp.asarray(di) if b == k else jnp.zeros_like(p)
-                  for di, p, b in zip(d, jparams, owner, strict=True)]  # fmt: skip
-            _, hd = jax.jvp(jax.grad(loss), (jparams,), (dk,))
-            ref = sum(jnp.vdot(a, b) for a, b in zip(dk, hd, strict=True))
             eq = "C46" if k == len(ghg) - 1 else "C45"
             M.m(eq, f"block d_k^T H_kk d_k of layer {k + 1}, {kind} direction",
                 "block_curvature, propagate, c4/c5 tangents, c7_pdot_term, c11 (A'' != 0)",
-                lambda k=k, ghg=ghg: ghg[k], _np(ref))  # fmt: skip
+                lambda k=k, ghg=ghg: ghg[k], _np(REF[kind][k]))  # fmt: skip
 
     # V1, V3, V4
     d = [rng.normal(size=p.shape) for p in params]
