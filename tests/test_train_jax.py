@@ -63,7 +63,7 @@ def test_optax_methods_train_and_resume(tmp_path, name):
 
 
 def test_optax_optimizers_need_the_jax_backend_and_no_cr():
-    assert set(OPTAX_OPTIMIZERS) == set(__import__("numeric.optax").optax.BASELINES)
+    assert set(OPTAX_OPTIMIZERS) == set(__import__("numeric.optax_methods").optax_methods.BASELINES)
     with pytest.raises(ValueError, match="--backend jax"):
         TrainConfig(optimizer="prodigy")
     with pytest.raises(ValueError, match="CR"):

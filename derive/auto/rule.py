@@ -222,14 +222,18 @@ class LayerRule:
                 )
             if isinstance(fn, ACT1 | ACT2):
                 raise ValueError(f"A' or A'' written into a forward rule {where}")
-        for ind in st.rhs.atoms(sp.Indexed):
-            name = str(ind.base.label)
+        # every entry's indices first: the atoms come as a set, so a gather's index tensor
+        # must not be reported as an undeclared name before the gather itself is
+        entries = sorted(st.rhs.atoms(sp.Indexed), key=sp.default_sort_key)
+        for ind in entries:
             for sub in ind.indices:
                 if not isinstance(sub, sp.Idx | sp.Symbol) or sub.has(sp.Indexed):
                     raise UnsupportedConstruct(
                         f"data-dependent indexing {ind} {where} (gather, argmax, max-pooling "
                         "select entries by data; the deriver handles fixed index patterns only)"
                     )
+        for ind in entries:
+            name = str(ind.base.label)
             if name not in known:
                 raise ValueError(f"{name} {where} is neither a parameter, the input nor an "
                                  "earlier statement")  # fmt: skip
