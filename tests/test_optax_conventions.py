@@ -11,32 +11,20 @@ import pytest
 jax = pytest.importorskip("jax")
 optax = pytest.importorskip("optax")
 
-import jax.numpy as jnp  # noqa: E402
 
 from numeric import jax_backend as jb  # noqa: E402
 from numeric.optax import ConventionError, check_convention, scale_by_cr  # noqa: E402
+from tests.tiny_models import tanh_mlp_data, tanh_mlp_loss  # noqa: E402
 
 jb.enable_x64()
 
 LR = 0.1
 
 
-def _model(seed=0, n=24, d=5, h=7, c=3):
+def _model(seed=0):
     """Someone's tanh MLP with dict parameters, and its batch-mean cross-entropy."""
-    rng = np.random.default_rng(seed)
-    params = {
-        "w1": jnp.asarray(rng.normal(size=(d, h)) * 0.5),
-        "b1": jnp.asarray(rng.normal(size=h)),
-        "w2": jnp.asarray(rng.normal(size=(h, c)) * 0.5),
-    }
-    x = jnp.asarray(rng.normal(size=(n, d)))
-    y = jax.nn.one_hot(rng.integers(0, c, n), c)
-
-    def loss(p):
-        logits = jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"]
-        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(logits), axis=1))
-
-    return params, loss
+    params, x, y = tanh_mlp_data(seed)
+    return params, lambda p: tanh_mlp_loss(p, x, y)
 
 
 def _train(tx, params, loss, steps=10, jit=False):

@@ -16,25 +16,12 @@ import jax.numpy as jnp  # noqa: E402
 
 from numeric import jax_backend as jb  # noqa: E402
 from numeric.optax import scale_by_cr  # noqa: E402
+from tests.tiny_models import tanh_mlp_data, tanh_mlp_loss  # noqa: E402
 
 jb.enable_x64()
 
 
-def _data(seed=0, n=24, d=5, h=7, c=3):
-    rng = np.random.default_rng(seed)
-    params = {
-        "w1": jnp.asarray(rng.normal(size=(d, h)) * 0.5),
-        "b1": jnp.asarray(rng.normal(size=h)),
-        "w2": jnp.asarray(rng.normal(size=(h, c)) * 0.5),
-    }
-    x = jnp.asarray(rng.normal(size=(n, d)))
-    y = jax.nn.one_hot(rng.integers(0, c, n), c)
-    return params, x, y
-
-
-def _loss(p, x, y):
-    logits = jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"]
-    return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(logits), axis=1))
+_data, _loss = tanh_mlp_data, tanh_mlp_loss
 
 
 def _run(tx, params, value_fn, steps=4, jit=True, grad_fn=None, **kw):
