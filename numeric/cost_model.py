@@ -159,30 +159,30 @@ def layer_costs(layers: Sequence, batch: int) -> list[LayerCost]:
     return out
 
 
-@lru_cache(maxsize=256)
-def _choose(layers: tuple, batch: int) -> tuple[str, ...]:
-    return tuple(c.cheaper for c in layer_costs(layers, batch))
-
-
 def choose(layers: Sequence, batch: int) -> tuple[str, ...]:
-    """The cheaper route of every layer (``"gram"`` or ``"dense"``), cached per
-    (layers, batch): a training step asks once per shape."""
-    return _choose(tuple(layers), int(batch))
+    """The cheaper route of every layer (``"gram"`` or ``"dense"``)."""
+    return tuple(c.cheaper for c in layer_costs(layers, int(batch)))
 
 
 def resolve(layers: Sequence, batch: int, routes: str | Sequence[str]) -> tuple[str, ...]:
     """One route per layer from ``routes``: ``"gram"`` (every layer that has it),
     ``"dense"``, ``"auto"`` (:func:`choose`) or a sequence of one route per layer.
 
-    A layer without a Gram route runs the dense one whatever is asked.
+    A layer without a Gram route runs the dense one whatever is asked.  Cached per
+    (layers, batch, routes): a training step asks once per shape.
     """
+    key = routes if isinstance(routes, str) else tuple(routes)
+    return _resolve(tuple(layers), int(batch), key)
+
+
+@lru_cache(maxsize=256)
+def _resolve(layers: tuple, batch: int, routes: str | tuple) -> tuple[str, ...]:
     if isinstance(routes, str):
         if routes not in ROUTES:
             raise ValueError(f"routes must be one of {', '.join(ROUTES)}, got {routes!r}")
         if routes == "auto":
             return choose(layers, batch)
-        routes = [routes] * len(layers)
-    routes = tuple(routes)
+        routes = (routes,) * len(layers)
     if len(routes) != len(layers):
         raise ValueError(f"routes has {len(routes)} entries, the network {len(layers)} layers")
     bad = sorted({r for r in routes if r not in (GRAM, DENSE)})

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from numeric import cost_model
-from numeric.cost_model import GRAM
+from numeric.cost_model import DENSE, GRAM
 from numeric.kernels import contracted as ct
 from numeric.kernels._runtime import namespace
 from numeric.layers.base import Layer
@@ -196,8 +196,12 @@ def sgd_curvature(
     n = len(layers)
     batch = dfdp.shape[0]
     chosen = cost_model.resolve(layers, batch, routes)
-    per_grad = split_params(layers, adj.grads)
-    dirs = [None if r == GRAM else [-g for g in gs] for r, gs in zip(chosen, per_grad, strict=True)]
+    dirs: list = [None] * n
+    if DENSE in chosen:
+        per_grad = split_params(layers, adj.grads)
+        dirs = [
+            None if r == GRAM else [-g for g in gs] for r, gs in zip(chosen, per_grad, strict=True)
+        ]
     # stacked calls help NumPy (fewer, larger BLAS calls); under XLA the copies into a
     # stack cost more than separate contractions, which the compiler schedules anyway
     groups = _stack_groups(layers, chosen) if namespace(dfdp) is np else {}
