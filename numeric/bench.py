@@ -68,10 +68,13 @@ from numeric import weight_lists
 from numeric.bench_steps import (
     LR,
     SIGMA,
+    STATISTICS,
     cr_step,
     mlp_problem,
+    set_statistic,
     sgd_route,
     sgd_step,
+    statistic,
     time_routes,
 )
 from numeric.cr import CR, Baseline
@@ -269,6 +272,7 @@ def run_benchmark(
             "width": width,
             "batch": batch,
             "rounds": rounds,
+            "statistic": statistic(),
             "sigma": SIGMA,
             "seed": seed,
         },
@@ -345,7 +349,13 @@ def run_model_benchmark(
     from numeric.commands import BENCH_MODELS_GROUP, discover
 
     out: dict = {
-        "config": {"model": model, "batch": batch, "rounds": rounds, "seed": seed},
+        "config": {
+            "model": model,
+            "batch": batch,
+            "rounds": rounds,
+            "seed": seed,
+            "statistic": statistic(),
+        },
         "machine": {"python": platform.python_version(), "numpy": np.__version__},
         "routes": {},
         "multiply_adds": {},
@@ -383,6 +393,10 @@ def run_model_benchmark(
     return out
 
 
+def _stat(cfg: dict) -> str:
+    return "minima" if cfg.get("statistic") == "min" else "medians"
+
+
 def format_table(result: dict) -> str:
     """The benchmark as a Markdown table."""
     dtypes = sorted({d for r in result["routes"].values() for d in r})
@@ -401,14 +415,14 @@ def format_table(result: dict) -> str:
     lines.append("")
     if "model" in cfg:
         lines.append(
-            f"{cfg['model']} (numeric.architectures defaults), batch {cfg['batch']}, medians of "
+            f"{cfg['model']} (numeric.architectures defaults), batch {cfg['batch']}, {_stat(cfg)} of "
             f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
             "(NumPy, JAX's autodiff, generated kernels on JAX)."
         )
         return "\n".join(lines + result.get("notes", []))
     lines.append(
         f"{cfg['depth']}x{cfg['width']} (layers x width) ReLU net, batch {cfg['batch']}, "
-        f"{cfg['data']}, BLAS threads {cfg.get('blas_threads', 'default')}; medians of "
+        f"{cfg['data']}, BLAS threads {cfg.get('blas_threads', 'default')}; {_stat(cfg)} of "
         f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
         "(jax-* to the JAX SGD step)."
     )
@@ -560,6 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=seed_int, default=0, help="seed of weights and inputs (default: 0)"
     )
     parser.add_argument(
+        "--stat", choices=STATISTICS, default="median",
+        help="per route, the median over the rounds or their minimum (the least disturbed "
+        "round: steadier on a loaded machine) (default: median)",
+    )  # fmt: skip
+    parser.add_argument(
         "--json",
         help="also write the measurements to this file, creating its directory "
         "(default: print only)",
@@ -586,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = sorted(set(models) - {"mlp", "cnn", "rnn"})
     if args.grid and (bad or not models):
         parser.error(f"--grid-models takes mlp, cnn, rnn; got {args.grid_models!r}")
+    set_statistic(args.stat)
     load, busy = busy_warning()
     if busy is not None:
         print(f"warning: {busy}", file=sys.stderr, flush=True)
@@ -605,12 +625,15 @@ def main(argv: list[str] | None = None) -> int:
                 models, args.grid_batches, args.grid_widths, args.grid_layers, d,
                 args.rounds, args.seed)]  # fmt: skip
         print(bench_grid.format_grid(cells, load))
+        print(f"Times: {_stat({'statistic': args.stat})} of {args.rounds} interleaved rounds.")
         if busy is not None:
             print(f"warning: {busy}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor} for c in cells]
-            Path(args.json).write_text(json.dumps({"load_1min": load, "cells": rows}, indent=2))
+            Path(args.json).write_text(
+                json.dumps({"load_1min": load, "statistic": args.stat, "cells": rows}, indent=2)
+            )
         return 0
     if args.model != "mlp":
         with limit:

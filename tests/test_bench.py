@@ -102,12 +102,14 @@ def test_bench_is_quiet_on_an_idle_machine(monkeypatch):
 def test_bench_grid_on_a_tiny_grid(tmp_path, capsys):
     out = tmp_path / "grid.json"
     argv = ["--grid", "--grid-models", "mlp,cnn,rnn", "--grid-batches", "4,16",
-            "--grid-widths", "16,64", "--grid-layers", "2", "--rounds", "2",
+            "--grid-widths", "16,64", "--grid-layers", "2", "--rounds", "2", "--stat", "min",
             "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "| model | batch | width | SGD ms |" in text and "measured / predicted" in text
-    cells = json.loads(out.read_text())["cells"]
+    data = json.loads(out.read_text())
+    assert data["statistic"] == "min" and "minima of 2 interleaved rounds" in text
+    cells = data["cells"]
     assert len(cells) == 3 * 2 * 2
     assert {c["model"] for c in cells} == {"mlp", "cnn", "rnn"}
     assert all(c["dtype"] == "float32" and c["floor"] > 1.0 for c in cells)
