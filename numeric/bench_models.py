@@ -12,7 +12,7 @@ the weights, so repeated calls train on), all on the same batch of images:
                      tangent sweep and each layer's own terms), ``||d||^3`` and Eq 37.
 
 :func:`multiply_adds` counts the multiply-adds of each part per sample from the layer
-shapes, following what the layers compute; ``(sgd + cr) / sgd`` bounds the ratio of a CR
+shapes (:mod:`numeric.cost_model`, on the routes training takes); ``(sgd + cr) / sgd`` bounds the ratio of a CR
 step to an SGD step when the matrix products dominate.  The JAX routes for the same model
 (JAX's own ``jvp(grad)``, and the generated kernels under ``jax.jit``) are in
 ``verify/bench_models_jax.py``, which also times all routes together.
@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from numeric import cost_model
 from numeric.architectures import build
 from numeric.cr import CR, Baseline
-from numeric.layers import Conv2D, Dense, Output, Recurrent
+from numeric.layers import Conv2D, Recurrent
 from numeric.network import Network, forward
 from numeric.optimizers import SGD
 
@@ -83,45 +84,27 @@ def _model_name(net: Network) -> str:
     return "cnn" if Conv2D in kinds else "mlp"
 
 
-def multiply_adds(net: Network, batch: int = 32) -> dict[str, float]:
+def multiply_adds(net: Network, batch: int = 32, routes: str = "auto") -> dict:
     """Multiply-adds per sample of the forward pass, of an SGD step (forward and adjoint
-    sweep) and of what CR adds (tangent sweep, cross and second-order terms), counted from
-    the layer shapes the way the layers compute them (low-rank Gram factors for dense
-    layers, the formed gradient as the direction for conv and recurrent layers); entry-wise
-    work (activations, A'' terms) is left out.
+    sweep) and of what CR adds (tangent sweep, cross and second-order terms) on
+    ``routes`` (:func:`numeric.cost_model.resolve`; default the routes training takes),
+    counted from the layer shapes by :mod:`numeric.cost_model`; entry-wise work
+    (activations, A'' terms) is left out.
 
     Returns
     -------
     dict
-        ``forward``, ``sgd``, ``cr_extra`` and ``ratio = (sgd + cr_extra) / sgd``.
+        ``forward``, ``sgd``, ``cr_extra``, ``ratio = (sgd + cr_extra) / sgd`` and
+        ``routes`` (one per layer).
     """
-    fwd = bwd = extra = 0
-    for i, layer in enumerate(net.layers):
-        first = i == 0
-        if isinstance(layer, Dense | Output):
-            d_in = layer.d_in
-            d_out = layer.d_out if isinstance(layer, Dense) else layer.classes
-            f = d_in * d_out
-            fwd += f
-            bwd += f + (0 if first else f)
-            # L1/L2 source (Gram V V^T and its product with the adjoints), L3/L4 cross
-            extra += batch * (d_in + d_out)
-            if not first:
-                extra += f + batch * (d_in + d_out)
-        elif isinstance(layer, Conv2D):
-            o, s, t = layer.out_shape
-            f = o * s * t * layer.in_shape[0] * layer.kernel[0] * layer.kernel[1]
-            fwd += f
-            bwd += f + (0 if first else f)  # C13 (and C30)
-            extra += f + (0 if first else 2 * f)  # C12 (and C28, C29)
-        elif isinstance(layer, Recurrent):
-            h, T = layer.width, layer.steps
-            inp = h * layer.d_in if layer.sequence else 0
-            ww = h * h * (T - 1 if layer.sequence else T)
-            fwd += T * inp + ww  # C34 and Eq 10 per step
-            bwd += T * (h * h + inp) + ww + (0 if first else T * inp)  # C35-C36, C10, C38
-            extra += T * (h * h + inp) + ww + T * h * h  # C39, C40, C41's state term
-            if not first:
-                extra += 2 * T * inp  # C39's input tangent, C41's input term
-    sgd = fwd + bwd
-    return {"forward": fwd, "sgd": sgd, "cr_extra": extra, "ratio": (sgd + extra) / sgd}
+    costs = cost_model.layer_costs(net.layers, batch)
+    fwd = sum(c.forward for c in costs) // batch
+    sgd = cost_model.sgd_cost(net.layers, batch) // batch
+    extra = cost_model.cr_cost(net.layers, batch, routes) // batch
+    return {
+        "forward": fwd,
+        "sgd": sgd,
+        "cr_extra": extra,
+        "ratio": (sgd + extra) / sgd,
+        "routes": list(cost_model.resolve(net.layers, batch, routes)),
+    }

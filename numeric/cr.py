@@ -13,7 +13,9 @@ kernels through :mod:`numeric.curvature` (:func:`~numeric.curvature.directional`
 :func:`~numeric.curvature.sgd_curvature` when ``d = -grad F``): each layer of the network
 adds its own terms (for a dense layer C7 and L1-L4, plus C11's
 ``vbar^(k) . A''(z^(k)) zdot^(k)^2`` when its activation has ``A'' != 0``), so CR never
-branches on layer or activation type.
+branches on layer or activation type.  For ``d = -grad F`` each layer takes the cheaper
+of the low-rank route (L1-L4) and the formed gradient (C4-C7) for the batch's shape, by
+the multiply-add model of :mod:`numeric.cost_model` (equal results up to rounding).
 
 Averaging over the mini-batch (Section 3.1)
 -------------------------------------------

@@ -8,10 +8,12 @@ order of Eq 39, output layer first)::
     d^T H d    = E[pdot^T d2f/dp2 pdot] + sum over layers of their cross terms
                  + sum over layers of vbar . A''(z) zdot^2          (C7, C11 = Eqs 39, 80)
 
-For the SGD direction ``d = -grad F``, :func:`sgd_curvature` never forms the direction:
-each layer applies the mini-batch gradient through its ``batch`` per-sample outer
-products (the paper's low-rank structure, L1-L4), and runs of equal square dense layers
-are handled in one batched call per quantity.  :func:`per_sample_sgd_curvature` gives the
+For the SGD direction ``d = -grad F``, :func:`sgd_curvature` reuses the adjoint sweep:
+each layer applies the mini-batch gradient either through its ``batch`` per-sample outer
+products (the paper's low-rank structure, L1-L4; runs of equal square dense layers in
+one batched call per quantity) or as the matrix the sweep has formed (C4-C7), whichever
+the multiply-add model of :mod:`numeric.cost_model` finds cheaper for the layer's shape
+(``routes="auto"``; the training step's choice).  :func:`per_sample_sgd_curvature` gives the
 same quantities per sample along each sample's own gradient (dense stacks).
 
 For the CR variants: :func:`block_curvature` gives the same three quantities per layer,
@@ -28,6 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from numeric import cost_model
+from numeric.cost_model import DENSE, GRAM
 from numeric.kernels import contracted as ct
 from numeric.kernels._runtime import namespace
 from numeric.layers.base import Layer
@@ -142,15 +146,17 @@ def directional(
     return gtg, ghg + _second_order(layers, per_layer, tape, adj, tan.tangents, reduce)
 
 
-def _stack_groups(layers: Sequence[Layer]) -> dict[int, tuple[int, int]]:
-    """Runs ``[start, stop)`` of two or more consecutive layers (after the first) whose
-    low-rank terms can be evaluated as one stack, keyed by their first index."""
+def _stack_groups(layers: Sequence[Layer], routes: Sequence[str]) -> dict[int, tuple[int, int]]:
+    """Runs ``[start, stop)`` of two or more consecutive layers (after the first) on the
+    Gram route whose low-rank terms can be evaluated as one stack, keyed by their first
+    index."""
     groups: dict[int, tuple[int, int]] = {}
     i = 1
     while i < len(layers):
-        key = layers[i].stack_key()
+        key = layers[i].stack_key() if routes[i] == GRAM else None
         j = i + 1
-        while key is not None and j < len(layers) and layers[j].stack_key() == key:
+        while (key is not None and j < len(layers) and routes[j] == GRAM
+               and layers[j].stack_key() == key):  # fmt: skip
             j += 1
         if key is not None and j - i >= 2:
             groups[i] = (i, j)
@@ -159,21 +165,46 @@ def _stack_groups(layers: Sequence[Layer]) -> dict[int, tuple[int, int]]:
 
 
 def sgd_curvature(
-    layers: Sequence[Layer], params: Sequence, tape: Tape, adj: Adjoints, dfdp, d2fdp2, rfac=None
+    layers: Sequence[Layer],
+    params: Sequence,
+    tape: Tape,
+    adj: Adjoints,
+    dfdp,
+    d2fdp2,
+    rfac=None,
+    routes: str | Sequence[str] = GRAM,
 ):
     """``(d^T grad F, d^T H d)`` for the SGD direction ``d = -grad F`` (L1-L4, C11).
 
-    ``rfac`` as in :func:`directional`.  The mini-batch gradient is never formed: each
-    layer's tangent source and cross term come from its per-sample factors, contracting
-    sample against sample; runs of equal square dense layers (all hidden layers after
-    the first in the paper's 12x128 network) are evaluated in one batched call each.
+    ``rfac`` as in :func:`directional`.  Each layer's tangent source and cross term take
+    one of two routes (:mod:`numeric.cost_model`), with equal results up to rounding:
+
+    ``"gram"``
+        The mini-batch gradient is never applied: the terms come from its per-sample
+        factors, contracting sample against sample (L1-L4); runs of equal square dense
+        layers on this route (all hidden layers after the first in the paper's 12x128
+        network) are evaluated in one batched call each on NumPy.
+    ``"dense"``
+        The gradient the adjoint sweep formed (C3), negated, is the layer's direction
+        of C4 / C5 and C7 (conv and recurrent layers always take this route).
+
+    ``routes`` is ``"gram"`` (the default: every layer that has the per-sample forms),
+    ``"dense"``, ``"auto"`` (the cheaper per layer by the multiply-add model,
+    :func:`numeric.cost_model.choose`; what training uses) or one route per layer.
     """
     per_layer = split_params(layers, params)
     n = len(layers)
     batch = dfdp.shape[0]
+    chosen = cost_model.resolve(layers, batch, routes)
+    dirs: list = [None] * n
+    if DENSE in chosen:
+        per_grad = split_params(layers, adj.grads)
+        dirs = [
+            None if r == GRAM else [-g for g in gs] for r, gs in zip(chosen, per_grad, strict=True)
+        ]
     # stacked calls help NumPy (fewer, larger BLAS calls); under XLA the copies into a
     # stack cost more than separate contractions, which the compiler schedules anyway
-    groups = _stack_groups(layers) if namespace(dfdp) is np else {}
+    groups = _stack_groups(layers, chosen) if namespace(dfdp) is np else {}
     sources: dict[int, object] = {}
     for _start, (lo, hi) in groups.items():
         stacked = type(layers[lo]).stacked_sources(
@@ -184,19 +215,24 @@ def sgd_curvature(
     outputs, tangents = [], []
     xdot = None
     for i, layer in enumerate(layers):
-        xdot, tan = layer.lowrank_tangent(
-            per_layer[i],
-            tape.inputs[i],
-            tape.caches[i],
-            adj.adjoints[i],
-            xdot,
-            source=sources.get(i),
-        )
+        d = dirs[i]
+        if d is None:
+            xdot, tan = layer.lowrank_tangent(
+                per_layer[i],
+                tape.inputs[i],
+                tape.caches[i],
+                adj.adjoints[i],
+                xdot,
+                source=sources.get(i),
+            )
+        else:
+            xdot, tan = layer.tangent(per_layer[i], tape.inputs[i], tape.caches[i], xdot, d)
         outputs.append(xdot)
         tangents.append(tan)
-    curvature = 0.0
+    curvature = 0.0  # Gram-route cross terms, without their factor 2 / batch
+    dense = 0.0  # dense-route cross terms (batch means)
     i = 0
-    while i < n - 1:
+    while i < n:
         if i in groups:
             lo, hi = groups[i]
             curvature = curvature + type(layers[lo]).stacked_cross(
@@ -206,26 +242,16 @@ def sgd_curvature(
             )
             i = hi
             continue
-        curvature = _add(
-            curvature,
-            layers[i].lowrank_cross(
-                per_layer[i],
-                tape.inputs[i],
-                tape.caches[i],
-                adj.adjoints[i],
-                outputs[i - 1] if i > 0 else None,
-            ),
-        )
+        xin = outputs[i - 1] if i > 0 else None
+        args = (per_layer[i], tape.inputs[i], tape.caches[i], adj.adjoints[i], xin)
+        d = dirs[i]
+        if d is None:
+            curvature = _add(curvature, layers[i].lowrank_cross(*args))
+        else:
+            dense = _add(dense, layers[i].cross_term(*args, d, "mean"))
         i += 1
-    out_cross = layers[-1].lowrank_cross(
-        per_layer[-1],
-        tape.inputs[-1],
-        tape.caches[-1],
-        adj.adjoints[-1],
-        outputs[-2] if n > 1 else None,
-    )
     pdot = outputs[-1]
-    ghg = pdot_term(pdot, d2fdp2, rfac, "mean") + (2.0 / batch) * _add(curvature, out_cross)
+    ghg = pdot_term(pdot, d2fdp2, rfac, "mean") + (2.0 / batch) * curvature + dense
     ghg = ghg + _second_order(layers, per_layer, tape, adj, tangents, "mean")
     gtg = ct.c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce="mean")
     return gtg, ghg
@@ -308,6 +334,7 @@ def block_curvature(
     d2fdp2,
     direction: Sequence | None = None,
     rfac=None,
+    routes: str | Sequence[str] = GRAM,
 ):
     """Per-layer ``(d_k^T grad_k F, d_k^T H_kk d_k, ||d_k||^2)``: each layer's own block.
 
@@ -328,6 +355,10 @@ def block_curvature(
         per-layer tangents come from the low-rank forms (L1, L2).
     rfac : array, optional
         Factor ``R`` of ``d2fdp2`` (C17, C23).
+    routes : str or sequence of str
+        For the SGD direction, the route of each layer's tangent source, as in
+        :func:`sgd_curvature` (``"gram"``: L1, L2; ``"dense"``: C4, C5 along the
+        formed gradient; ``"auto"``: the cheaper).
 
     Returns
     -------
@@ -338,6 +369,7 @@ def block_curvature(
     per_layer = split_params(layers, params)
     grads = split_params(layers, adj.grads)
     per_dir = split_params(layers, direction) if direction is not None else None
+    chosen = cost_model.resolve(layers, dfdp.shape[0], routes)
     stack = None
     second: list = []
     for i, layer in enumerate(layers):
@@ -348,8 +380,10 @@ def block_curvature(
             parts.append(ydots)
             tans.extend(ptans)
         if layer.n_params:
-            if per_dir is None:
+            if per_dir is None and chosen[i] == GRAM:
                 ydot, tan = layer.lowrank_tangent(per_layer[i], x, cache, adj.adjoints[i], None)
+            elif per_dir is None:
+                ydot, tan = layer.tangent(per_layer[i], x, cache, None, [-g for g in grads[i]])
             else:
                 ydot, tan = layer.tangent(per_layer[i], x, cache, None, per_dir[i])
             parts.append(ydot[None])

@@ -432,8 +432,9 @@ def scale_by_cr(
         not have.
     direction : {"any", "sgd"}
         ``"sgd"``: the incoming updates are the mini-batch gradient itself (no base
-        transformation), so the fast path applies it through its per-sample factors
-        (L1-L4) instead of a tangent sweep.
+        transformation), so the fast path reuses the adjoint sweep: per layer the
+        per-sample factors (L1-L4) or the formed gradient, whichever is cheaper for the
+        batch (:mod:`numeric.cost_model`), instead of a tangent sweep along ``d``.
     variant : {"paper", "adaptive", "scale-invariant", "per-layer", "per-variable"}
         As :class:`numeric.cr.CR`.  For any model, ``"per-layer"`` takes each leaf of the
         parameters as a block (one Hessian-vector product per leaf) and

@@ -97,3 +97,42 @@ def test_bench_is_quiet_on_an_idle_machine(monkeypatch):
     assert busy_warning() == (float(cores), None)
     monkeypatch.delattr(os, "getloadavg")  # a system without load averages
     assert busy_warning() == (None, None)
+
+
+def test_bench_grid_on_a_tiny_grid(tmp_path, capsys):
+    out = tmp_path / "grid.json"
+    argv = ["--grid", "--grid-models", "mlp,cnn,rnn", "--grid-batches", "4,16",
+            "--grid-widths", "16,64", "--grid-layers", "2", "--rounds", "2", "--stat", "min",
+            "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "| model | batch | width | SGD ms |" in text and "measured / predicted" in text
+    data = json.loads(out.read_text())
+    assert data["statistic"] == "min" and "minima of 2 interleaved rounds" in text
+    cells = data["cells"]
+    assert len(cells) == 3 * 2 * 2
+    assert {c["model"] for c in cells} == {"mlp", "cnn", "rnn"}
+    assert all(c["dtype"] == "float32" and c["floor"] > 1.0 for c in cells)
+    assert all(set(c["seconds"]) == {"sgd", "cr", "gram", "dense"} for c in cells)
+    by = {(c["model"], c["batch"], c["width"]): "".join(c["chosen"]) for c in cells}
+    # 784 -> 64 -> 64 -> 10: Gram where B (d_in + d_out) < d_in d_out (numeric.cost_model)
+    assert by[("mlp", 4, 64)] == "ggg"  # the output layer too: 4 * 74 < 640
+    assert by[("mlp", 16, 64)] == "ggd"  # 16 * 74 > 640
+    assert by[("mlp", 16, 16)] == "ddd"  # 16 * 800 > 784 * 16, 16 * 32 > 256
+    assert by[("cnn", 4, 64)].startswith("dd")  # conv layers: the dense route only
+
+
+def test_fit_exponents_recovers_a_power_law():
+    from numeric.bench_grid import fit_exponents
+
+    bs, ws = [32, 64, 32, 64, 128], [128, 128, 256, 256, 512]
+    a, b = fit_exponents(bs, ws, [3.0 * x**2 * y for x, y in zip(bs, ws, strict=True)])
+    assert a == pytest.approx(2.0) and b == pytest.approx(1.0)
+    nan = fit_exponents([32, 32, 32], [1, 2, 4], [1.0, 2.0, 4.0])
+    assert all(v != v for v in nan)  # no spread in batch: no fit
+
+
+def test_bench_grid_refuses_an_unknown_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["--grid", "--grid-models", "mlp,vit"])
+    assert "--grid-models takes mlp, cnn, rnn" in capsys.readouterr().err

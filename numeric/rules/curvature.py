@@ -18,8 +18,9 @@ A rule (:mod:`numeric.rules`) sees the objective only through :class:`Curvature`
 
 :class:`KernelCurvature` answers from the generated kernels for any
 :class:`~numeric.network.Network` on NumPy or JAX arrays (:mod:`numeric.curvature`);
-``sgd=True`` says the direction is ``-grad F``, so :meth:`along` takes the low-rank
-route (L1-L4) and never forms the direction.  :class:`numeric.autodiff.AutodiffCurvature`
+``sgd=True`` says the direction is ``-grad F``, so :meth:`along` reuses the adjoint
+sweep: per layer the low-rank route (L1-L4) or the formed gradient, whichever the
+multiply-add model of :mod:`numeric.cost_model` finds cheaper for the batch.  :class:`numeric.autodiff.AutodiffCurvature`
 answers by ``jax.jvp(jax.grad(F))`` for any pytree model.  Parameters are flat lists of
 arrays in both.
 """
@@ -77,14 +78,21 @@ class KernelCurvature(Curvature):
         The network's sweeps on the batch (:func:`numeric.stepping.evaluate`; with
         ``second=True`` for ``d^T H d`` when an activation has ``A'' != 0``).
     sgd : bool
-        The rules' direction is ``-grad F`` (low-rank route for :meth:`along`).
+        The rules' direction is ``-grad F`` (:meth:`along` and :meth:`blocks` then
+        reuse the adjoint sweep, :func:`numeric.curvature.sgd_curvature`).
+    routes : str or sequence of str, default "auto"
+        The route of each layer for ``-grad F``: the cheaper by the multiply-add model
+        of :mod:`numeric.cost_model` (``"auto"``), or ``"gram"``, ``"dense"``, or one per
+        layer; equal results up to rounding.
     """
 
-    def __init__(self, layers: Sequence, params: Sequence, ev: Evaluation, sgd: bool) -> None:
+    def __init__(self, layers: Sequence, params: Sequence, ev: Evaluation, sgd: bool,
+                 routes: str | Sequence[str] = "auto") -> None:  # fmt: skip
         self.layers = tuple(layers)
         self.params = list(params)
         self.ev = ev
         self.sgd = bool(sgd)
+        self.routes = routes
 
     def _sweeps(self):
         ev = self.ev
@@ -95,13 +103,14 @@ class KernelCurvature(Curvature):
 
     def along(self, d):
         if self.sgd:  # d = -grad F: ||d||^2 = -d^T grad F (Eqs 38, 40), no pass over d
-            gtg, ghg = cv.sgd_curvature(*self._sweeps())
+            gtg, ghg = cv.sgd_curvature(*self._sweeps(), routes=self.routes)
             return gtg, ghg, namespace(gtg).maximum(-gtg, 0.0)
         gtg, ghg = cv.directional(*self._sweeps(), list(d))
         return gtg, ghg, cv.sq_norm(d)
 
     def blocks(self, d):
-        out = cv.block_curvature(*self._sweeps(), None if self.sgd else list(d))
+        out = cv.block_curvature(*self._sweeps(), None if self.sgd else list(d),
+                                 routes=self.routes)  # fmt: skip
         return out, cv.blocks(self.layers)
 
     def diagonal(self) -> list:
