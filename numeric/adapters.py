@@ -419,7 +419,8 @@ class ModelObjective(NetworkObjective):
         leaves, tree = jax.tree_util.tree_flatten(params)
         keep = [floating(a) for a in leaves]
         sub = [a for a, k in zip(leaves, keep, strict=True) if k]
-        loss, grads = super().value_and_grad(self.flat(sub))
+        _, ev = self.sweeps(sub)
+        loss, grads = ev.loss, ev.grads
         it = iter(self.unflat(grads, sub))
         out = [next(it) if k else None for k in keep]
         return loss, jax.tree_util.tree_unflatten(tree, out)

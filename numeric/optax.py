@@ -19,7 +19,8 @@ fallbacks of :mod:`numeric.cr` (non-descent, zero, non-finite)::
 * for this project's networks, when ``value_fn`` is a :class:`NetworkObjective`, by the
   generated contracted kernels (one tangent sweep; the low-rank forms L1-L4 when
   ``direction="sgd"`` says the incoming updates are the gradient itself), without
-  building the autodiff route.
+  building the autodiff route; equinox and flax models get one through
+  :func:`numeric.adapters.objective`.
 
 :mod:`numeric.optax_methods` runs any optax transformation (CR chains, and the optax
 baselines) as a training method of ``lowrank train``.  This module imports JAX and optax;
@@ -123,10 +124,31 @@ class NetworkObjective:
         self.layers = tuple(layers)
         self.x = x
         self.y = y
+        self._last: tuple | None = None
 
     def evaluate(self, params, second: bool = True) -> Evaluation:
         """The network's sweeps on the batch (:func:`numeric.stepping.evaluate`)."""
         return evaluate(self.layers, list(params), self.x, self.y, second)
+
+    def sweeps(self, leaves: Sequence) -> tuple[list, Evaluation]:
+        """The network's parameters from the floating leaves (:meth:`flat`) and their
+        sweeps with the second-order terms.  The last answer is kept for the same leaf
+        objects (JAX arrays are immutable; under ``jit`` the same tracers): a
+        :meth:`value_and_grad` for the gradient and the CR step that follows in the same
+        traced step share one forward and adjoint sweep (XLA does not merge the two)."""
+        leaves = list(leaves)
+        last = self._last
+        if (
+            last is not None
+            and len(last[0]) == len(leaves)
+            and all(a is b for a, b in zip(last[0], leaves, strict=True))
+        ):
+            return last[1], last[2]
+        params = self.flat(leaves)
+        ev = self.evaluate(params)
+        if all(isinstance(a, jax.Array) for a in leaves):
+            self._last = (leaves, params, ev)
+        return params, ev
 
     def __call__(self, params):
         tape = forward(self.layers, list(params), self.x, second=False)
@@ -135,7 +157,7 @@ class NetworkObjective:
 
     def value_and_grad(self, params):
         """``(F, grad F)`` through the generated adjoint sweep."""
-        ev = self.evaluate(params, second=False)
+        _, ev = self.sweeps(params)
         return ev.loss, ev.grads
 
     def flat(self, leaves: Sequence) -> list:
@@ -351,9 +373,8 @@ def _curvature(value_fn, view: _ParamView, direction: str, has_aux: bool, kwargs
         else:
             leaves = view.select(view.leaves)
             keep, sgd = None, direction == "sgd"
-        params = value_fn.flat(leaves)
-        curv: Curvature = KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
-                                          sgd=sgd)  # fmt: skip
+        params, ev = value_fn.sweeps(leaves)
+        curv: Curvature = KernelCurvature(value_fn.layers, params, ev, sgd=sgd)
         if value_fn.leaf_of is not None or any(
             p.shape != q.shape for p, q in zip(params, leaves, strict=True)
         ):
