@@ -11,8 +11,9 @@ model's OWN parameter pytree.  Passed as ``value_fn``, ``scale_by_cr`` then comp
   layers, activations (``Lambda(jax.nn.relu)``, ``tanh``, ``sigmoid``, ``softplus``)
   and a flatten (``Lambda(jnp.ravel)``); parameters
   ``eqx.filter(model, eqx.is_inexact_array)``;
-* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` layers and those activations
-  (``nnx.relu``, ``nnx.tanh``, ``nnx.sigmoid``, ``nnx.softplus``); parameters
+* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d,
+  ``padding="VALID"``) layers, those activations (``nnx.relu``, ``nnx.tanh``,
+  ``nnx.sigmoid``, ``nnx.softplus``) and :func:`flatten`; parameters
   ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s).
 
 One mechanism, two thin front ends: each front end lists the model's parts
@@ -22,12 +23,16 @@ and :class:`ModelObjective` do the rest for both.  No array is copied: equinox's
 are the project's (``docs/conventions.md``): ``Linear.weight`` (out, in) like
 :class:`~numeric.layers.Dense`'s ``w``, ``Conv2d.weight`` (O, C, K_h, K_w) on samples
 (C, H, W) like :class:`~numeric.layers.Conv2D`'s; ``Conv2d.bias`` (O, 1, 1) is reshaped to
-(O,) (a view).  flax's ``Linear.kernel`` is (in, out): it is read transposed (``kernel.T``,
-a transpose that XLA folds into the products reading it under ``jit``, and that gradients
-and directions undo on the way back).  The last ``Linear`` (no activation after it) is the
-:class:`~numeric.layers.Output` layer.  A model with anything else (padding, dilation,
-groups, another activation or layer, a flax ``Conv``) gets a plain ``params -> F``
-function instead, the ``jvp(grad)`` path, with one warning naming what was not read.
+(O,) (a view).  flax's layouts differ, so its leaves are read through transposes (under
+``jit`` XLA folds them into the products that read them; gradients and directions undo
+them on the way back): ``Linear.kernel`` (in, out) as ``kernel.T``; ``Conv.kernel``
+(K_h, K_w, C, O) as (O, C, K_h, K_w); a flax conv model's samples (H, W, C) are
+transposed to (C, H, W) once per batch (a copy of the input), and the ``Linear`` after
+:func:`flatten` has its rows in (H, W, C) order, read as (C, H, W).  The last ``Linear``
+(no activation after it) is the :class:`~numeric.layers.Output` layer.  A model with
+anything else (padding, dilation, groups, another activation or layer) gets a plain
+``params -> F`` function instead, the ``jvp(grad)`` path, with one warning naming what
+was not read.
 
 Example (an equinox MLP)::
 
@@ -63,6 +68,7 @@ __all__ = [
     "layers_of",
     "objective",
     "parameters",
+    "flatten",
     "plain_objective",
 ]
 
@@ -75,26 +81,30 @@ class Leaf(NamedTuple):
     """Where one of the project's parameter arrays lives in a model's parameter pytree.
 
     ``path``: the leaf's key path (names and indices, as ``jax.tree_util`` spells them);
-    ``perm``: the leaf's axes in the project's order (``None``: as it is; else a
-    transpose), then reshaped to ``shape`` (a view).
+    the leaf is viewed as ``view`` (``None``: its own shape), its axes taken in the
+    project's order ``perm`` (``None``: as they are; else a transpose), then reshaped to
+    ``shape`` (a view).
     """
 
     path: tuple
     shape: tuple[int, ...]
     perm: tuple[int, ...] | None = None
+    view: tuple[int, ...] | None = None
 
 
 class Part(NamedTuple):
     """One part of a model, as a front end reads it: ``kind`` is ``"linear"``,
     ``"conv"``, ``"act"`` (``activation`` its name) or ``"flatten"``; ``weight`` and
     ``bias`` the :class:`Leaf` of a linear or conv part (``bias`` ``None``: no bias);
-    ``stride`` a conv's."""
+    ``stride`` a conv's; ``channels_last``: a conv's maps, and so a flatten's order, are
+    (H, W, C) (flax) instead of the project's (C, H, W)."""
 
     kind: str
     weight: Leaf | None = None
     bias: Leaf | None = None
     stride: tuple[int, ...] = (1, 1)
     activation: str | None = None
+    channels_last: bool = False
 
 
 def _activations() -> dict:
@@ -237,11 +247,44 @@ def _nnx_parts(model) -> list[Part]:
             weight = Leaf(path + ("kernel",), (d_out, d_in), perm=(1, 0))
             bias = None if m.bias is None else Leaf(path + ("bias",), (d_out,))
             parts.append(Part("linear", weight, bias))
+        elif isinstance(m, nnx.Conv):
+            parts.append(_nnx_conv(m, path))
+        elif m is flatten:
+            parts.append(Part("flatten", channels_last=True))
         elif callable(m) and _activation_name(m) is not None:
             parts.append(Part("act", activation=_activation_name(m)))
         else:
             raise UnsupportedLayer(f"flax {getattr(m, '__name__', type(m).__name__)}")
     return parts
+
+
+def _pair(v) -> tuple[int, ...]:
+    return (int(v),) * 2 if isinstance(v, int) else tuple(int(a) for a in v)
+
+
+def _nnx_conv(m, path: tuple) -> Part:
+    valid = m.padding == "VALID" or (
+        not isinstance(m.padding, str) and all(tuple(p) == (0, 0) for p in m.padding)
+    )
+    plain = all(_pair(d) == (1, 1) for d in (m.input_dilation, m.kernel_dilation))
+    if not (valid and plain and m.feature_group_count == 1 and m.kernel.ndim == 4):
+        raise UnsupportedLayer("flax Conv other than 2-d, padding='VALID', no dilation or groups")
+    kh, kw, c, o = m.kernel.shape
+    # kernel (K_h, K_w, C, O): the project's (O, C, K_h, K_w) is a transpose
+    weight = Leaf(path + ("kernel",), (o, c, kh, kw), perm=(3, 2, 0, 1))
+    bias = None if m.bias is None else Leaf(path + ("bias",), (o,))
+    return Part("conv", weight, bias, _pair(m.strides), channels_last=True)
+
+
+def flatten(x):
+    """``x.reshape(len(x), -1)``: the flatten of a flax ``nnx.Sequential`` that
+    :func:`objective` reads (place this function itself in the model).
+
+    Returns
+    -------
+    array, shape (batch, H * W * C)
+    """
+    return x.reshape(x.shape[0], -1)
 
 
 def _nnx_params(model):
@@ -309,6 +352,9 @@ def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
     layers: list = []
     leaves: list[Leaf] = []
     shape = tuple(int(s) for s in in_shape)
+    if parts and parts[0].channels_last and len(shape) == 3:  # samples (H, W, C)
+        shape = (shape[2], shape[0], shape[1])
+    rows: tuple[int, ...] | None = None
     i = 0
     while i < len(parts):
         part = parts[i]
@@ -316,6 +362,8 @@ def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
         act = nxt.activation if nxt is not None and nxt.kind == "act" else None
         if part.kind == "flatten":
             layers.append(Flatten(shape))
+            if part.channels_last:  # the next Linear's inputs come in (H, W, C) order
+                rows = (shape[1], shape[2], shape[0])
             shape = layers[-1].out_shape
             i += 1
             continue
@@ -323,8 +371,13 @@ def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
             raise UnsupportedLayer(f"activation {part.activation} not after a Linear or Conv")
         assert part.weight is not None
         bias = part.bias is not None
+        weight = part.weight
         if part.kind == "linear":
-            d_out, d_in = part.weight.shape
+            d_out, d_in = weight.shape
+            if rows is not None:  # kernel (H*W*C, out) -> (out, C, H, W) -> (out, C*H*W)
+                assert weight.perm == (1, 0)
+                weight = weight._replace(view=(*rows, d_out), perm=(3, 2, 0, 1))
+                rows = None
             if shape != (d_in,):
                 raise UnsupportedLayer(f"Linear of {d_in} inputs on samples of shape {shape}")
             if i == len(parts) - 1:
@@ -338,7 +391,7 @@ def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
                 raise UnsupportedLayer("Conv2d without an activation")
             o, _, kh, kw = part.weight.shape
             layers.append(Conv2D(shape, o, (kh, kw), part.stride, activation=act, bias=bias))
-        leaves += [part.weight] + ([part.bias] if part.bias is not None else [])
+        leaves += [weight] + ([part.bias] if part.bias is not None else [])
         shape = layers[-1].out_shape
         i += 2 if act is not None else 1
     if not layers or not isinstance(layers[-1], Output):
@@ -391,6 +444,8 @@ class ModelObjective(NetworkObjective):
         out = []
         for leaf, k in zip(self.leaves, self.order, strict=True):
             a = leaves[k]
+            if leaf.view is not None:
+                a = jnp.reshape(a, leaf.view)
             if leaf.perm is not None:
                 a = jnp.transpose(a, leaf.perm)
             out.append(jnp.reshape(a, leaf.shape))
@@ -404,7 +459,8 @@ class ModelObjective(NetworkObjective):
         for a, leaf, k in zip(arrays, self.leaves, self.order, strict=True):
             shape = tuple(like[k].shape)
             if leaf.perm is not None:
-                a = jnp.reshape(a, tuple(shape[j] for j in leaf.perm))
+                view = leaf.view if leaf.view is not None else shape
+                a = jnp.reshape(a, tuple(view[j] for j in leaf.perm))
                 a = jnp.transpose(a, tuple(int(j) for j in np.argsort(leaf.perm)))
             out[k] = jnp.reshape(a, shape)
         return out
@@ -468,6 +524,9 @@ def objective(model, x, y) -> Callable[[Any], Any]:
         layers, leaves = layers_of(model, x.shape[1:])
         if y.ndim == 1:
             y = jax.nn.one_hot(y, layers[-1].classes, dtype=x.dtype)
+        parts = front.parts(model)
+        if parts[0].kind == "conv" and parts[0].channels_last:  # (batch, H, W, C): one copy
+            x = jnp.transpose(x, (0, 3, 1, 2))
         return ModelObjective(layers, leaves, _paths(front.params(model)), x, y)
     except UnsupportedLayer as e:
         if str(e) not in _WARNED:

@@ -58,6 +58,18 @@ def _flax_mlp(seed):
     )  # fmt: skip
 
 
+def _flax_cnn(seed):
+    rngs = nnx.Rngs(seed)
+    conv = dict(padding="VALID", rngs=rngs, param_dtype=jnp.float64, dtype=jnp.float64)
+    return nnx.Sequential(
+        nnx.Conv(2, 3, (3, 3), **conv), nnx.relu,
+        nnx.Conv(3, 2, (2, 2), strides=2, **conv), nnx.tanh,
+        adapters.flatten,
+        _flax_linear(8, 6, rngs), nnx.softplus,
+        _flax_linear(6, 3, rngs),
+    )  # fmt: skip
+
+
 def _eqx_split(model, x, labels):
     """The parameters and the model's own loss, written here: vmap(model), log-softmax."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -90,6 +102,7 @@ MODELS = {
     "equinox-mlp": Case(_eqx_mlp, (6,), _eqx_split),
     "equinox-cnn": Case(_eqx_cnn, (2, 6, 6), _eqx_split),
     "flax-mlp": Case(_flax_mlp, (6,), _flax_split),
+    "flax-cnn": Case(_flax_cnn, (6, 6, 2), _flax_split),  # samples (H, W, C)
 }
 
 #: what each step logs, compared row by row
