@@ -10,7 +10,8 @@ The bench's network (its own weights) as an ``equinox.nn.MLP`` and as a
 ``<lib>-cr-jvp``    the same with ``d^T H d`` from ``jvp(grad)`` of the model's forward.
 
 ``<lib>`` is ``equinox`` or ``flax``; a library that is not installed is left out with a
-note.  Ratios are to ``<lib>-sgd`` of the same run.
+note.  Ratios are to ``<lib>-sgd`` of the same run; a note gives XLA's FLOP count of each
+compiled step beside them (a ratio the machine's load does not change).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from numeric import adapters
 from numeric.network import Network
 
-__all__ = ["LIBRARIES", "equinox_mlp", "flax_mlp", "library_routes"]
+__all__ = ["LIBRARIES", "equinox_mlp", "flax_mlp", "flops", "library_routes"]
 
 
 def _sizes(net: Network) -> tuple[int, int, int, int]:
@@ -95,6 +96,23 @@ def library_routes(net: Network, x, y, lr: float, sigma: float
             raise AssertionError(f"the {name} model is not on the fast path")
         plain = adapters.plain_objective(model, xj, yj)
         params = adapters.parameters(model)
-        for route, fn in bench_steps(objective, lr, sigma, plain=plain, prefix=name).items():
+        steps = bench_steps(objective, lr, sigma, plain=plain, prefix=name)
+        for route, fn in steps.items():
             routes[route] = jb.timed_step(fn, params)
+        counts = {route: flops(tx, step, params) for route, (tx, step) in steps.items()}
+        if all(counts.values()):
+            sgd = counts[f"{name}-sgd"]
+            notes.append(
+                f"{name}: XLA's FLOP count of the compiled steps (load-independent): "
+                + ", ".join(f"{r} {c / 1e6:.1f} M ({c / sgd:.2f})" for r, c in counts.items())
+            )
     return routes, notes
+
+
+def flops(tx, step, params) -> float:
+    """The FLOP count XLA's cost analysis gives the compiled ``step(params, state)`` (0
+    where the backend reports none)."""
+    analysis = step.lower(params, tx.init(params)).compile().cost_analysis()
+    if isinstance(analysis, list):  # older JAX: one entry per computation
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", 0.0))

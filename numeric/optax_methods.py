@@ -189,7 +189,7 @@ def bench_steps(
     sigma: float,
     plain: Callable | None = None,
     prefix: str = "optax",
-) -> dict[str, Callable]:
+) -> dict[str, tuple[Any, Callable]]:
     """Jit-compiled steps ``params -> params`` for ``lowrank bench``: an optax SGD step and
     the CR step of :func:`scale_by_cr` on the SGD direction, with ``d^T H d`` from the
     generated kernels (``<prefix>-cr-fast``) or from ``jvp(grad)`` (``<prefix>-cr-jvp``).

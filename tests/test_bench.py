@@ -49,6 +49,8 @@ def test_bench_jax_routes(tmp_path):
     assert libraries <= set(routes)
     assert routes["equinox-sgd"]["float64"]["ratio"] == routes["flax-sgd"]["float64"]["ratio"] == 1
     assert all(routes[name]["float64"]["seconds"] > 0 for name in libraries)
+    notes = json.loads(out.read_text())["notes"]
+    assert any(n.startswith("equinox: XLA's FLOP count") and "equinox-cr-fast" in n for n in notes)
     try:
         import kfac_jax  # noqa: F401
     except ImportError:
