@@ -1,22 +1,38 @@
 """Models people write, read as this project's layers: the generated-kernel fast path of
-:func:`numeric.optax.scale_by_cr` for an equinox model (this module imports JAX).
+:func:`numeric.optax.scale_by_cr` for an equinox or flax model (this module imports JAX).
 
-:func:`objective` turns an ``equinox.nn.MLP``, or an ``equinox.nn.Sequential`` of
-``Linear`` / ``Conv2d`` layers, activations (``Lambda(jax.nn.relu)``, ``tanh``,
-``sigmoid``, ``softplus``) and a flatten (``Lambda(jnp.ravel)``), into a
-:class:`ModelObjective`: the batch-mean softmax cross-entropy of the model's logits, a
-:class:`numeric.optax.NetworkObjective` over the model's OWN parameter pytree.  Passed as
-``value_fn``, ``scale_by_cr`` then computes ``d^T grad F`` and ``d^T H d`` with the
-generated kernels instead of ``jax.jvp(jax.grad(F))``.
+:func:`objective` turns a model into a :class:`ModelObjective`: the batch-mean softmax
+cross-entropy of the model's logits, a :class:`numeric.optax.NetworkObjective` over the
+model's OWN parameter pytree.  Passed as ``value_fn``, ``scale_by_cr`` then computes
+``d^T grad F`` and ``d^T H d`` with the generated kernels instead of
+``jax.jvp(jax.grad(F))``.  Models read:
 
-Layouts agree with the project's (``docs/conventions.md``), so no array is copied:
-``Linear.weight`` is (out, in) like :class:`~numeric.layers.Dense`'s ``w``;
-``Conv2d.weight`` is (O, C, K_h, K_w) and a sample (C, H, W) like
-:class:`~numeric.layers.Conv2D`'s; only ``Conv2d.bias`` (O, 1, 1) is reshaped to (O,)
-(a view).  The last ``Linear`` (no activation after it) is the :class:`~numeric.layers.Output`
-layer.  A model with anything else (padding, dilation, groups, another activation or
-layer) gets a plain ``params -> F`` function instead, the ``jvp(grad)`` path, with one
-warning naming what was not read.
+* equinox: ``equinox.nn.MLP``, and ``equinox.nn.Sequential`` of ``Linear`` / ``Conv2d``
+  layers, activations (``Lambda(jax.nn.relu)``, ``tanh``, ``sigmoid``, ``softplus``)
+  and a flatten (``Lambda(jnp.ravel)``); parameters
+  ``eqx.filter(model, eqx.is_inexact_array)``;
+* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d,
+  ``padding="VALID"``) layers, those activations (``nnx.relu``, ``nnx.tanh``,
+  ``nnx.sigmoid``, ``nnx.softplus``) and :func:`flatten`; parameters
+  ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s).
+
+One mechanism, two thin front ends: each front end lists the model's parts
+(:class:`Part`) and where each of the project's parameter arrays lives among the model's
+leaves (:class:`Leaf`, found by the leaf's key path, not its position); :func:`layers_of`
+and :class:`ModelObjective` do the rest for both.  No array is copied: equinox's layouts
+are the project's (``docs/conventions.md``): ``Linear.weight`` (out, in) like
+:class:`~numeric.layers.Dense`'s ``w``, ``Conv2d.weight`` (O, C, K_h, K_w) on samples
+(C, H, W) like :class:`~numeric.layers.Conv2D`'s; ``Conv2d.bias`` (O, 1, 1) is reshaped to
+(O,) (a view).  flax's layouts differ, so its leaves are read through transposes (under
+``jit`` XLA folds them into the products that read them; gradients and directions undo
+them on the way back): ``Linear.kernel`` (in, out) as ``kernel.T``; ``Conv.kernel``
+(K_h, K_w, C, O) as (O, C, K_h, K_w); a flax conv model's samples (H, W, C) are
+transposed to (C, H, W) once per batch (a copy of the input), and the ``Linear`` after
+:func:`flatten` has its rows in (H, W, C) order, read as (C, H, W).  The last ``Linear``
+(no activation after it) is the :class:`~numeric.layers.Output` layer.  A model with
+anything else (padding, dilation, groups, another activation or layer) gets a plain
+``params -> F`` function instead, the ``jvp(grad)`` path, with one warning naming what
+was not read.
 
 Example (an equinox MLP)::
 
@@ -26,6 +42,8 @@ Example (an equinox MLP)::
     state = tx.init(params)
     value_fn = numeric.adapters.objective(model, x, labels)       # per batch
     updates, state = tx.update(grads, state, params, value_fn=value_fn)
+
+(flax: ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``, the rest alike.)
 """
 
 from __future__ import annotations
@@ -33,19 +51,60 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from numeric.layers import Conv2D, Dense, Flatten, Output
 from numeric.optax import NetworkObjective, floating
 
-__all__ = ["ModelObjective", "UnsupportedLayer", "layers_of", "objective"]
+__all__ = [
+    "Leaf",
+    "ModelObjective",
+    "Part",
+    "UnsupportedLayer",
+    "layers_of",
+    "objective",
+    "parameters",
+    "flatten",
+    "plain_objective",
+]
 
 
 class UnsupportedLayer(ValueError):
     """A part of the model that has no generated kernels (its name is the message)."""
+
+
+class Leaf(NamedTuple):
+    """Where one of the project's parameter arrays lives in a model's parameter pytree.
+
+    ``path``: the leaf's key path (names and indices, as ``jax.tree_util`` spells them);
+    the leaf is viewed as ``view`` (``None``: its own shape), its axes taken in the
+    project's order ``perm`` (``None``: as they are; else a transpose), then reshaped to
+    ``shape`` (a view).
+    """
+
+    path: tuple
+    shape: tuple[int, ...]
+    perm: tuple[int, ...] | None = None
+    view: tuple[int, ...] | None = None
+
+
+class Part(NamedTuple):
+    """One part of a model, as a front end reads it: ``kind`` is ``"linear"``,
+    ``"conv"``, ``"act"`` (``activation`` its name) or ``"flatten"``; ``weight`` and
+    ``bias`` the :class:`Leaf` of a linear or conv part (``bias`` ``None``: no bias);
+    ``stride`` a conv's; ``channels_last``: a conv's maps, and so a flatten's order, are
+    (H, W, C) (flax) instead of the project's (C, H, W)."""
+
+    kind: str
+    weight: Leaf | None = None
+    bias: Leaf | None = None
+    stride: tuple[int, ...] = (1, 1)
+    activation: str | None = None
+    channels_last: bool = False
 
 
 def _activations() -> dict:
@@ -66,122 +125,345 @@ def _activation_name(fn) -> str | None:
     return None
 
 
-def _is_identity(fn) -> bool:
+def _path_key(entry) -> Any:
+    """One entry of a ``jax.tree_util`` key path as a plain name or index."""
+    for attr in ("name", "key", "idx"):
+        if hasattr(entry, attr):
+            return getattr(entry, attr)
+    return str(entry)
+
+
+def _paths(tree) -> list[tuple]:
+    """The key path of each floating leaf of ``tree`` (``jax.tree_util`` order), with a
+    trailing ``value`` (a flax ``Variable``'s own field) dropped."""
+    out = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if floating(leaf):
+            keys = tuple(_path_key(e) for e in path)
+            out.append(keys[:-1] if keys and keys[-1] in ("value", "raw_value") else keys)
+    return out
+
+
+# ------------------------------------------------------------------ front end: equinox
+
+
+def _is_eqx(model) -> bool:
+    try:
+        import equinox as eqx
+    except ImportError:
+        return False
+    return isinstance(model, eqx.Module)
+
+
+def _eqx_identity(fn) -> bool:
     import equinox as eqx
 
     default = inspect.signature(eqx.nn.MLP.__init__).parameters["final_activation"].default
     return fn is default
 
 
-def _modules(model) -> list:
-    """The model as a flat list of parts: ``("linear", m)``, ``("conv", m)``,
-    ``("act", name)``, ``("flatten", None)``."""
+def _eqx_linear(m, path: tuple) -> Part:
+    bias = None if m.bias is None else Leaf(path + ("bias",), tuple(m.bias.shape))
+    return Part("linear", Leaf(path + ("weight",), tuple(m.weight.shape)), bias)
+
+
+def _eqx_parts(model) -> list[Part]:
     import equinox as eqx
 
     if isinstance(model, eqx.nn.MLP):
         act = _activation_name(model.activation)
         if act is None:
             raise UnsupportedLayer(f"MLP activation {model.activation!r}")
-        if not _is_identity(model.final_activation):
+        if not _eqx_identity(model.final_activation):
             raise UnsupportedLayer(f"MLP final_activation {model.final_activation!r}")
-        parts: list = []
+        parts: list[Part] = []
         for k, lin in enumerate(model.layers):
-            parts.append(("linear", lin))
+            parts.append(_eqx_linear(lin, ("layers", k)))
             if k < len(model.layers) - 1:
-                parts.append(("act", act))
+                parts.append(Part("act", activation=act))
         return parts
-    if isinstance(model, eqx.nn.Sequential):
-        parts = []
-        for m in model.layers:
-            if isinstance(m, eqx.nn.Linear):
-                parts.append(("linear", m))
-            elif isinstance(m, eqx.nn.Conv2d):
-                if (
-                    any(p != (0, 0) for p in m.padding)
-                    or tuple(m.dilation) != (1, 1)
-                    or (m.groups != 1)
-                ):
-                    raise UnsupportedLayer("Conv2d with padding, dilation or groups")
-                parts.append(("conv", m))
-            elif isinstance(m, eqx.nn.Lambda) and _activation_name(m.fn) is not None:
-                parts.append(("act", _activation_name(m.fn)))
-            elif isinstance(m, eqx.nn.Lambda) and m.fn is jnp.ravel:
-                parts.append(("flatten", None))
-            else:
-                raise UnsupportedLayer(
-                    type(m).__name__ + (f"({m.fn!r})" if hasattr(m, "fn") else "")
-                )
-        return parts
-    raise UnsupportedLayer(type(model).__name__)
+    if not isinstance(model, eqx.nn.Sequential):
+        raise UnsupportedLayer(type(model).__name__)
+    parts = []
+    for k, m in enumerate(model.layers):
+        path = ("layers", k)
+        if isinstance(m, eqx.nn.Linear):
+            parts.append(_eqx_linear(m, path))
+        elif isinstance(m, eqx.nn.Conv2d):
+            if any(p != (0, 0) for p in m.padding) or tuple(m.dilation) != (1, 1) or m.groups != 1:
+                raise UnsupportedLayer("Conv2d with padding, dilation or groups")
+            o = m.weight.shape[0]
+            bias = None if m.bias is None else Leaf(path + ("bias",), (o,))  # (O, 1, 1): a view
+            weight = Leaf(path + ("weight",), tuple(m.weight.shape))
+            parts.append(Part("conv", weight, bias, tuple(m.stride)))
+        elif isinstance(m, eqx.nn.Lambda) and _activation_name(m.fn) is not None:
+            parts.append(Part("act", activation=_activation_name(m.fn)))
+        elif isinstance(m, eqx.nn.Lambda) and m.fn is jnp.ravel:
+            parts.append(Part("flatten"))
+        else:
+            raise UnsupportedLayer(type(m).__name__ + (f"({m.fn!r})" if hasattr(m, "fn") else ""))
+    return parts
 
 
-def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[tuple[int, ...]]]:
-    """The project's layers of ``model`` for samples of ``in_shape``, and the shape of
-    each of the model's floating parameter leaves in the project's layout (its order is
-    ``jax.tree_util``'s, the layers' parameter order).  Raises
+def _eqx_params(model):
+    import equinox as eqx
+
+    return eqx.filter(model, eqx.is_inexact_array)
+
+
+def _eqx_plain(model, x, y):
+    import equinox as eqx
+
+    _, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def logits(params):
+        return jax.vmap(eqx.combine(eqx.filter(params, eqx.is_inexact_array), static))(x)
+
+    return _cross_entropy(logits, y)
+
+
+# --------------------------------------------------------------------- front end: flax
+
+
+def _is_nnx(model) -> bool:
+    try:
+        from flax import nnx
+    except ImportError:
+        return False
+    return isinstance(model, nnx.Module)
+
+
+def _nnx_parts(model) -> list[Part]:
+    from flax import nnx
+
+    if not isinstance(model, nnx.Sequential):
+        raise UnsupportedLayer(f"flax {type(model).__name__}")
+    parts: list[Part] = []
+    for k, m in enumerate(model.layers):
+        path = ("layers", k)
+        if isinstance(m, nnx.Linear):
+            d_in, d_out = m.kernel.shape
+            # kernel (in, out): the project's w (out, in) is kernel.T
+            weight = Leaf(path + ("kernel",), (d_out, d_in), perm=(1, 0))
+            bias = None if m.bias is None else Leaf(path + ("bias",), (d_out,))
+            parts.append(Part("linear", weight, bias))
+        elif isinstance(m, nnx.Conv):
+            parts.append(_nnx_conv(m, path))
+        elif m is flatten:
+            parts.append(Part("flatten", channels_last=True))
+        elif callable(m) and _activation_name(m) is not None:
+            parts.append(Part("act", activation=_activation_name(m)))
+        else:
+            raise UnsupportedLayer(f"flax {getattr(m, '__name__', type(m).__name__)}")
+    return parts
+
+
+def _pair(v) -> tuple[int, ...]:
+    return (int(v),) * 2 if isinstance(v, int) else tuple(int(a) for a in v)
+
+
+def _nnx_conv(m, path: tuple) -> Part:
+    valid = m.padding == "VALID" or (
+        not isinstance(m.padding, str) and all(tuple(p) == (0, 0) for p in m.padding)
+    )
+    plain = all(_pair(d) == (1, 1) for d in (m.input_dilation, m.kernel_dilation))
+    if not (valid and plain and m.feature_group_count == 1 and m.kernel.ndim == 4):
+        raise UnsupportedLayer("flax Conv other than 2-d, padding='VALID', no dilation or groups")
+    kh, kw, c, o = m.kernel.shape
+    # kernel (K_h, K_w, C, O): the project's (O, C, K_h, K_w) is a transpose
+    weight = Leaf(path + ("kernel",), (o, c, kh, kw), perm=(3, 2, 0, 1))
+    bias = None if m.bias is None else Leaf(path + ("bias",), (o,))
+    return Part("conv", weight, bias, _pair(m.strides), channels_last=True)
+
+
+def flatten(x):
+    """``x.reshape(len(x), -1)``: the flatten of a flax ``nnx.Sequential`` that
+    :func:`objective` reads (place this function itself in the model).
+
+    Returns
+    -------
+    array, shape (batch, H * W * C)
+    """
+    return x.reshape(x.shape[0], -1)
+
+
+def _nnx_params(model):
+    from flax import nnx
+
+    return nnx.state(model, nnx.Param)
+
+
+def _nnx_plain(model, x, y):
+    from flax import nnx
+
+    graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+
+    def logits(params):
+        return nnx.merge(graphdef, params, rest)(x)
+
+    return _cross_entropy(logits, y)
+
+
+def _cross_entropy(logits_of: Callable, y) -> Callable:
+    def value_fn(params):
+        logits = logits_of(params)
+        rows = jax.nn.one_hot(y, logits.shape[-1], dtype=logits.dtype) if y.ndim == 1 else y
+        return -jnp.mean(jnp.sum(rows * jax.nn.log_softmax(logits), axis=-1))
+
+    return value_fn
+
+
+class _FrontEnd(NamedTuple):
+    parts: Callable[[Any], list[Part]]
+    params: Callable[[Any], Any]
+    plain: Callable[[Any, Any, Any], Callable]
+
+
+def _front_end(model) -> _FrontEnd:
+    if _is_eqx(model):
+        return _FrontEnd(_eqx_parts, _eqx_params, _eqx_plain)
+    if _is_nnx(model):
+        return _FrontEnd(_nnx_parts, _nnx_params, _nnx_plain)
+    raise TypeError(
+        f"numeric.adapters reads equinox and flax.nnx models, got {type(model).__name__}"
+    )
+
+
+def parameters(model) -> Any:
+    """The parameter pytree of ``model`` that :func:`objective`'s function takes:
+    ``eqx.filter(model, eqx.is_inexact_array)`` for equinox, ``nnx.state(model,
+    nnx.Param)`` for flax.
+
+    Returns
+    -------
+    pytree
+    """
+    return _front_end(model).params(model)
+
+
+# ---------------------------------------------------------------------- one mechanism
+
+
+def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
+    """The project's layers of ``model`` for samples of ``in_shape``, and the
+    :class:`Leaf` of each of the layers' parameter arrays (their order).  Raises
     :class:`UnsupportedLayer` naming what has no generated kernels."""
-    parts = _modules(model)
+    parts = _front_end(model).parts(model)
     layers: list = []
-    shapes: list[tuple[int, ...]] = []
+    leaves: list[Leaf] = []
     shape = tuple(int(s) for s in in_shape)
+    if parts and parts[0].channels_last and len(shape) == 3:  # samples (H, W, C)
+        shape = (shape[2], shape[0], shape[1])
+    rows: tuple[int, ...] | None = None
     i = 0
     while i < len(parts):
-        kind, m = parts[i]
-        act = parts[i + 1][1] if i + 1 < len(parts) and parts[i + 1][0] == "act" else None
-        bias = getattr(m, "bias", None) is not None
-        if kind == "flatten":
+        part = parts[i]
+        nxt = parts[i + 1] if i + 1 < len(parts) else None
+        act = nxt.activation if nxt is not None and nxt.kind == "act" else None
+        if part.kind == "flatten":
             layers.append(Flatten(shape))
+            if part.channels_last:  # the next Linear's inputs come in (H, W, C) order
+                rows = (shape[1], shape[2], shape[0])
             shape = layers[-1].out_shape
             i += 1
             continue
-        if kind == "act":
-            raise UnsupportedLayer(f"activation {m!r} not after a Linear or Conv2d")
-        if kind == "linear":
-            d_out, d_in = m.weight.shape
+        if part.kind == "act":
+            raise UnsupportedLayer(f"activation {part.activation} not after a Linear or Conv")
+        assert part.weight is not None
+        bias = part.bias is not None
+        weight = part.weight
+        if part.kind == "linear":
+            d_out, d_in = weight.shape
+            if rows is not None:  # kernel (H*W*C, out) -> (out, C, H, W) -> (out, C*H*W)
+                assert weight.perm == (1, 0)
+                weight = weight._replace(view=(*rows, d_out), perm=(3, 2, 0, 1))
+                rows = None
             if shape != (d_in,):
                 raise UnsupportedLayer(f"Linear of {d_in} inputs on samples of shape {shape}")
-            last = i == len(parts) - 1
-            if last:
+            if i == len(parts) - 1:
                 layers.append(Output(d_in, d_out, bias=bias))
             elif act is None:
                 raise UnsupportedLayer("Linear without an activation before the last layer")
             else:
                 layers.append(Dense(d_in, d_out, activation=act, bias=bias))
-            shapes += [(d_out, d_in)] + ([(d_out,)] if bias else [])
         else:  # conv
             if act is None:
                 raise UnsupportedLayer("Conv2d without an activation")
-            o, c, kh, kw = m.weight.shape
-            layers.append(Conv2D(shape, o, (kh, kw), tuple(m.stride), activation=act, bias=bias))
-            shapes += [(o, c, kh, kw)] + ([(o,)] if bias else [])
+            o, _, kh, kw = part.weight.shape
+            layers.append(Conv2D(shape, o, (kh, kw), part.stride, activation=act, bias=bias))
+        leaves += [weight] + ([part.bias] if part.bias is not None else [])
         shape = layers[-1].out_shape
         i += 2 if act is not None else 1
-    if not isinstance(layers[-1], Output):
+    if not layers or not isinstance(layers[-1], Output):
         raise UnsupportedLayer("a model that does not end with a Linear layer (the logits)")
-    return layers, shapes
+    return layers, leaves
 
 
 class ModelObjective(NetworkObjective):
     """``F(params)``: the batch-mean softmax cross-entropy of a model read by
-    :func:`layers_of`, as a function of the model's own parameter pytree (the model
-    filtered by ``eqx.is_inexact_array``, or the model itself).
+    :func:`layers_of`, as a function of the model's own parameter pytree
+    (:func:`parameters`).
 
     Parameters
     ----------
     layers : the project's layers of the model
-    shapes : the project's shape of each floating leaf
+    leaves : the :class:`Leaf` of each of the layers' parameter arrays
+    paths : the key path of each floating leaf of the model's parameter pytree
     x : array, shape (batch, *in_shape)
     y : array, shape (batch, classes)
     """
 
-    def __init__(self, layers: Sequence, shapes: Sequence, x, y) -> None:
+    def __init__(self, layers: Sequence, leaves: Sequence[Leaf], paths: Sequence[tuple], x,
+                 y) -> None:  # fmt: skip
         super().__init__(layers, x, y)
-        self.shapes = [tuple(s) for s in shapes]
+        self.leaves = list(leaves)
+        self.n_leaves = len(paths)
+        where = {p: k for k, p in enumerate(paths)}
+        missing = [leaf.path for leaf in self.leaves if leaf.path not in where]
+        if missing:
+            raise UnsupportedLayer(f"parameters not found in the model's pytree: {missing}")
+        #: for each of the project's arrays, the index of its leaf among the floating leaves
+        self.order = [where[leaf.path] for leaf in self.leaves]
+        self.leaf_of = self.order
+        unused = sorted(set(range(self.n_leaves)) - set(self.order))
+        if unused:
+            raise UnsupportedLayer(f"floating parameters outside the layers read: "
+                                   f"{[paths[k] for k in unused]}")  # fmt: skip
+
+    def _check(self, leaves: Sequence) -> None:
+        if len(leaves) != self.n_leaves:
+            raise ValueError(
+                f"params has {len(leaves)} floating leaves, the model {self.n_leaves}: pass "
+                "numeric.adapters.parameters(model) (or a pytree of its structure)"
+            )
 
     def flat(self, leaves: Sequence) -> list:
-        """The project's parameter list from the model's floating leaves (reshapes:
-        views, no copies)."""
-        return [jnp.reshape(a, s) for a, s in zip(leaves, self.shapes, strict=True)]
+        """The project's parameter list from the model's floating leaves (a transpose
+        where the layouts differ, reshapes: views, no copies)."""
+        self._check(leaves)
+        out = []
+        for leaf, k in zip(self.leaves, self.order, strict=True):
+            a = leaves[k]
+            if leaf.view is not None:
+                a = jnp.reshape(a, leaf.view)
+            if leaf.perm is not None:
+                a = jnp.transpose(a, leaf.perm)
+            out.append(jnp.reshape(a, leaf.shape))
+        return out
+
+    def unflat(self, arrays: Sequence, like: Sequence) -> list:
+        """The inverse of :meth:`flat`: arrays in the project's layout back in the
+        layout and order of the model's floating leaves ``like``."""
+        self._check(like)
+        out: list = [None] * self.n_leaves
+        for a, leaf, k in zip(arrays, self.leaves, self.order, strict=True):
+            shape = tuple(like[k].shape)
+            if leaf.perm is not None:
+                view = leaf.view if leaf.view is not None else shape
+                a = jnp.reshape(a, tuple(view[j] for j in leaf.perm))
+                a = jnp.transpose(a, tuple(int(j) for j in np.argsort(leaf.perm)))
+            out[k] = jnp.reshape(a, shape)
+        return out
 
     def __call__(self, params):
         leaves = [a for a in jax.tree_util.tree_leaves(params) if floating(a)]
@@ -189,16 +471,28 @@ class ModelObjective(NetworkObjective):
 
     def value_and_grad(self, params):
         """``(F, grad F)`` through the generated adjoint sweep, ``grad F`` as a pytree
-        like ``params``."""
+        like ``params`` (``None`` at leaves that are not floating)."""
         leaves, tree = jax.tree_util.tree_flatten(params)
         keep = [floating(a) for a in leaves]
-        loss, grads = super().value_and_grad(self.flat([a for a, k in zip(leaves, keep,
-                                                                           strict=True) if k]))  # fmt: skip
-        it = iter(grads)
-        out = [
-            jnp.reshape(next(it), a.shape) if k else None for a, k in zip(leaves, keep, strict=True)
-        ]
+        sub = [a for a, k in zip(leaves, keep, strict=True) if k]
+        _, ev = self.sweeps(sub)
+        loss, grads = ev.loss, ev.grads
+        it = iter(self.unflat(grads, sub))
+        out = [next(it) if k else None for k in keep]
         return loss, jax.tree_util.tree_unflatten(tree, out)
+
+
+def plain_objective(model, x, y) -> Callable[[Any], Any]:
+    """``params -> F`` through the model's own forward pass (the batch-mean softmax
+    cross-entropy, as :func:`objective` computes it): what ``jax.grad`` and the
+    ``jvp(grad)`` path differentiate.
+
+    Returns
+    -------
+    callable
+        A plain function of :func:`parameters` ``(model)``.
+    """
+    return _front_end(model).plain(model, jnp.asarray(x), jnp.asarray(y))
 
 
 _WARNED: set[str] = set()
@@ -209,44 +503,34 @@ def objective(model, x, y) -> Callable[[Any], Any]:
 
     Parameters
     ----------
-    model : equinox.nn.MLP or equinox.nn.Sequential
+    model : equinox.nn.MLP, equinox.nn.Sequential or flax.nnx.Sequential
     x : array, shape (batch, *in_shape)
-        (batch, C, H, W) for a conv model, as ``jax.vmap(model)`` takes it.
+        (batch, C, H, W) for an equinox conv model, as ``jax.vmap(model)`` takes it.
     y : array, shape (batch,) of int labels, or (batch, classes) label rows
 
     Returns
     -------
     ModelObjective, or a plain function
-        ``params -> F`` (the batch-mean softmax cross-entropy) for ``params`` the model's
-        floating leaves as a pytree (``eqx.filter(model, eqx.is_inexact_array)``, or the
-        model).  A :class:`ModelObjective` when every layer has generated kernels (the
-        fast path); else a plain function of the model (``jvp(grad)``), with a
+        ``params -> F`` (the batch-mean softmax cross-entropy) for ``params`` the
+        model's parameter pytree (:func:`parameters`; for equinox also the model
+        itself).  A :class:`ModelObjective` when every layer has generated kernels (the
+        fast path); else a plain function of the parameters (``jvp(grad)``), with a
         one-time warning naming the layer.
     """
     x = jnp.asarray(x)
     y = jnp.asarray(y)
+    front = _front_end(model)
     try:
-        layers, shapes = layers_of(model, x.shape[1:])
+        layers, leaves = layers_of(model, x.shape[1:])
+        if y.ndim == 1:
+            y = jax.nn.one_hot(y, layers[-1].classes, dtype=x.dtype)
+        parts = front.parts(model)
+        if parts[0].kind == "conv" and parts[0].channels_last:  # (batch, H, W, C): one copy
+            x = jnp.transpose(x, (0, 3, 1, 2))
+        return ModelObjective(layers, leaves, _paths(front.params(model)), x, y)
     except UnsupportedLayer as e:
         if str(e) not in _WARNED:
             _WARNED.add(str(e))
             warnings.warn(f"no generated kernels for {e}: scale_by_cr uses jvp(grad)",
                           stacklevel=2)  # fmt: skip
-        return _plain(model, x, y)
-    if y.ndim == 1:
-        y = jax.nn.one_hot(y, layers[-1].classes, dtype=x.dtype)
-    return ModelObjective(layers, shapes, x, y)
-
-
-def _plain(model, x, y):
-    import equinox as eqx
-
-    _, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def value_fn(params):
-        m = eqx.combine(eqx.filter(params, eqx.is_inexact_array), static)
-        logits = jax.vmap(m)(x)
-        rows = jax.nn.one_hot(y, logits.shape[-1], dtype=logits.dtype) if y.ndim == 1 else y
-        return -jnp.mean(jnp.sum(rows * jax.nn.log_softmax(logits), axis=-1))
-
-    return value_fn
+        return front.plain(model, x, y)

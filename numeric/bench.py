@@ -38,6 +38,13 @@ default; each route updates its own copy of the weights):
                     ``chain(identity(), scale_by_cr(...))`` with ``d^T H d`` from the
                     generated kernels (``NetworkObjective``, low-rank L1-L4) or from
                     ``jvp(grad)`` of the loss (ratios to ``optax-sgd``).
+``equinox-sgd``, ``equinox-cr-fast``, ``equinox-cr-jvp``, ``flax-*``
+                    with equinox (flax) installed: the same network as an
+                    ``equinox.nn.MLP`` (a ``flax.nnx.Sequential``), an optax SGD step on
+                    its own forward pass, and ``scale_by_cr`` with the model read by
+                    ``numeric.adapters`` (fast) or by ``jvp(grad)``
+                    (:mod:`numeric.bench_libraries`; ratios to ``<library>-sgd``; timed
+                    interleaved with the ``optax-*`` routes).
 ``jax-*``, ``kfac-jax``
                     other JAX routes registered under the ``lowrank.bench`` entry point
                     (the verify layer's JAX SGD step and its ``jvp(grad)`` and nested
@@ -326,16 +333,22 @@ def run_benchmark(
                 except ImportError:
                     out["notes"].append("optax routes skipped: optax is not installed")
                     oroutes = {}
+                else:
+                    from numeric.bench_libraries import library_routes
+
+                    lroutes, notes = library_routes(net, x, y, LR, SIGMA)
+                    oroutes.update(lroutes)
+                    out["notes"] += notes
                 jtimes = time_routes(jroutes, rounds, warmup=5, slow=set())
                 jbase = jtimes.get("jax-sgd", jtimes["jax-gen-sgd"])
                 for name, t in jtimes.items():
                     out["routes"].setdefault(name, {})[dtype] = {"seconds": t, "ratio": t / jbase}
                 if oroutes:
                     otimes = time_routes(oroutes, rounds, warmup=5, slow=set())
-                    for name, t in otimes.items():
+                    for name, t in otimes.items():  # to the SGD step of its family
                         out["routes"].setdefault(name, {})[dtype] = {
                             "seconds": t,
-                            "ratio": t / otimes["optax-sgd"],
+                            "ratio": t / otimes[name.split("-")[0] + "-sgd"],
                         }
     return out
 
@@ -456,6 +469,11 @@ def derived_ratios(result: dict, dtype: str = "float32") -> dict[str, float]:
         "jax-cr-hvp/jax-sgd": t("jax-cr-hvp") / t("jax-sgd"),
         "optax-cr-fast/optax-sgd": t("optax-cr-fast") / t("optax-sgd"),
         "optax-cr-jvp/optax-sgd": t("optax-cr-jvp") / t("optax-sgd"),
+        **{
+            f"{lib}-cr-{path}/{lib}-sgd": t(f"{lib}-cr-{path}") / t(f"{lib}-sgd")
+            for lib in ("equinox", "flax")
+            for path in ("fast", "jvp")
+        },
         "kfac-jax/jax-sgd": t("kfac-jax") / t("jax-sgd"),
         **{
             f"{name}/train-sgd": t(name) / t("train-sgd")

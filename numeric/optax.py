@@ -19,7 +19,8 @@ fallbacks of :mod:`numeric.cr` (non-descent, zero, non-finite)::
 * for this project's networks, when ``value_fn`` is a :class:`NetworkObjective`, by the
   generated contracted kernels (one tangent sweep; the low-rank forms L1-L4 when
   ``direction="sgd"`` says the incoming updates are the gradient itself), without
-  building the autodiff route.
+  building the autodiff route; equinox and flax models get one through
+  :func:`numeric.adapters.objective`.
 
 :mod:`numeric.optax_methods` runs any optax transformation (CR chains, and the optax
 baselines) as a training method of ``lowrank train``.  This module imports JAX and optax;
@@ -123,10 +124,31 @@ class NetworkObjective:
         self.layers = tuple(layers)
         self.x = x
         self.y = y
+        self._last: tuple | None = None
 
     def evaluate(self, params, second: bool = True) -> Evaluation:
         """The network's sweeps on the batch (:func:`numeric.stepping.evaluate`)."""
         return evaluate(self.layers, list(params), self.x, self.y, second)
+
+    def sweeps(self, leaves: Sequence) -> tuple[list, Evaluation]:
+        """The network's parameters from the floating leaves (:meth:`flat`) and their
+        sweeps with the second-order terms.  The last answer is kept for the same leaf
+        objects (JAX arrays are immutable; under ``jit`` the same tracers): a
+        :meth:`value_and_grad` for the gradient and the CR step that follows in the same
+        traced step share one forward and adjoint sweep (XLA does not merge the two)."""
+        leaves = list(leaves)
+        last = self._last
+        if (
+            last is not None
+            and len(last[0]) == len(leaves)
+            and all(a is b for a, b in zip(last[0], leaves, strict=True))
+        ):
+            return last[1], last[2]
+        params = self.flat(leaves)
+        ev = self.evaluate(params)
+        if all(isinstance(a, jax.Array) for a in leaves):
+            self._last = (leaves, params, ev)
+        return params, ev
 
     def __call__(self, params):
         tape = forward(self.layers, list(params), self.x, second=False)
@@ -135,40 +157,92 @@ class NetworkObjective:
 
     def value_and_grad(self, params):
         """``(F, grad F)`` through the generated adjoint sweep."""
-        ev = self.evaluate(params, second=False)
+        _, ev = self.sweeps(params)
         return ev.loss, ev.grads
 
     def flat(self, leaves: Sequence) -> list:
         """The network's parameter list from the floating leaves of ``params`` (here the
-        list itself; :class:`numeric.adapters.ModelObjective` reshapes a model's)."""
+        list itself; :class:`numeric.adapters.ModelObjective` reads a model's)."""
         return list(leaves)
+
+    def unflat(self, arrays: Sequence, like: Sequence) -> list:
+        """The inverse of :meth:`flat`: arrays in the network's layout, in the layout
+        and order of the floating leaves ``like`` (here the list itself)."""
+        return list(arrays)
+
+    #: for each of the network's arrays, the index of its leaf among the floating leaves
+    #: of ``params`` (``None``: the same list)
+    leaf_of: list[int] | None = None
 
 
 class _Reshaped(Curvature):
-    """A :class:`KernelCurvature` read in the shapes of a model's own leaves (the
-    directions reshaped to the network's layout, the results back: views)."""
+    """A :class:`KernelCurvature` read in the layout of a model's own leaves ``like``
+    (directions through ``objective.flat``, results back through ``objective.unflat``:
+    reshapes, and transposes where the layouts differ)."""
 
-    def __init__(self, inner: KernelCurvature, objective: NetworkObjective, shapes) -> None:
-        self.inner, self.objective, self.shapes = inner, objective, list(shapes)
+    def __init__(self, inner: Curvature, objective: NetworkObjective, like) -> None:
+        self.inner, self.objective, self.like = inner, objective, list(like)
         self.sgd = inner.sgd
 
-    def _back(self, arrays):
-        return [jnp.reshape(a, s) for a, s in zip(arrays, self.shapes, strict=True)]
-
     def grad(self):
-        return self._back(self.inner.grad())
+        return self.objective.unflat(self.inner.grad(), self.like)
 
     def along(self, d):
         return self.inner.along(self.objective.flat(d))
 
     def blocks(self, d):
-        return self.inner.blocks(self.objective.flat(d))
+        out, owner = self.inner.blocks(self.objective.flat(d))
+        order = self.objective.leaf_of
+        if order is None:
+            return out, owner
+        mine = [0] * len(self.like)  # each leaf's block, in the leaves' order
+        for j, b in enumerate(owner):
+            mine[order[j]] = b
+        return out, mine
 
     def diagonal(self):
-        return self._back(self.inner.diagonal())
+        return self.objective.unflat(self.inner.diagonal(), self.like)
 
     def decrease(self, step):
         return self.inner.decrease(self.objective.flat(step))
+
+
+class _Embedded(Curvature):
+    """A curvature of all floating parameters read on the subset ``keep`` that
+    ``optax.masked`` hands to :func:`scale_by_cr` (the other entries of a direction are
+    zero; results are read on the subset).  Per-layer blocks with no kept array are
+    dropped."""
+
+    def __init__(self, inner: Curvature, keep: Sequence[bool], like: Sequence) -> None:
+        self.inner, self.keep, self.like = inner, list(keep), list(like)
+        self.sgd = False
+
+    def _sub(self, arrays):
+        return [a for a, k in zip(arrays, self.keep, strict=True) if k]
+
+    def _full(self, sub):
+        it = iter(sub)
+        return [next(it) if k else jnp.zeros_like(a) for a, k in zip(self.like, self.keep,
+                                                                       strict=True)]  # fmt: skip
+
+    def grad(self):
+        return self._sub(self.inner.grad())
+
+    def along(self, d):
+        return self.inner.along(self._full(d))
+
+    def blocks(self, d):
+        (gtg, ghg, sq), owner = self.inner.blocks(self._full(d))
+        kept = sorted({b for b, k in zip(owner, self.keep, strict=True) if k})
+        index = {b: i for i, b in enumerate(kept)}
+        pick = jnp.asarray(kept)
+        return (gtg[pick], ghg[pick], sq[pick]), [index[b] for b in self._sub(owner)]
+
+    def diagonal(self):
+        return self._sub(self.inner.diagonal())
+
+    def decrease(self, step):
+        return self.inner.decrease(self._full(step))
 
 
 def floating(leaf) -> bool:
@@ -251,6 +325,20 @@ class _ParamView:
             for p, k in zip(self.leaves, self.keep, strict=True)
         ]
 
+    def masked_in(self) -> tuple[list[bool], list]:
+        """Under ``optax.masked``: the floating leaves of the full parameters, and which
+        of them are this transformation's variables (the masked-in ones)."""
+        flags = jax.tree_util.tree_map(
+            lambda m, f: jax.tree_util.tree_map(lambda _: not _is_masked(m), f),
+            self.params, self.full, is_leaf=_is_masked,
+        )  # fmt: skip
+        full = jax.tree_util.tree_leaves(self.full)
+        kept = jax.tree_util.tree_leaves(flags)
+        if len(kept) != len(full):
+            raise ValueError("full_params must have the structure of the parameters")
+        pairs = [(k, a) for k, a in zip(kept, full, strict=True) if floating(a)]
+        return [k for k, _ in pairs], [a for _, a in pairs]
+
     def tree(self, sub: Sequence) -> Any:
         tree = jax.tree_util.tree_unflatten(self.treedef, self.insert(sub))
         if self.masked:
@@ -278,14 +366,20 @@ def _curvature(value_fn, view: _ParamView, direction: str, has_aux: bool, kwargs
                grad=None, value=None) -> Curvature:  # fmt: skip
     """The generated kernels for a :class:`NetworkObjective` (``direction="sgd"``: the
     low-rank route), else JAX autodiff of ``value_fn`` over the variables of ``view``."""
-    if isinstance(value_fn, NetworkObjective) and not (view.masked or kwargs or has_aux):
-        sub = view.select(view.leaves)
-        params = value_fn.flat(sub)
-        kernels = KernelCurvature(value_fn.layers, params, value_fn.evaluate(params),
-                                  sgd=direction == "sgd")  # fmt: skip
-        if all(p.shape == q.shape for p, q in zip(params, sub, strict=True)):
-            return kernels
-        return _Reshaped(kernels, value_fn, [q.shape for q in sub])
+    if isinstance(value_fn, NetworkObjective) and not (kwargs or has_aux):
+        if view.masked:  # the kernels see every parameter, the direction only the kept
+            keep, leaves = view.masked_in()
+            sgd = False  # the direction is not -grad F of all parameters
+        else:
+            leaves = view.select(view.leaves)
+            keep, sgd = None, direction == "sgd"
+        params, ev = value_fn.sweeps(leaves)
+        curv: Curvature = KernelCurvature(value_fn.layers, params, ev, sgd=sgd)
+        if value_fn.leaf_of is not None or any(
+            p.shape != q.shape for p, q in zip(params, leaves, strict=True)
+        ):
+            curv = _Reshaped(curv, value_fn, leaves)
+        return curv if keep is None else _Embedded(curv, keep, leaves)
 
     def objective(sub):
         out = value_fn(view.tree(sub), **kwargs)

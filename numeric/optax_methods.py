@@ -183,10 +183,21 @@ def _find_schedule_free_state(state):
     return None
 
 
-def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[str, Callable]:
+def bench_steps(
+    objective: NetworkObjective,
+    lr: float,
+    sigma: float,
+    plain: Callable | None = None,
+    prefix: str = "optax",
+) -> dict[str, tuple[Any, Callable]]:
     """Jit-compiled steps ``params -> params`` for ``lowrank bench``: an optax SGD step and
     the CR step of :func:`scale_by_cr` on the SGD direction, with ``d^T H d`` from the
-    generated kernels (``optax-cr-fast``) or from ``jvp(grad)`` (``optax-cr-jvp``).
+    generated kernels (``<prefix>-cr-fast``) or from ``jvp(grad)`` (``<prefix>-cr-jvp``).
+
+    ``plain`` is the loss the SGD and ``jvp(grad)`` steps differentiate (a model's own
+    forward pass, :func:`numeric.adapters.plain_objective`; default: ``objective``
+    itself); the fast step takes ``objective``'s generated adjoint sweep for its
+    gradient.
 
     Returns
     -------
@@ -202,9 +213,10 @@ def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[st
     >>> sorted(bench_steps(objective, lr=0.1, sigma=10.0))
     ['optax-cr-fast', 'optax-cr-jvp', 'optax-sgd']
     """
+    if plain is None:
 
-    def plain(params):
-        return objective(params)
+        def plain(params):
+            return objective(params)
 
     sgd = optax.sgd(lr)
     cr_fast = optax.chain(optax.identity(), scale_by_cr(sigma, fallback=lr, direction="sgd"))
@@ -220,7 +232,7 @@ def bench_steps(objective: NetworkObjective, lr: float, sigma: float) -> dict[st
         return tx, step
 
     return {
-        "optax-sgd": make(sgd, jax.value_and_grad(plain), plain),
-        "optax-cr-fast": make(cr_fast, objective.value_and_grad, objective),
-        "optax-cr-jvp": make(cr_jvp, jax.value_and_grad(plain), plain),
+        f"{prefix}-sgd": make(sgd, jax.value_and_grad(plain), plain),
+        f"{prefix}-cr-fast": make(cr_fast, objective.value_and_grad, objective),
+        f"{prefix}-cr-jvp": make(cr_jvp, jax.value_and_grad(plain), plain),
     }

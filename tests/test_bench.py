@@ -44,6 +44,13 @@ def test_bench_jax_routes(tmp_path):
     routes = json.loads(out.read_text())["routes"]
     assert {"jax-gen-sgd", "jax-gen-cr", "jax-sgd", "jax-cr-hvp"} <= set(routes)
     assert {"optax-sgd", "optax-cr-fast", "optax-cr-jvp"} <= set(routes)
+    libraries = {f"{lib}-{route}" for lib in ("equinox", "flax")
+                 for route in ("sgd", "cr-fast", "cr-jvp")}  # fmt: skip
+    assert libraries <= set(routes)
+    assert routes["equinox-sgd"]["float64"]["ratio"] == routes["flax-sgd"]["float64"]["ratio"] == 1
+    assert all(routes[name]["float64"]["seconds"] > 0 for name in libraries)
+    notes = json.loads(out.read_text())["notes"]
+    assert any(n.startswith("equinox: XLA's FLOP count") and "equinox-cr-fast" in n for n in notes)
     try:
         import kfac_jax  # noqa: F401
     except ImportError:
@@ -136,3 +143,33 @@ def test_bench_grid_refuses_an_unknown_model(capsys):
     with pytest.raises(SystemExit):
         main(["--grid", "--grid-models", "mlp,vit"])
     assert "--grid-models takes mlp, cnn, rnn" in capsys.readouterr().err
+
+
+def test_bench_library_models_are_the_bench_network():
+    """The equinox and flax routes train the bench's own network: same loss and gradient
+    (flax's kernels are the transposed weights)."""
+    jax = pytest.importorskip("jax")
+    import numpy as np
+
+    from numeric import adapters
+    from numeric import jax_backend as jb
+    from numeric.bench_libraries import LIBRARIES
+    from numeric.network import Network
+
+    jb.enable_x64()
+    net = Network.create(7, [5, 5, 5], 3, seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 7))
+    y = np.eye(3)[rng.integers(0, 3, 6)]
+    loss, grads = net.loss_and_gradient(x, y)
+    for name, make in LIBRARIES.items():
+        model = make(net)
+        params = adapters.parameters(model)
+        plain = adapters.plain_objective(model, jax.numpy.asarray(x), jax.numpy.asarray(y))
+        np.testing.assert_allclose(float(plain(params)), loss, rtol=1e-12, err_msg=name)
+        objective = adapters.objective(model, x, y)
+        assert isinstance(objective, adapters.ModelObjective), name
+        leaves = jax.tree_util.tree_leaves(jax.grad(plain)(params))
+        ours = objective.flat(leaves)  # in the network's layout
+        for a, b in zip(ours, grads, strict=True):
+            np.testing.assert_allclose(np.asarray(a), b, rtol=1e-10, err_msg=name)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FORBIDDEN = {"sympy", "jax", "jaxlib", "optax", "derive", "verify"}
+FORBIDDEN = {"sympy", "jax", "jaxlib", "optax", "equinox", "flax", "derive", "verify"}
 #: the optional JAX modules of numeric: the only ones that may import JAX (and optax)
 JAX_MODULES = {
     "numeric/jax_backend.py",
@@ -20,6 +20,7 @@ JAX_MODULES = {
     "numeric/optax_methods.py",
     "numeric/autodiff.py",
     "numeric/adapters.py",
+    "numeric/bench_libraries.py",
     "numeric/optax_state.py",
 }
 #: ways to import a module by a name computed at run time
@@ -55,7 +56,8 @@ def _strings(path: pathlib.Path) -> list[str]:
 def test_numeric_imports_no_other_layer_even_dynamically():
     for path in sorted((ROOT / "numeric").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        forbidden = FORBIDDEN - ({"jax", "jaxlib", "optax"} if rel in JAX_MODULES else set())
+        jax_libs = {"jax", "jaxlib", "optax", "equinox", "flax"}
+        forbidden = FORBIDDEN - (jax_libs if rel in JAX_MODULES else set())
         bad = _imports(path) & forbidden
         assert not bad, f"{rel} imports {bad}"
         text = path.read_text()

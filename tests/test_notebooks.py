@@ -96,6 +96,13 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "rec_grad_rank_is_steps": ("==", 1),
         "conv_mlp_ghg_rel_err_fd": ("<", 1e-6),
     },
+    "06_cr_on_your_equinox_model": {
+        "fast_path": ("==", 1),
+        "fast_vs_jvp_max_rel_err": ("<", 1e-10),
+        "flagged_steps": ("==", 0),
+        "last_over_first_loss": ("<", 0.5),
+        "test_accuracy": (">", 0.8),
+    },
 }
 
 
