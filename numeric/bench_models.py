@@ -1,5 +1,5 @@
-"""Cost of a CR step for the CNN and RNN models, next to their SGD step (routes for
-``lowrank bench --model cnn|rnn``).
+"""Cost of a CR step for the CNN, RNN and ResMLP models, next to their SGD step (routes
+for ``lowrank bench --model cnn|rnn|resmlp``).
 
 :func:`model_routes` returns zero-argument step functions (each updates its own copy of
 the weights, so repeated calls train on), all on the same batch of images:
@@ -27,7 +27,7 @@ import numpy as np
 
 from numeric.architectures import build
 from numeric.cr import CR, Baseline
-from numeric.layers import Conv2D, Dense, Output, Recurrent
+from numeric.layers import Conv2D, Dense, Output, Recurrent, Residual
 from numeric.network import Network, forward
 from numeric.optimizers import SGD
 
@@ -80,6 +80,8 @@ def _model_name(net: Network) -> str:
     kinds = {type(layer) for layer in net.layers}
     if Recurrent in kinds:
         return "rnn"
+    if Residual in kinds:
+        return "resmlp"
     return "cnn" if Conv2D in kinds else "mlp"
 
 
@@ -87,8 +89,8 @@ def multiply_adds(net: Network, batch: int = 32) -> dict[str, float]:
     """Multiply-adds per sample of the forward pass, of an SGD step (forward and adjoint
     sweep) and of what CR adds (tangent sweep, cross and second-order terms), counted from
     the layer shapes the way the layers compute them (low-rank Gram factors for dense
-    layers, the formed gradient as the direction for conv and recurrent layers); entry-wise
-    work (activations, A'' terms) is left out.
+    layers, the formed gradient as the direction for conv, recurrent and residual layers);
+    entry-wise work (activations, A'' terms, layer normalisation) is left out.
 
     Returns
     -------
@@ -123,5 +125,11 @@ def multiply_adds(net: Network, batch: int = 32) -> dict[str, float]:
             extra += T * (h * h + inp) + ww + T * h * h  # C39, C40, C41's state term
             if not first:
                 extra += 2 * T * inp  # C39's input tangent, C41's input term
+        elif isinstance(layer, Residual):
+            f = layer.d * layer.d
+            fwd += f  # z = w v + b
+            bwd += f + (0 if first else f)  # A.residual.wbar (and .vbar)
+            # A.residual.zdot (phi v, and w vdot) and the cross term of .curvature
+            extra += f + (0 if first else 2 * f)
     sgd = fwd + bwd
     return {"forward": fwd, "sgd": sgd, "cr_extra": extra, "ratio": (sgd + extra) / sgd}

@@ -5,9 +5,11 @@ from numeric.layers.activation import SECOND_VANISHES, activation_names, get_act
 from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
+from numeric.layers.layernorm import LayerNorm
 from numeric.layers.output import Output
 from numeric.layers.recurrent import Recurrent
 from numeric.layers.reshape import Reshape
+from numeric.layers.residual import Residual
 
 __all__ = [
     "SECOND_VANISHES",
@@ -15,9 +17,11 @@ __all__ = [
     "Dense",
     "Flatten",
     "Layer",
+    "LayerNorm",
     "Output",
     "Recurrent",
     "Reshape",
+    "Residual",
     "activation_names",
     "get_activation",
 ]
