@@ -12,6 +12,9 @@
   ``blocks`` (2) residual blocks ``v + A(w v + b)``, each after a layer normalisation when
   ``norm`` (default on), then the output.  The blocks and the normalisation are layers
   derived from their forward rules (:mod:`numeric.layers.derived`).
+* ``attention``: single-head softmax self-attention reading an (H, W) image as H tokens
+  of W features (MNIST: 28 rows of 28 pixels) into ``d_k`` (16) features per token,
+  flattened into the output layer; derived from its forward rule too.
 
 Every layer uses the same ``activation``; the CNN and RNN have biases by default.  Model
 sizes are plain data (``options``), filled with the defaults by :func:`model_options`, so a
@@ -34,12 +37,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from numeric.layers import Conv2D, Dense, Flatten, LayerNorm, Output, Recurrent, Residual
+from numeric.layers import (
+    Attention,
+    Conv2D,
+    Dense,
+    Flatten,
+    LayerNorm,
+    Output,
+    Recurrent,
+    Residual,
+)
 from numeric.layers.base import Layer
 from numeric.network import Network, float_dtype
 
 __all__ = [
     "MODELS",
+    "attention",
     "DEFAULTS",
     "build",
     "cnn",
@@ -52,7 +65,7 @@ __all__ = [
     "rnn",
 ]
 
-MODELS = ("mlp", "cnn", "rnn", "resmlp")
+MODELS = ("mlp", "cnn", "rnn", "resmlp", "attention")
 
 #: default sizes of each model (the MLP's are the paper's)
 DEFAULTS: dict[str, dict] = {
@@ -60,6 +73,7 @@ DEFAULTS: dict[str, dict] = {
     "cnn": {"channels": [8, 16], "kernel": 3, "stride": 2, "dense": [64]},
     "rnn": {"width": 64, "dense": []},
     "resmlp": {"width": 64, "blocks": 2, "norm": True},
+    "attention": {"d_k": 16},
 }
 
 
@@ -97,6 +111,8 @@ def model_options(model: str, options: dict | None = None) -> dict:
     elif model == "rnn":
         out["width"] = _ints("width", out["width"])[0]
         out["dense"] = _ints("dense", out["dense"])
+    elif model == "attention":
+        out["d_k"] = _ints("d_k", out["d_k"])[0]
     else:
         out["width"] = _ints("width", out["width"])[0]
         blocks = out["blocks"]
@@ -176,6 +192,21 @@ def resmlp(d_in: int, classes: int, width: int = 64, blocks: int = 2, norm: bool
     return layers + [Output(int(width), int(classes), bias)]
 
 
+def attention(image_shape: Sequence[int], classes: int, d_k: int = 16,
+              bias: bool = True) -> list[Layer]:  # fmt: skip
+    """Self-attention over the H rows of an (H, W) image (H tokens of W features) into
+    ``d_k`` features per token, flattened into the output layer."""
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2:
+        raise ValueError(
+            f"attention reads grey (H, W) images as H tokens; got images of shape {image_shape}"
+        )
+    att = Attention(shape[0], shape[1], int(d_k))
+    return [att, Flatten(att.out_shape), Output(shape[0] * int(d_k), int(classes), bias)]
+
+
 def layers_for(model: str, image_shape: Sequence[int], classes: int, *,
                activation: str = "relu", bias: bool | None = None,
                options: dict | None = None) -> list[Layer]:  # fmt: skip
@@ -191,6 +222,8 @@ def layers_for(model: str, image_shape: Sequence[int], classes: int, *,
     if model == "resmlp":
         d_in = int(np.prod(tuple(image_shape)))
         return resmlp(d_in, classes, activation=activation, bias=bias, **opts)
+    if model == "attention":
+        return attention(image_shape, classes, bias=bias, **opts)
     return rnn(image_shape, classes, activation=activation, bias=bias, **opts)
 
 

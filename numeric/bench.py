@@ -555,9 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model",
-        choices=["mlp", "cnn", "rnn", "resmlp"],
+        choices=["mlp", "cnn", "rnn", "resmlp", "attention"],
         default="mlp",
-        help="mlp: the paper's network (sized by --layers, --width); cnn, rnn, resmlp: the "
+        help="mlp: the paper's network (sized by --layers, --width); cnn, rnn, resmlp, attention: the "
         "models of lowrank train --model at their defaults (default: mlp)",
     )
     parser.add_argument(

@@ -1,5 +1,5 @@
 """Cost of a CR step for the CNN, RNN and ResMLP models, next to their SGD step (routes
-for ``lowrank bench --model cnn|rnn|resmlp``).
+for ``lowrank bench --model cnn|rnn|resmlp|attention``).
 
 :func:`model_routes` returns zero-argument step functions (each updates its own copy of
 the weights, so repeated calls train on), all on the same batch of images:
@@ -27,7 +27,7 @@ import numpy as np
 
 from numeric.architectures import build
 from numeric.cr import CR, Baseline
-from numeric.layers import Conv2D, Dense, Output, Recurrent, Residual
+from numeric.layers import Attention, Conv2D, Dense, Output, Recurrent, Residual
 from numeric.network import Network, forward
 from numeric.optimizers import SGD
 
@@ -82,6 +82,8 @@ def _model_name(net: Network) -> str:
         return "rnn"
     if Residual in kinds:
         return "resmlp"
+    if Attention in kinds:
+        return "attention"
     return "cnn" if Conv2D in kinds else "mlp"
 
 
@@ -131,5 +133,14 @@ def multiply_adds(net: Network, batch: int = 32) -> dict[str, float]:
             bwd += f + (0 if first else f)  # A.residual.wbar (and .vbar)
             # A.residual.zdot (phi v, and w vdot) and the cross term of .curvature
             extra += f + (0 if first else 2 * f)
+        elif isinstance(layer, Attention):
+            t, d, k = layer.tokens, layer.d, layer.d_k
+            proj, score = 3 * t * d * k, 2 * t * t * k  # q, key, val; s and p val
+            fwd += proj + score
+            # A.attention.{pbar,valbar,keybar,qbar} and the three gradients (and .xbar)
+            bwd += 2 * score + proj + (0 if first else proj)
+            # the tangents (phi x, and w xdot), sdot and ydot; the bilinear terms of
+            # .curvature (s and y, and phi against xdot)
+            extra += proj + 2 * score + score + (0 if first else 2 * proj)
     sgd = fwd + bwd
     return {"forward": fwd, "sgd": sgd, "cr_extra": extra, "ratio": (sgd + extra) / sgd}

@@ -160,6 +160,7 @@ def _arch(args: argparse.Namespace) -> dict:
         "width": args.res_width if args.model == "resmlp" else args.rnn_width,
         "blocks": args.blocks,
         "norm": args.norm,
+        "d_k": args.d_k,
     }
     if args.model != "resmlp" and args.res_width is not None:
         given["res_width"] = args.res_width
@@ -290,11 +291,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--model",
-        choices=["mlp", "cnn", "rnn", "resmlp"],
+        choices=["mlp", "cnn", "rnn", "resmlp", "attention"],
         help="mlp: the paper's network; cnn: conv layers, dense layers, softmax; rnn: a "
         "recurrent layer reading the image row by row, then the softmax readout; resmlp: a "
         "dense layer, residual blocks v + A(w v + b) after layer normalisations (layers "
-        "derived from their forward rules), the softmax (default: mlp)",
+        "derived from their forward rules), the softmax; attention: softmax self-attention "
+        "over the image rows as tokens, then the softmax (default: mlp)",
     )
     p.add_argument(
         "--bias",
@@ -323,6 +325,7 @@ def _add_train(sub) -> None:
         "--res-width", type=positive_int, help="resmlp: width of the residual stream (default: 64)"
     )
     p.add_argument("--blocks", type=nonnegative_int, help="resmlp: residual blocks (default: 2)")
+    p.add_argument("--d-k", type=positive_int, help="attention: features per token (default: 16)")
     p.add_argument(
         "--norm",
         action=argparse.BooleanOptionalAction,

@@ -39,6 +39,7 @@ SMALL = {
     "cnn": {"channels": [2, 3], "kernel": 3, "stride": 2, "dense": [4]},
     "rnn": {"width": 5, "dense": [3]},
     "resmlp": {"width": 5, "blocks": 2, "norm": True},
+    "attention": {"d_k": 3},
 }
 
 
@@ -100,8 +101,8 @@ def test_config_defaults_and_key():
     "model, extra",
     [("cnn", {}), ("rnn", {"activation": "tanh"}), ("cnn", {"optimizer": "adam", "lr": 0.01,
                                                               "sigma": 1000.0}),
-     ("resmlp", {"activation": "tanh"})],
-    ids=["cnn-sgd-cr", "rnn-tanh-sgd-cr", "cnn-adam-cr", "resmlp-tanh-sgd-cr"],
+     ("resmlp", {"activation": "tanh"}), ("attention", {})],
+    ids=["cnn-sgd-cr", "rnn-tanh-sgd-cr", "cnn-adam-cr", "resmlp-tanh-sgd-cr", "attention-sgd-cr"],
 )  # fmt: skip
 def test_training_resumes_exactly(tmp_path, model, extra):
     cfg = config(model, **extra)
@@ -122,6 +123,7 @@ def test_cli_trains_cnn_and_rnn_with_cr(tmp_path, capsys):
         ("cnn", ["--channels", "2", "--kernel", "5", "--stride", "3", "--dense", "4"]),
         ("rnn", ["--rnn-width", "4"]),
         ("resmlp", ["--res-width", "4", "--blocks", "1", "--activation", "tanh"]),
+        ("attention", ["--d-k", "3"]),
     ):
         out = tmp_path / model
         argv = ["train", "--model", model, "--cr", *sizes, "--iterations", "6", "--quiet"]
@@ -139,7 +141,7 @@ def test_cli_trains_cnn_and_rnn_with_cr(tmp_path, capsys):
     assert load_config(out).bias is True
     assert cli.main(["train", "--model", "resmlp", "--channels", "3", "--quiet",
                      "--out", str(tmp_path / "z")]) == 2  # fmt: skip
-    assert "--model {mlp,cnn,rnn,resmlp}" in _help(capsys)
+    assert "--model {mlp,cnn,rnn,resmlp,attention}" in _help(capsys)
 
 
 def _help(capsys) -> str:
@@ -148,7 +150,7 @@ def _help(capsys) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("model", ["cnn", "rnn", "resmlp"])
+@pytest.mark.parametrize("model", ["cnn", "rnn", "resmlp", "attention"])
 def test_cost_routes_step_and_count(model):
     net, x, labels = problem(model, batch=4, options=SMALL[model])
     routes = model_routes(net, x, labels)

@@ -1,12 +1,13 @@
 """The layers derived from their forward rules (:mod:`numeric.layers.derived`: the
-residual block and layer normalisation) against JAX autodiff, in float64.
+residual block, layer normalisation and softmax self-attention) against JAX autodiff, in
+float64.
 
 Per layer (:class:`DerivedCase`), the reference is the layer's map written directly in
 ``jax.numpy`` (:func:`verify.stacks.jax_loss`'s lines for it), and each auto-derived
 quantity is compared with autodiff of it, on the NumPy kernels and on the same kernels
 with JAX arrays:
 
-* the input adjoint ``vbar`` and the batch-mean gradients: ``jax.vjp`` of the map with
+* the input adjoint (``vbar``, ``xbar``) and the batch-mean gradients: ``jax.vjp`` of the map with
   the output adjoint ``ybar`` (the gradient of ``mean_m ybar_m . y_m``);
 * the tangent ``ydot``: ``jax.jvp`` along a random input tangent and parameter direction;
 * ``curvature``, per sample and as the batch mean: the second derivative of
@@ -44,8 +45,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DerivedCase:
-    """One derived layer: ``kind`` (``residual`` or ``layernorm``), width, batch,
-    activation (residual blocks), whether it is the first layer (no input tangent)."""
+    """One derived layer: ``kind`` (``residual``, ``layernorm`` or ``attention``), width
+    (features), batch, activation (residual blocks), whether it is the first layer (no
+    input tangent); attention reads ``tokens`` tokens into ``d_k`` features."""
 
     kind: str
     d: int
@@ -53,10 +55,14 @@ class DerivedCase:
     activation: str = "tanh"
     first: bool = False
     seed: int = 0
+    tokens: int = 3
+    d_k: int = 2
 
     @property
     def name(self) -> str:
         act = f"-{self.activation}" if self.kind == "residual" else ""
+        if self.kind == "attention":
+            act = f"-t{self.tokens}-k{self.d_k}"
         first = "-first" if self.first else ""
         return f"derived-{self.kind}{act}-d{self.d}-b{self.batch}{first}-s{self.seed}"
 
@@ -87,6 +93,8 @@ def derived_cases(quick: bool = True, seed: int = 0) -> list:
         DerivedCase("residual", 4, 3, "softplus", first=True, seed=seed + 1),
         DerivedCase("layernorm", 5, 4, seed=seed + 2),
         DerivedCase("layernorm", 3, 2, first=True, seed=seed + 3),
+        DerivedCase("attention", 4, 3, tokens=3, d_k=2, seed=seed + 8),
+        DerivedCase("attention", 3, 2, tokens=4, d_k=3, first=True, seed=seed + 9),
         DerivedStackCase(6, 4, 1, 3, 5, "tanh", seed + 4),
     ]
     if not quick:
@@ -100,16 +108,20 @@ def derived_cases(quick: bool = True, seed: int = 0) -> list:
 
 def make_layer(case: DerivedCase):
     """The layer, its parameters, input, output adjoint and a direction (NumPy)."""
-    from numeric.layers import LayerNorm, Residual
+    from numeric.layers import Attention, LayerNorm, Residual
 
     rng = np.random.default_rng(case.seed + 104729)
-    layer = Residual(case.d, case.activation) if case.kind == "residual" else LayerNorm(case.d)
     if case.kind == "residual":
+        layer = Residual(case.d, case.activation)
         params = [rng.uniform(-1, 1, (case.d, case.d)), rng.uniform(-1, 1, case.d)]
-    else:
+    elif case.kind == "layernorm":
+        layer = LayerNorm(case.d)
         params = [rng.uniform(0.5, 1.5, case.d), rng.uniform(-1, 1, case.d)]
-    x = rng.normal(size=(case.batch, case.d))
-    ybar = rng.normal(size=(case.batch, case.d))
+    else:
+        layer = Attention(case.tokens, case.d, case.d_k)
+        params = [rng.uniform(-1, 1, (case.d_k, case.d)) for _ in range(3)]
+    x = rng.normal(size=(case.batch, *layer.in_shape))
+    ybar = rng.normal(size=(case.batch, *layer.out_shape))
     xdot = None if case.first else rng.normal(size=x.shape)
     dparams = [rng.normal(size=p.shape) for p in params]
     return layer, params, x, ybar, xdot, dparams
@@ -160,7 +172,7 @@ def check_layer(case: DerivedCase) -> list[Measurement]:
 
     def along(e):
         pe = [p + e * d for p, d in zip(jp, jd, strict=True)]
-        return jnp.sum(jybar * f(pe, jx + e * jxdot), axis=1)
+        return jnp.sum(jybar * f(pe, jx + e * jxdot), axis=tuple(range(1, jybar.ndim)))
 
     def first(e):
         return jax.jvp(along, (e,), (jnp.ones_like(e),))[1]
@@ -170,13 +182,12 @@ def check_layer(case: DerivedCase) -> list[Measurement]:
     runs["jax"] = jax.jit(lambda p, xx, yb, xd, d: _numeric_layer(layer, p, xx, yb, xd, d))(
         jp, jx, jybar, None if xdot is None else jxdot, jd
     )
-    rule = layer.RULE
-    names = {"residual": ("w", "b"), "layernorm": ("g", "beta")}[case.kind]
+    rule, names, inp = layer.RULE, layer.PARAMS, layer.INPUT
     for backend, got in runs.items():
         tag = f"{backend} kernels"
         M.m(f"A.{rule}", f"forward y ({tag})", "forward",
             lambda got=got: got["y"], np.asarray(y_ref), per_sample=True)  # fmt: skip
-        M.m(f"A.{rule}.vbar", f"input adjoint vbar ({tag})", f"{rule}_vbar",
+        M.m(f"A.{rule}.{inp}bar", f"input adjoint {inp}bar ({tag})", f"{rule}_{inp}bar",
             lambda got=got: got["vbar"], np.asarray(xbar_ref), per_sample=True)  # fmt: skip
         for k, p in enumerate(names):
             M.m(f"A.{rule}.{p}bar", f"gradient of {p}, batch mean ({tag})", f"{rule}_{p}bar",

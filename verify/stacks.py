@@ -292,6 +292,10 @@ def jax_loss(layers, x, y, logits: bool = False):
                 mu = jnp.mean(v, axis=1, keepdims=True)
                 var = jnp.mean((v - mu) ** 2, axis=1, keepdims=True)
                 v = ps[0] * (v - mu) / jnp.sqrt(var + layer.epsilon) + ps[1]
+            elif kind == "Attention":
+                q, key, val = (v @ w.T for w in ps)
+                p = jax.nn.softmax(q @ jnp.swapaxes(key, 1, 2), axis=2)
+                v = p @ val
             elif kind == "Output":
                 v = v @ ps[0].T + (ps[1] if bias else 0.0)
             else:  # pragma: no cover

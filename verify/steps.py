@@ -6,8 +6,9 @@ length, the flags and the update, over three steps from one state and batch, for
 cell of one table (:func:`cells`):
 
 * models (:data:`MODELS`): the paper's ReLU MLP without biases, with biases, a tanh MLP,
-  a small CNN, an RNN and a ResMLP (a dense layer, a layer normalisation and a residual
-  block, layers derived from their forward rules) (:mod:`numeric.architectures`);
+  a small CNN, an RNN, a ResMLP (a dense layer, a layer normalisation and a residual
+  block) and softmax self-attention over the image rows, the last two built of layers
+  derived from their forward rules (:mod:`numeric.architectures`);
 * base directions (:data:`BASES`): SGD, Adagrad, Adadelta, Adam (TF1's rules,
   :mod:`numeric.optimizers`; on the optax paths optax's own transformations);
 * step-length rules (:data:`CONFIGS`): every variant of :data:`numeric.rules.VARIANTS`
@@ -84,7 +85,8 @@ RMS_BETA2, RMS_EPS = 0.999, 1e-8
 # ------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Model:
-    """A model of the matrix: ``kind`` (mlp, cnn, rnn, resmlp), activation, biases."""
+    """A model of the matrix: ``kind`` (mlp, cnn, rnn, resmlp, attention), activation
+    (none in attention), biases."""
 
     name: str
     kind: str
@@ -144,6 +146,7 @@ MODELS = (
     Model("cnn", "cnn", "relu", True),
     Model("rnn", "rnn", "relu", True),
     Model("resmlp", "resmlp", "tanh", True),
+    Model("attention", "attention", "tanh", True),
 )
 BASES = ("sgd", "adagrad", "adadelta", "adam")
 VARIANT_NAMES = ("paper", "adaptive", "scale-invariant", "per-layer", "per-variable")
@@ -281,6 +284,9 @@ def network(model: Model, sizes: Sizes):
     elif model.kind == "resmlp":
         options = {"width": sizes.res_width, "blocks": 1, "norm": True}
         shape = (sizes.image[0] * sizes.image[1],)
+    elif model.kind == "attention":
+        options = {"d_k": 2}
+        shape = sizes.image
     else:
         options = {"width": sizes.width, "dense": []}
         shape = sizes.image
@@ -443,7 +449,8 @@ def _logits(model: Model, params: Sequence, x):
     VALID 3 x 3 cross-correlation of stride 2 then a C-order flatten, a recurrent layer
     ``z_t = v_(t-1) w^T + x_t U^T + b`` from ``v_0 = 0`` over the image rows; the output
     layer ``p = v u^T + c``; the ResMLP's dense layer, then ``(v - mu) / sqrt(var + 1e-5)``
-    scaled and shifted, then ``v + A(v w^T + b)``."""
+    scaled and shifted, then ``v + A(v w^T + b)``; attention ``softmax(q key^T) val`` over
+    the image rows, flattened."""
     jax = _jax()
     import jax.numpy as jnp
 
@@ -471,6 +478,10 @@ def _logits(model: Model, params: Sequence, x):
         v = g * (v - mu) / jnp.sqrt(var + 1e-5) + beta
         v = v + act(v @ w1.T + b1)
         return v @ u.T + c
+    if model.kind == "attention":
+        wq, wk, wv, u, c = ps
+        p = jax.nn.softmax((x @ wq.T) @ jnp.swapaxes(x @ wk.T, 1, 2), axis=2)
+        return (p @ (x @ wv.T)).reshape(x.shape[0], -1) @ u.T + c
     w, uin, b, u, c = ps
     v = jnp.zeros((x.shape[0], w.shape[0]), dtype=x.dtype)
     for t in range(x.shape[1]):
@@ -487,6 +498,8 @@ def _layer_blocks(model: Model, n_params: int) -> tuple[int, ...]:
         return (0, 0, 1, 1)
     if model.kind == "resmlp":
         return (0, 0, 1, 1, 2, 2, 3, 3)
+    if model.kind == "attention":
+        return (0, 0, 0, 1, 1)
     return (0, 0, 0, 1, 1)
 
 

@@ -40,7 +40,7 @@ from derive.codegen.elementwise import XpPrinter
 __all__ = ["AUTO_LAYERS", "AutoCodegenError", "AutoPrinter", "auto_forms", "auto_source"]
 
 #: layers whose auto-derived forms are printed into ``numeric/kernels/auto_derived.py``
-AUTO_LAYERS = ("residual", "layernorm")
+AUTO_LAYERS = ("residual", "layernorm", "attention")
 #: form kinds that offer ``reduce="mean"`` (per-sample quantities a batch mean is taken of)
 _REDUCIBLE = ("gradient", "second order")
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

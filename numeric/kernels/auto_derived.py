@@ -7,7 +7,12 @@ A.residual.vbar, A.residual.wbar, A.residual.bbar, A.residual.zdot, A.residual.h
 A.residual.ydot, A.residual.curvature, A.layernorm.rbar, A.layernorm.sbar,
 A.layernorm.cbar, A.layernorm.mubar, A.layernorm.vbar, A.layernorm.gbar,
 A.layernorm.betabar, A.layernorm.mudot, A.layernorm.cdot, A.layernorm.sdot,
-A.layernorm.rdot, A.layernorm.ydot, A.layernorm.curvature. Each form was derived by
+A.layernorm.rdot, A.layernorm.ydot, A.layernorm.curvature, A.attention.pbar,
+A.attention.denbar, A.attention.ebar, A.attention.sbar, A.attention.valbar,
+A.attention.keybar, A.attention.qbar, A.attention.xbar, A.attention.wqbar,
+A.attention.wkbar, A.attention.wvbar, A.attention.qdot, A.attention.keydot,
+A.attention.valdot, A.attention.sdot, A.attention.edot, A.attention.dendot,
+A.attention.pdot, A.attention.ydot, A.attention.curvature. Each form was derived by
 ``derive.auto`` from the layer's forward rule in index form (``sympy.diff`` on
 ``Indexed`` entries, delta elimination, canonical dummies; no derivative written by
 hand) and proved against ``sympy.diff`` of the explicit layer (``python -m derive layer
@@ -24,7 +29,7 @@ and JAX arrays through ``jax.numpy.einsum``: the same kernels serve both backend
 
 from __future__ import annotations
 
-from numeric.kernels._runtime import einsum
+from numeric.kernels._runtime import einsum, namespace
 
 
 def residual_hbar(ybar):
@@ -750,4 +755,760 @@ def layernorm_curvature(
             + 2 * einsum("a,b,ba,ba->", gdot, r, cdot, ybar)
             + 2 * einsum("a,b,ba,ba->", gdot, rdot, c, ybar)
         ) / c.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def attention_pbar(val, ybar):
+    """A.attention.pbar (auto-derived): adjoint of p: df/dp.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        pbar[m, t, u] =
+            sum_{a} (val[m, u, a]*ybar[m, t, a])
+
+    Parameters
+    ----------
+    val : ndarray, axes (m, t, k)
+    ybar : ndarray, axes (m, t, k)
+
+    Returns
+    -------
+    ndarray: axes (m, t, u).
+    """
+    return einsum("abc,adc->adb", val, ybar)
+
+
+def attention_denbar(den, e, pbar):
+    """A.attention.denbar (auto-derived): adjoint of den: df/dden.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        denbar[m, t] =
+            sum_{a} (-e[m, t, a]*pbar[m, t, a]/den[m, t]**2)
+
+    Parameters
+    ----------
+    den : ndarray, axes (m, t)
+    e : ndarray, axes (m, t, u)
+    pbar : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t).
+    """
+    return -einsum("ab,abc,abc->ab", (den**(-2.0)), e, pbar)
+
+
+def attention_ebar(den, denbar, pbar):
+    """A.attention.ebar (auto-derived): adjoint of e: df/de.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        ebar[m, t, u] =
+            denbar[m, t] + pbar[m, t, u]/den[m, t]
+
+    Parameters
+    ----------
+    den : ndarray, axes (m, t)
+    denbar : ndarray, axes (m, t)
+    pbar : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t, u).
+    """
+    return (
+        einsum("ab,abc->abc", (den**(-1.0)), pbar)
+        + denbar[:, :, None]
+    )
+
+
+def attention_sbar(ebar, s):
+    """A.attention.sbar (auto-derived): adjoint of s: df/ds.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        sbar[m, t, u] =
+            exp(s[m, t, u])*ebar[m, t, u]
+
+    Parameters
+    ----------
+    ebar : ndarray, axes (m, t, u)
+    s : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t, u).
+    """
+    xp = namespace(ebar)
+    return einsum("abc,abc->abc", ebar, (xp.exp(s)))
+
+
+def attention_valbar(p, ybar):
+    """A.attention.valbar (auto-derived): adjoint of val: df/dval.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        valbar[m, t, k] =
+            sum_{a} (p[m, a, t]*ybar[m, a, k])
+
+    Parameters
+    ----------
+    p : ndarray, axes (m, t, u)
+    ybar : ndarray, axes (m, t, k)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return einsum("abc,abd->acd", p, ybar)
+
+
+def attention_keybar(q, sbar):
+    """A.attention.keybar (auto-derived): adjoint of key: df/dkey.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        keybar[m, t, k] =
+            sum_{a} (q[m, a, k]*sbar[m, a, t])
+
+    Parameters
+    ----------
+    q : ndarray, axes (m, t, k)
+    sbar : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return einsum("abc,abd->adc", q, sbar)
+
+
+def attention_qbar(key, sbar):
+    """A.attention.qbar (auto-derived): adjoint of q: df/dq.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        qbar[m, t, k] =
+            sum_{a} (key[m, a, k]*sbar[m, t, a])
+
+    Parameters
+    ----------
+    key : ndarray, axes (m, t, k)
+    sbar : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return einsum("abc,adb->adc", key, sbar)
+
+
+def attention_xbar(keybar, qbar, valbar, wk, wq, wv):
+    """A.attention.xbar (auto-derived): input adjoint: df/dx from the output adjoint ybar.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        xbar[m, t, i] =
+            sum_{a} (keybar[m, t, a]*wk[a, i]) + sum_{a} (qbar[m, t, a]*wq[a, i]) +
+            sum_{a} (valbar[m, t, a]*wv[a, i])
+
+    Parameters
+    ----------
+    keybar : ndarray, axes (m, t, k)
+    qbar : ndarray, axes (m, t, k)
+    valbar : ndarray, axes (m, t, k)
+    wk : ndarray, axes (k, i)
+    wq : ndarray, axes (k, i)
+    wv : ndarray, axes (k, i)
+
+    Returns
+    -------
+    ndarray: axes (m, t, i).
+    """
+    return (
+        einsum("ab,cda->cdb", wk, keybar)
+        + einsum("ab,cda->cdb", wq, qbar)
+        + einsum("ab,cda->cdb", wv, valbar)
+    )
+
+
+def attention_wqbar(qbar, x, reduce: str = 'sample'):
+    """A.attention.wqbar (auto-derived): gradient of wq, per sample: df/dwq.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        wqbar[m, k, i] =
+            sum_{a} (qbar[m, a, k]*x[m, a, i])
+
+    Parameters
+    ----------
+    qbar : ndarray, axes (m, t, k)
+    x : ndarray, axes (m, t, i)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': the batch mean (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (m, k, i) per sample, (k, i) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("abc,abd->acd", qbar, x)
+    if reduce == 'mean':
+        return einsum("abc,abd->cd", qbar, x) / qbar.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def attention_wkbar(keybar, x, reduce: str = 'sample'):
+    """A.attention.wkbar (auto-derived): gradient of wk, per sample: df/dwk.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        wkbar[m, k, i] =
+            sum_{a} (keybar[m, a, k]*x[m, a, i])
+
+    Parameters
+    ----------
+    keybar : ndarray, axes (m, t, k)
+    x : ndarray, axes (m, t, i)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': the batch mean (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (m, k, i) per sample, (k, i) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("abc,abd->acd", keybar, x)
+    if reduce == 'mean':
+        return einsum("abc,abd->cd", keybar, x) / keybar.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def attention_wvbar(valbar, x, reduce: str = 'sample'):
+    """A.attention.wvbar (auto-derived): gradient of wv, per sample: df/dwv.
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        wvbar[m, k, i] =
+            sum_{a} (valbar[m, a, k]*x[m, a, i])
+
+    Parameters
+    ----------
+    valbar : ndarray, axes (m, t, k)
+    x : ndarray, axes (m, t, i)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': the batch mean (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (m, k, i) per sample, (k, i) reduced.
+    """
+    if reduce == 'sample':
+        return einsum("abc,abd->acd", valbar, x)
+    if reduce == 'mean':
+        return einsum("abc,abd->cd", valbar, x) / valbar.shape[0]
+    raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
+
+
+def attention_qdot(phiq, wq, x, xdot):
+    """A.attention.qdot (auto-derived): tangent of q (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        qdot[m, t, k] =
+            sum_{a} (phiq[k, a]*x[m, t, a]) + sum_{a} (wq[k, a]*xdot[m, t, a])
+
+    Parameters
+    ----------
+    phiq : ndarray, axes (k, i)
+    wq : ndarray, axes (k, i)
+    x : ndarray, axes (m, t, i)
+    xdot : ndarray, axes (m, t, i)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return (
+        einsum("ab,cdb->cda", phiq, x)
+        + einsum("ab,cdb->cda", wq, xdot)
+    )
+
+
+def attention_keydot(phik, wk, x, xdot):
+    """A.attention.keydot (auto-derived): tangent of key (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        keydot[m, t, k] =
+            sum_{a} (phik[k, a]*x[m, t, a]) + sum_{a} (wk[k, a]*xdot[m, t, a])
+
+    Parameters
+    ----------
+    phik : ndarray, axes (k, i)
+    wk : ndarray, axes (k, i)
+    x : ndarray, axes (m, t, i)
+    xdot : ndarray, axes (m, t, i)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return (
+        einsum("ab,cdb->cda", phik, x)
+        + einsum("ab,cdb->cda", wk, xdot)
+    )
+
+
+def attention_valdot(phiv, wv, x, xdot):
+    """A.attention.valdot (auto-derived): tangent of val (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        valdot[m, t, k] =
+            sum_{a} (phiv[k, a]*x[m, t, a]) + sum_{a} (wv[k, a]*xdot[m, t, a])
+
+    Parameters
+    ----------
+    phiv : ndarray, axes (k, i)
+    wv : ndarray, axes (k, i)
+    x : ndarray, axes (m, t, i)
+    xdot : ndarray, axes (m, t, i)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return (
+        einsum("ab,cdb->cda", phiv, x)
+        + einsum("ab,cdb->cda", wv, xdot)
+    )
+
+
+def attention_sdot(key, keydot, q, qdot):
+    """A.attention.sdot (auto-derived): tangent of s (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        sdot[m, t, u] =
+            sum_{a} (key[m, u, a]*qdot[m, t, a]) + sum_{a} (keydot[m, u, a]*q[m, t, a])
+
+    Parameters
+    ----------
+    key : ndarray, axes (m, t, k)
+    keydot : ndarray, axes (m, t, k)
+    q : ndarray, axes (m, t, k)
+    qdot : ndarray, axes (m, t, k)
+
+    Returns
+    -------
+    ndarray: axes (m, t, u).
+    """
+    return (
+        einsum("abc,adc->adb", key, qdot)
+        + einsum("abc,adc->adb", keydot, q)
+    )
+
+
+def attention_edot(s, sdot):
+    """A.attention.edot (auto-derived): tangent of e (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        edot[m, t, u] =
+            exp(s[m, t, u])*sdot[m, t, u]
+
+    Parameters
+    ----------
+    s : ndarray, axes (m, t, u)
+    sdot : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t, u).
+    """
+    xp = namespace(s)
+    return einsum("abc,abc->abc", sdot, (xp.exp(s)))
+
+
+def attention_dendot(edot):
+    """A.attention.dendot (auto-derived): tangent of den (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        dendot[m, t] =
+            sum_{a} (edot[m, t, a])
+
+    Parameters
+    ----------
+    edot : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t).
+    """
+    return einsum("abc->ab", edot)
+
+
+def attention_pdot(den, dendot, e, edot):
+    """A.attention.pdot (auto-derived): tangent of p (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        pdot[m, t, u] =
+            edot[m, t, u]/den[m, t] - dendot[m, t]*e[m, t, u]/den[m, t]**2
+
+    Parameters
+    ----------
+    den : ndarray, axes (m, t)
+    dendot : ndarray, axes (m, t)
+    e : ndarray, axes (m, t, u)
+    edot : ndarray, axes (m, t, u)
+
+    Returns
+    -------
+    ndarray: axes (m, t, u).
+    """
+    return (
+        einsum("ab,abc->abc", (den**(-1.0)), edot)
+        - einsum("ab,ab,abc->abc", (den**(-2.0)), dendot, e)
+    )
+
+
+def attention_ydot(p, pdot, val, valdot):
+    """A.attention.ydot (auto-derived): tangent of y (JVP along the parameters' directions and xdot).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        ydot[m, t, k] =
+            sum_{a} (p[m, t, a]*valdot[m, a, k]) + sum_{a} (pdot[m, t, a]*val[m, a, k])
+
+    Parameters
+    ----------
+    p : ndarray, axes (m, t, u)
+    pdot : ndarray, axes (m, t, u)
+    val : ndarray, axes (m, t, k)
+    valdot : ndarray, axes (m, t, k)
+
+    Returns
+    -------
+    ndarray: axes (m, t, k).
+    """
+    return (
+        einsum("abc,acd->abd", p, valdot)
+        + einsum("abc,acd->abd", pdot, val)
+    )
+
+
+def attention_curvature(
+    den,
+    dendot,
+    e,
+    ebar,
+    edot,
+    keybar,
+    keydot,
+    pbar,
+    pdot,
+    phik,
+    phiq,
+    phiv,
+    qbar,
+    qdot,
+    s,
+    sbar,
+    sdot,
+    valbar,
+    valdot,
+    xdot,
+    ybar,
+    reduce: str = 'sample',
+):
+    """A.attention.curvature (auto-derived): the layer's part of d^T H d per sample: d^2/de^2 ybar . y(theta + e d).
+
+    Derived from the forward rule of ``attention`` (single-head softmax self-attention y = softmax(q key^T) val over the tokens):
+
+        q[m, t, k] = sum_{i} (wq[k, i]*x[m, t, i])
+        key[m, t, k] = sum_{i} (wk[k, i]*x[m, t, i])
+        val[m, t, k] = sum_{i} (wv[k, i]*x[m, t, i])
+        s[m, t, u] = sum_{k} (key[m, u, k]*q[m, t, k])
+        e[m, t, u] = exp(s[m, t, u])
+        den[m, t] = sum_{u} (e[m, t, u])
+        p[m, t, u] = e[m, t, u]/den[m, t]
+        y[m, t, k] = sum_{u} (p[m, t, u]*val[m, u, k])
+
+    Index form::
+
+        curvature[m] =
+            sum_{a,b} (exp(s[m, a, b])*ebar[m, a, b]*sdot[m, a, b]**2) + sum_{a,b}
+            (2*dendot[m, a]**2*e[m, a, b]*pbar[m, a, b]/den[m, a]**3) + sum_{a,b}
+            (-2*dendot[m, a]*edot[m, a, b]*pbar[m, a, b]/den[m, a]**2) + sum_{a,b,c}
+            (2*keybar[m, a, b]*phik[b, c]*xdot[m, a, c]) + sum_{a,b,c} (2*keydot[m, a,
+            b]*qdot[m, c, b]*sbar[m, c, a]) + sum_{a,b,c} (2*pdot[m, a, b]*valdot[m, b,
+            c]*ybar[m, a, c]) + sum_{a,b,c} (2*phiq[a, b]*qbar[m, c, a]*xdot[m, c, b]) +
+            sum_{a,b,c} (2*phiv[a, b]*valbar[m, c, a]*xdot[m, c, b])
+
+    Parameters
+    ----------
+    den : ndarray, axes (m, t)
+    dendot : ndarray, axes (m, t)
+    e : ndarray, axes (m, t, u)
+    ebar : ndarray, axes (m, t, u)
+    edot : ndarray, axes (m, t, u)
+    keybar : ndarray, axes (m, t, k)
+    keydot : ndarray, axes (m, t, k)
+    pbar : ndarray, axes (m, t, u)
+    pdot : ndarray, axes (m, t, u)
+    phik : ndarray, axes (k, i)
+    phiq : ndarray, axes (k, i)
+    phiv : ndarray, axes (k, i)
+    qbar : ndarray, axes (m, t, k)
+    qdot : ndarray, axes (m, t, k)
+    s : ndarray, axes (m, t, u)
+    sbar : ndarray, axes (m, t, u)
+    sdot : ndarray, axes (m, t, u)
+    valbar : ndarray, axes (m, t, k)
+    valdot : ndarray, axes (m, t, k)
+    xdot : ndarray, axes (m, t, i)
+    ybar : ndarray, axes (m, t, k)
+    reduce : {'sample', 'mean'}
+        'sample': per sample; 'mean': the batch mean (F = E[f]).
+
+    Returns
+    -------
+    ndarray: axes (m) per sample, (scalar) reduced.
+    """
+    xp = namespace(den)
+    if reduce == 'sample':
+        return (
+            einsum("abc,abc,abc,abc->a", sdot, sdot, ebar, (xp.exp(s)))
+            - 2 * einsum("ab,ab,abc,abc->a", (den**(-2.0)), dendot, edot, pbar)
+            + 2 * einsum("ab,ab,ab,abc,abc->a", (den**(-3.0)), dendot, dendot, e, pbar)
+            + 2 * einsum("ab,cda,cdb->c", phik, keybar, xdot)
+            + 2 * einsum("ab,cda,cdb->c", phiq, qbar, xdot)
+            + 2 * einsum("ab,cda,cdb->c", phiv, valbar, xdot)
+            + 2 * einsum("abc,adc,adb->a", keydot, qdot, sbar)
+            + 2 * einsum("abc,acd,abd->a", pdot, valdot, ybar)
+        )
+    if reduce == 'mean':
+        return (
+            einsum("abc,abc,abc,abc->", sdot, sdot, ebar, (xp.exp(s)))
+            - 2 * einsum("ab,ab,abc,abc->", (den**(-2.0)), dendot, edot, pbar)
+            + 2 * einsum("ab,ab,ab,abc,abc->", (den**(-3.0)), dendot, dendot, e, pbar)
+            + 2 * einsum("ab,cda,cdb->", phik, keybar, xdot)
+            + 2 * einsum("ab,cda,cdb->", phiq, qbar, xdot)
+            + 2 * einsum("ab,cda,cdb->", phiv, valbar, xdot)
+            + 2 * einsum("abc,adc,adb->", keydot, qdot, sbar)
+            + 2 * einsum("abc,acd,abd->", pdot, valdot, ybar)
+        ) / den.shape[0]
     raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")

@@ -2,6 +2,7 @@
 second-order terms through generated kernels (interface: :class:`Layer`)."""
 
 from numeric.layers.activation import SECOND_VANISHES, activation_names, get_activation
+from numeric.layers.attention import Attention
 from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
@@ -13,6 +14,7 @@ from numeric.layers.residual import Residual
 
 __all__ = [
     "SECOND_VANISHES",
+    "Attention",
     "Conv2D",
     "Dense",
     "Flatten",

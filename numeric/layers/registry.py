@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numeric.layers.attention import Attention
 from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
@@ -23,6 +24,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
     "reshape": Reshape,
     "residual": Residual,
     "layernorm": LayerNorm,
+    "attention": Attention,
 }
 
 
