@@ -44,6 +44,10 @@ def _sizes(layer: LayerRule, mode: str) -> dict[str, int]:
     sizes = dict(SIZES[mode])
     if layer.name in ("residual", "layernorm"):  # square: the input is added to the output
         sizes["j"] = sizes["i"]
+    # an index no entry above sizes (a user's own rule): small, unequal per mode
+    for t in (*layer.params, layer.input, *layer.intermediates):
+        for index in t.indices:
+            sizes.setdefault(index, 2 if mode == "symbolic" else 3)
     if layer.name == "attention":  # queries and keys run over the same tokens
         # one sample, few tokens and features: the exponentials make the explicit
         # references grow fast (i != k in each mode, so a swapped index shows)
