@@ -13,7 +13,8 @@ declared constants (``epsilon``).  :class:`AutoPrinter` prints one such form:
 * an extent symbol becomes the length of an operand's axis (``n_f = v.shape[1]``), the
   batch ``B`` that of the sample axis, and any other symbol a keyword argument;
 * gradients and second-order terms (per sample) also offer ``reduce="mean"``, the batch
-  mean of the per-sample form (``F = E[f]``, Eq 16).
+  mean of the per-sample form (``F = E[f]``, Eq 16); a scalar one sums the per-sample
+  values.
 
 What it cannot print it refuses with :class:`AutoCodegenError`, naming the form: a
 Kronecker delta left between two free indices, an opaque factor mixing index patterns,
@@ -176,6 +177,12 @@ class AutoPrinter:
         """The returned expression for one reduction (``"sample"`` or ``"mean"``)."""
         free = tuple(form.free)
         out = free if reduce == "sample" else tuple(i for i in free if i != self.sample)
+        if reduce == "mean" and not out:
+            # a batch mean of per-sample scalars: the per-sample contractions, then one sum
+            # (a contraction straight to a scalar took a much slower pairwise path here)
+            text = self.body(form, "sample")
+            text = text if text.startswith("(") else f"({text})"
+            return f"{text}.sum() / {self._extent_source(form, BATCH)}"
         terms = [t for t in flatten(form.expr) if t.coefficient != 0]
         if not terms:
             raise AutoCodegenError(f"{form.part}: the form is zero; nothing to print")

@@ -302,9 +302,9 @@ def residual_curvature(a2, hbar, phi, vdot, zbar, zdot, reduce: str = 'sample'):
         )
     if reduce == 'mean':
         return (
-            einsum("ab,ab,ab,ab->", zdot, zdot, a2, hbar)
-            + 2 * einsum("ab,cb,ca->", phi, vdot, zbar)
-        ) / a2.shape[0]
+            einsum("ab,ab,ab,ab->a", zdot, zdot, a2, hbar)
+            + 2 * einsum("ab,cb,ca->c", phi, vdot, zbar)
+        ).sum() / a2.shape[0]
     raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
 
 
@@ -749,12 +749,12 @@ def layernorm_curvature(
         )
     if reduce == 'mean':
         return (
-            3/4 * einsum("a,a,a,a->", ((epsilon + s)**(-5/2)), sdot, sdot, rbar)
-            + 2/n_f * einsum("ab,ab,a->", cdot, cdot, sbar)
-            + 2 * einsum("a,b,ba,ba->", g, rdot, cdot, ybar)
-            + 2 * einsum("a,b,ba,ba->", gdot, r, cdot, ybar)
-            + 2 * einsum("a,b,ba,ba->", gdot, rdot, c, ybar)
-        ) / c.shape[0]
+            3/4 * einsum("a,a,a,a->a", ((epsilon + s)**(-5/2)), sdot, sdot, rbar)
+            + 2/n_f * einsum("ab,ab,a->a", cdot, cdot, sbar)
+            + 2 * einsum("a,b,ba,ba->b", g, rdot, cdot, ybar)
+            + 2 * einsum("a,b,ba,ba->b", gdot, r, cdot, ybar)
+            + 2 * einsum("a,b,ba,ba->b", gdot, rdot, c, ybar)
+        ).sum() / c.shape[0]
     raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
 
 
@@ -1502,13 +1502,13 @@ def attention_curvature(
         )
     if reduce == 'mean':
         return (
-            einsum("abc,abc,abc,abc->", sdot, sdot, ebar, (xp.exp(s)))
-            - 2 * einsum("ab,ab,abc,abc->", (den**(-2.0)), dendot, edot, pbar)
-            + 2 * einsum("ab,ab,ab,abc,abc->", (den**(-3.0)), dendot, dendot, e, pbar)
-            + 2 * einsum("ab,cda,cdb->", phik, keybar, xdot)
-            + 2 * einsum("ab,cda,cdb->", phiq, qbar, xdot)
-            + 2 * einsum("ab,cda,cdb->", phiv, valbar, xdot)
-            + 2 * einsum("abc,adc,adb->", keydot, qdot, sbar)
-            + 2 * einsum("abc,acd,abd->", pdot, valdot, ybar)
-        ) / den.shape[0]
+            einsum("abc,abc,abc,abc->a", sdot, sdot, ebar, (xp.exp(s)))
+            - 2 * einsum("ab,ab,abc,abc->a", (den**(-2.0)), dendot, edot, pbar)
+            + 2 * einsum("ab,ab,ab,abc,abc->a", (den**(-3.0)), dendot, dendot, e, pbar)
+            + 2 * einsum("ab,cda,cdb->c", phik, keybar, xdot)
+            + 2 * einsum("ab,cda,cdb->c", phiq, qbar, xdot)
+            + 2 * einsum("ab,cda,cdb->c", phiv, valbar, xdot)
+            + 2 * einsum("abc,adc,adb->a", keydot, qdot, sbar)
+            + 2 * einsum("abc,acd,abd->a", pdot, valdot, ybar)
+        ).sum() / den.shape[0]
     raise ValueError(f"reduce must be one of ['sample', 'mean'], got {reduce!r}")
