@@ -436,6 +436,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 devices=args.devices,
             )
         else:
+            if args.model == "attention" and args.activation is not None:
+                print("--activation: the attention model has no activation (its softmax is "
+                      "part of the layer)", file=sys.stderr)  # fmt: skip
+                return 2
             if (args.model or "mlp") != "mlp" and hidden is not None:
                 print(
                     "--hidden/--layers/--width size the mlp; for cnn and rnn use --channels, "

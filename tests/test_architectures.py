@@ -141,6 +141,8 @@ def test_cli_trains_cnn_and_rnn_with_cr(tmp_path, capsys):
     assert load_config(out).bias is True
     assert cli.main(["train", "--model", "resmlp", "--channels", "3", "--quiet",
                      "--out", str(tmp_path / "z")]) == 2  # fmt: skip
+    assert cli.main(["train", "--model", "attention", "--activation", "tanh", "--quiet",
+                     "--out", str(tmp_path / "w")]) == 2  # fmt: skip
     assert "--model {mlp,cnn,rnn,resmlp,attention}" in _help(capsys)
 
 
