@@ -8,6 +8,13 @@
 * ``rnn``: a recurrent layer of ``width`` units (64) reading the image row by row (28
   steps of 28 pixels: ``z_(t) = w v_(t-1) + U x_(t) + b``, Eq 58.s), then dense layers
   ``dense`` (none) and the output: the readout is the output layer on the last state.
+* ``resmlp``: a dense layer of ``width`` units (64) on the flattened image, then
+  ``blocks`` (2) residual blocks ``v + A(w v + b)``, each after a layer normalisation when
+  ``norm`` (default on), then the output.  The blocks and the normalisation are layers
+  derived from their forward rules (:mod:`numeric.layers.derived`).
+* ``attention``: single-head softmax self-attention reading an (H, W) image as H tokens
+  of W features (MNIST: 28 rows of 28 pixels) into ``d_k`` (16) features per token,
+  flattened into the output layer; derived from its forward rule too.
 
 Every layer uses the same ``activation``; the CNN and RNN have biases by default.  Model
 sizes are plain data (``options``), filled with the defaults by :func:`model_options`, so a
@@ -30,12 +37,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from numeric.layers import Conv2D, Dense, Flatten, Output, Recurrent
+from numeric.layers import (
+    Attention,
+    Conv2D,
+    Dense,
+    Flatten,
+    LayerNorm,
+    Output,
+    Recurrent,
+    Residual,
+)
 from numeric.layers.base import Layer
 from numeric.network import Network, float_dtype
 
 __all__ = [
     "MODELS",
+    "attention",
     "DEFAULTS",
     "build",
     "cnn",
@@ -44,16 +61,19 @@ __all__ = [
     "model_arch",
     "model_options",
     "network_for",
+    "resmlp",
     "rnn",
 ]
 
-MODELS = ("mlp", "cnn", "rnn")
+MODELS = ("mlp", "cnn", "rnn", "resmlp", "attention")
 
 #: default sizes of each model (the MLP's are the paper's)
 DEFAULTS: dict[str, dict] = {
     "mlp": {"hidden": [128] * 12},
     "cnn": {"channels": [8, 16], "kernel": 3, "stride": 2, "dense": [64]},
     "rnn": {"width": 64, "dense": []},
+    "resmlp": {"width": 64, "blocks": 2, "norm": True},
+    "attention": {"d_k": 16},
 }
 
 
@@ -88,9 +108,19 @@ def model_options(model: str, options: dict | None = None) -> dict:
         out["kernel"] = _ints("kernel", out["kernel"])[0]
         out["stride"] = _ints("stride", out["stride"])[0]
         out["dense"] = _ints("dense", out["dense"])
-    else:
+    elif model == "rnn":
         out["width"] = _ints("width", out["width"])[0]
         out["dense"] = _ints("dense", out["dense"])
+    elif model == "attention":
+        out["d_k"] = _ints("d_k", out["d_k"])[0]
+    else:
+        out["width"] = _ints("width", out["width"])[0]
+        blocks = out["blocks"]
+        if isinstance(blocks, bool) or int(blocks) != blocks or int(blocks) < 0:
+            raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
+        out["blocks"] = int(blocks)
+        if not isinstance(out["norm"], bool):
+            raise ValueError(f"norm must be true or false, got {out['norm']!r}")
     return out
 
 
@@ -150,10 +180,38 @@ def rnn(image_shape: Sequence[int], classes: int, width: int = 64, dense: Sequen
     return layers + _dense_head(int(width), dense, classes, activation, bias)
 
 
+def resmlp(d_in: int, classes: int, width: int = 64, blocks: int = 2, norm: bool = True,
+           activation: str = "relu", bias: bool = True) -> list[Layer]:  # fmt: skip
+    """A dense layer of ``width`` units, ``blocks`` residual blocks ``v + A(w v + b)``
+    (each after a layer normalisation when ``norm``), then the output layer."""
+    layers: list[Layer] = [Dense(int(d_in), int(width), activation, bias)]
+    for _ in range(int(blocks)):
+        if norm:
+            layers.append(LayerNorm(int(width)))
+        layers.append(Residual(int(width), activation))
+    return layers + [Output(int(width), int(classes), bias)]
+
+
+def attention(image_shape: Sequence[int], classes: int, d_k: int = 16,
+              bias: bool = True) -> list[Layer]:  # fmt: skip
+    """Self-attention over the H rows of an (H, W) image (H tokens of W features) into
+    ``d_k`` features per token, flattened into the output layer."""
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2:
+        raise ValueError(
+            f"attention reads grey (H, W) images as H tokens; got images of shape {image_shape}"
+        )
+    att = Attention(shape[0], shape[1], int(d_k))
+    return [att, Flatten(att.out_shape), Output(shape[0] * int(d_k), int(classes), bias)]
+
+
 def layers_for(model: str, image_shape: Sequence[int], classes: int, *,
                activation: str = "relu", bias: bool | None = None,
                options: dict | None = None) -> list[Layer]:  # fmt: skip
-    """The layer stack of ``model`` (``bias`` None: off for the MLP, on for the others)."""
+    """The layer stack of ``model`` (``bias`` None: off for the MLP, on for the others;
+    the residual blocks of ``resmlp`` always have theirs)."""
     opts = model_options(model, options)
     bias = (model != "mlp") if bias is None else bool(bias)
     if model == "mlp":
@@ -161,6 +219,11 @@ def layers_for(model: str, image_shape: Sequence[int], classes: int, *,
         return mlp(d_in, opts["hidden"], classes, activation, bias)
     if model == "cnn":
         return cnn(image_shape, classes, activation=activation, bias=bias, **opts)
+    if model == "resmlp":
+        d_in = int(np.prod(tuple(image_shape)))
+        return resmlp(d_in, classes, activation=activation, bias=bias, **opts)
+    if model == "attention":
+        return attention(image_shape, classes, bias=bias, **opts)
     return rnn(image_shape, classes, activation=activation, bias=bias, **opts)
 
 
@@ -175,7 +238,7 @@ def build(model: str, image_shape: Sequence[int], classes: int, *,
 
 
 def model_arch(model: str, arch: dict | None) -> dict:
-    """A training config's ``arch`` for ``model``: the CNN's or RNN's sizes with defaults
+    """A training config's ``arch`` for ``model``: the CNN's, RNN's or ResMLP's sizes with defaults
     filled in; empty for the MLP (sized by ``hidden``)."""
     model = str(model).lower()
     if model == "mlp":

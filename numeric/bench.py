@@ -356,7 +356,7 @@ def run_benchmark(
 def run_model_benchmark(
     model: str, batch: int, dtypes: tuple[str, ...], rounds: int, seed: int, jax: bool
 ) -> dict:
-    """Routes of the CNN or RNN (:mod:`numeric.bench_models`, and JAX's through the
+    """Routes of the CNN, RNN or ResMLP (:mod:`numeric.bench_models`, and JAX's through the
     ``lowrank.bench.models`` entry points), with the multiply-add count bounding them."""
     from numeric.bench_models import model_routes, multiply_adds, problem
     from numeric.commands import BENCH_MODELS_GROUP, discover
@@ -532,10 +532,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model",
-        choices=["mlp", "cnn", "rnn"],
+        choices=["mlp", "cnn", "rnn", "resmlp", "attention"],
         default="mlp",
-        help="mlp: the paper's network (sized by --layers, --width); cnn, rnn: the models of "
-        "lowrank train --model at their defaults (default: mlp)",
+        help="mlp: the paper's network (sized by --layers, --width); cnn, rnn, resmlp, attention: the "
+        "models of lowrank train --model at their defaults (default: mlp)",
     )
     parser.add_argument(
         "--layers", type=positive_int, default=12, help="hidden layers (default: 12)"

@@ -1,5 +1,5 @@
-"""Cost of a CR step for the CNN and RNN models, next to their SGD step (routes for
-``lowrank bench --model cnn|rnn``).
+"""Cost of a CR step for the CNN, RNN and ResMLP models, next to their SGD step (routes
+for ``lowrank bench --model cnn|rnn|resmlp|attention``).
 
 :func:`model_routes` returns zero-argument step functions (each updates its own copy of
 the weights, so repeated calls train on), all on the same batch of images:
@@ -28,7 +28,7 @@ import numpy as np
 from numeric import cost_model
 from numeric.architectures import build
 from numeric.cr import CR, Baseline
-from numeric.layers import Conv2D, Recurrent
+from numeric.layers import Attention, Conv2D, Recurrent, Residual
 from numeric.network import Network, forward
 from numeric.optimizers import SGD
 
@@ -81,6 +81,10 @@ def _model_name(net: Network) -> str:
     kinds = {type(layer) for layer in net.layers}
     if Recurrent in kinds:
         return "rnn"
+    if Residual in kinds:
+        return "resmlp"
+    if Attention in kinds:
+        return "attention"
     return "cnn" if Conv2D in kinds else "mlp"
 
 

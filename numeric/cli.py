@@ -150,14 +150,20 @@ def _init_arg(text: str) -> str:
 
 
 def _arch(args: argparse.Namespace) -> dict:
-    """CNN/RNN sizes given on the command line (numeric.architectures.DEFAULTS fills the rest)."""
+    """CNN/RNN/ResMLP sizes given on the command line (numeric.architectures.DEFAULTS fills
+    the rest; an option the model does not take is refused there)."""
     given = {
         "channels": args.channels,
         "kernel": args.kernel,
         "stride": args.stride,
         "dense": args.dense,
-        "width": args.rnn_width,
+        "width": args.res_width if args.model == "resmlp" else args.rnn_width,
+        "blocks": args.blocks,
+        "norm": args.norm,
+        "d_k": args.d_k,
     }
+    if args.model != "resmlp" and args.res_width is not None:
+        given["res_width"] = args.res_width
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -285,10 +291,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--model",
-        choices=["mlp", "cnn", "rnn"],
+        choices=["mlp", "cnn", "rnn", "resmlp", "attention"],
         help="mlp: the paper's network; cnn: conv layers, dense layers, softmax; rnn: a "
-        "recurrent layer reading the image row by row, then the softmax readout "
-        "(default: mlp)",
+        "recurrent layer reading the image row by row, then the softmax readout; resmlp: a "
+        "dense layer, residual blocks v + A(w v + b) after layer normalisations (layers "
+        "derived from their forward rules), the softmax; attention: softmax self-attention "
+        "over the image rows as tokens, then the softmax (default: mlp)",
     )
     p.add_argument(
         "--bias",
@@ -313,6 +321,17 @@ def _add_train(sub) -> None:
         help="cnn/rnn: dense layers before the softmax, e.g. 64 (default: cnn 64, rnn none)",
     )
     p.add_argument("--rnn-width", type=positive_int, help="rnn: recurrent units (default: 64)")
+    p.add_argument(
+        "--res-width", type=positive_int, help="resmlp: width of the residual stream (default: 64)"
+    )
+    p.add_argument("--blocks", type=nonnegative_int, help="resmlp: residual blocks (default: 2)")
+    p.add_argument("--d-k", type=positive_int, help="attention: features per token (default: 16)")
+    p.add_argument(
+        "--norm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="resmlp: a layer normalisation before each residual block (default: on)",
+    )
     p.add_argument(
         "--seed",
         type=seed_int,
@@ -417,10 +436,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 devices=args.devices,
             )
         else:
+            if args.model == "attention" and args.activation is not None:
+                print("--activation: the attention model has no activation (its softmax is "
+                      "part of the layer)", file=sys.stderr)  # fmt: skip
+                return 2
             if (args.model or "mlp") != "mlp" and hidden is not None:
                 print(
                     "--hidden/--layers/--width size the mlp; for cnn and rnn use --channels, "
-                    "--kernel, --stride, --dense, --rnn-width",
+                    "--kernel, --stride, --dense, --rnn-width; for resmlp --res-width, "
+                    "--blocks, --norm",
                     file=sys.stderr,
                 )
                 return 2

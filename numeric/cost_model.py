@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
-from numeric.layers import Conv2D, Dense, Output, Recurrent
+from numeric.layers import Attention, Conv2D, Dense, Output, Recurrent, Residual
 
 __all__ = [
     "DENSE",
@@ -145,7 +145,29 @@ def _layer(layer, batch: int, first: bool) -> LayerCost:
             dense=batch * (steps * (h * h + inp) + steps * h * h + fed),  # C39, C41
             gram=None,
         )
-    return LayerCost(0, 0, 0, 0, None)  # no parameters (flatten, reshape)
+    if isinstance(layer, Residual):
+        f = batch * layer.d * layer.d
+        return LayerCost(
+            forward=f,  # z = w v + b
+            backward=f if first else 2 * f,  # A.residual.wbar (and .vbar)
+            shared=0 if first else f,  # A.residual.zdot's w vdot
+            dense=f if first else 2 * f,  # A.residual.zdot's phi v, .curvature's cross term
+            gram=None,
+        )
+    if isinstance(layer, Attention):
+        t, d, k = layer.tokens, layer.d, layer.d_k
+        proj, score = batch * 3 * t * d * k, batch * 2 * t * t * k  # q, key, val; s, p val
+        return LayerCost(
+            forward=proj + score,
+            # A.attention.{pbar,valbar,keybar,qbar}, the three gradients (and .xbar)
+            backward=2 * score + proj + (0 if first else proj),
+            shared=0 if first else proj,  # the tangents' w xdot
+            # the tangents' phi x, sdot and ydot, .curvature's bilinear terms
+            dense=proj + 3 * score + (0 if first else proj),
+            gram=None,
+        )
+    # no parameters (flatten, reshape) or entry-wise work only (LayerNorm's scale, shift)
+    return LayerCost(0, 0, 0, 0, None)
 
 
 def layer_costs(layers: Sequence, batch: int) -> list[LayerCost]:

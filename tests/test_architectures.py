@@ -1,4 +1,4 @@
-"""The CNN and RNN models: builders, training runs with CR (resumable, checkpointed), the
+"""The CNN, RNN and ResMLP models: builders, training runs with CR (resumable, checkpointed), the
 command line, and the multiply-add count of the cost routes."""
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ DATA = images()
 SMALL = {
     "cnn": {"channels": [2, 3], "kernel": 3, "stride": 2, "dense": [4]},
     "rnn": {"width": 5, "dense": [3]},
+    "resmlp": {"width": 5, "blocks": 2, "norm": True},
+    "attention": {"d_k": 3},
 }
 
 
@@ -98,8 +100,9 @@ def test_config_defaults_and_key():
 @pytest.mark.parametrize(
     "model, extra",
     [("cnn", {}), ("rnn", {"activation": "tanh"}), ("cnn", {"optimizer": "adam", "lr": 0.01,
-                                                              "sigma": 1000.0})],
-    ids=["cnn-sgd-cr", "rnn-tanh-sgd-cr", "cnn-adam-cr"],
+                                                              "sigma": 1000.0}),
+     ("resmlp", {"activation": "tanh"}), ("attention", {})],
+    ids=["cnn-sgd-cr", "rnn-tanh-sgd-cr", "cnn-adam-cr", "resmlp-tanh-sgd-cr", "attention-sgd-cr"],
 )  # fmt: skip
 def test_training_resumes_exactly(tmp_path, model, extra):
     cfg = config(model, **extra)
@@ -119,6 +122,8 @@ def test_cli_trains_cnn_and_rnn_with_cr(tmp_path, capsys):
     for model, sizes in (
         ("cnn", ["--channels", "2", "--kernel", "5", "--stride", "3", "--dense", "4"]),
         ("rnn", ["--rnn-width", "4"]),
+        ("resmlp", ["--res-width", "4", "--blocks", "1", "--activation", "tanh"]),
+        ("attention", ["--d-k", "3"]),
     ):
         out = tmp_path / model
         argv = ["train", "--model", model, "--cr", *sizes, "--iterations", "6", "--quiet"]
@@ -134,7 +139,11 @@ def test_cli_trains_cnn_and_rnn_with_cr(tmp_path, capsys):
     assert cli.main(["train", "--bias", "--hidden", "6", "--iterations", "4", "--quiet",
                      "--out", str(out)]) == 0  # fmt: skip
     assert load_config(out).bias is True
-    assert "--model {mlp,cnn,rnn}" in _help(capsys)
+    assert cli.main(["train", "--model", "resmlp", "--channels", "3", "--quiet",
+                     "--out", str(tmp_path / "z")]) == 2  # fmt: skip
+    assert cli.main(["train", "--model", "attention", "--activation", "tanh", "--quiet",
+                     "--out", str(tmp_path / "w")]) == 2  # fmt: skip
+    assert "--model {mlp,cnn,rnn,resmlp,attention}" in _help(capsys)
 
 
 def _help(capsys) -> str:
@@ -143,7 +152,7 @@ def _help(capsys) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("model", ["cnn", "rnn"])
+@pytest.mark.parametrize("model", ["cnn", "rnn", "resmlp", "attention"])
 def test_cost_routes_step_and_count(model):
     net, x, labels = problem(model, batch=4, options=SMALL[model])
     routes = model_routes(net, x, labels)

@@ -2,7 +2,9 @@
 
 The conv and recurrent models are where the NumPy route once read a gradient that the
 optimizer had overwritten with SGD's direction (its ``d^T grad F`` was 25% off on the
-RNN); the JAX route never aliased.  Whole runs of the command, float64, every logged
+RNN); the JAX route never aliased.  The ResMLP and attention models run the layers derived
+from their forward rules (residual blocks, layer normalisation, self-attention) on both
+backends.  Whole runs of the command, float64, every logged
 quantity of every iteration to 1e-8 relative.
 """
 
@@ -34,6 +36,9 @@ def _run(tmp_path, backend: str, args: list[str]) -> dict:
         ["--model", "rnn", "--cr"],
         ["--model", "rnn", "--cr", "--optimizer", "adam"],
         ["--model", "cnn", "--cr", "--cr-variant", "per-layer"],
+        ["--model", "resmlp", "--cr", "--activation", "tanh"],
+        ["--model", "resmlp", "--cr", "--optimizer", "adam", "--cr-variant", "per-layer"],
+        ["--model", "attention", "--cr", "--d-k", "4"],
     ],
     ids=lambda a: "-".join(x.lstrip("-") for x in a),
 )

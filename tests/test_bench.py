@@ -67,7 +67,7 @@ def test_bench_checks_the_json_path_first(tmp_path, capsys):
     assert "usage" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("model", ["cnn", "rnn"])
+@pytest.mark.parametrize("model", ["cnn", "rnn", "resmlp", "attention"])
 def test_bench_models(tmp_path, model):
     out = tmp_path / "bench.json"
     rc = main(["--model", model, "--rounds", "2", "--batch-size", "4", "--dtype", "float64",

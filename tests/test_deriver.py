@@ -112,6 +112,8 @@ def _rule(rhs: sp.Expr, statements=()) -> LayerRule:
     [
         (sp.Max(v[m, j], 0), "Max"),
         (v[m, sp.IndexedBase("k")[j]], "data-dependent indexing"),
+        (v[m, j + 1], "shifted or strided"),
+        (sp.Sum(w[j, i] * v[m, 2 * i + j], (i, 0, UPPER - 1)), "index expression"),
         (sp.Piecewise((v[m, j], v[m, j] > 0), (0, True)), "Piecewise"),
         (ACT(sp.Sum(w[j, i] * v[m, i], (i, 0, UPPER - 1))), "activation A of"),
     ],

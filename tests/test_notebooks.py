@@ -103,6 +103,17 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "last_over_first_loss": ("<", 0.5),
         "test_accuracy": (">", 0.8),
     },
+    "07_derive_your_own_layer": {
+        "forms_proved_fraction": ("==", 1),
+        "rank_one_gradients": ("==", 2),
+        "refusal_names_construct": ("==", 1),
+        "first_order_rel_err_fd": ("<", 1e-6),
+        "tangent_rel_err_fd": ("<", 1e-6),
+        "curvature_rel_err_fd": ("<", 1e-4),
+        "train_loss_ratio": ("<", 1),
+        "alpha_finite_fraction": ("==", 1),
+        "derive_seconds": ("<", 60),
+    },
 }
 
 

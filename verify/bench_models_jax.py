@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m verify.bench_models_jax", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--model", choices=["cnn", "rnn"], required=True)
+    p.add_argument("--model", choices=["cnn", "rnn", "resmlp", "attention"], required=True)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--rounds", type=int, default=15)

@@ -32,6 +32,7 @@ GENERATED = (
     "numeric.kernels.recurrent",
     "numeric.kernels.bias",
     "numeric.kernels.stacking",
+    "numeric.kernels.auto_derived",
 )
 #: hand-written driver modules whose names ``K.<name>`` also reaches (first wins)
 DRIVERS = ("numeric.weight_lists", "numeric.literal.feedforward", "numeric.losses")

@@ -699,6 +699,18 @@ def _check_step_case(case) -> tuple[list[Measurement], list[ErratumMeasurement]]
     return steps.check_steps(case)
 
 
+def _derived_cases(quick: bool, seed: int) -> list:
+    from verify import derived
+
+    return derived.derived_cases(quick, seed)
+
+
+def _check_derived_case(case) -> tuple[list[Measurement], list[ErratumMeasurement]]:
+    from verify import derived
+
+    return derived.check_derived(case)
+
+
 #: the groups of checks: name -> (cases(quick, seed), check(case))
 GROUPS = {
     "mlp": (mlp_cases, check_mlp),
@@ -713,6 +725,8 @@ GROUPS = {
     "variants": (_variant_cases, _check_variant_case),
     # whole CR training steps on every path (verify/steps.py)
     "steps": (_step_cases, _check_step_case),
+    # the layers derived from their forward rules (verify/derived.py)
+    "derived": (_derived_cases, _check_derived_case),
 }
 
 
@@ -733,7 +747,8 @@ def layer_measurements(
     """Every measurement of the B.2/B.3 kernels (float64 references and kernels).
 
     ``only`` restricts the run to some of :data:`GROUPS` (``"mlp"``, ``"conv"``,
-    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``, ``"variants"``, ``"steps"``).
+    ``"rec"``, ``"stack"``, ``"cnn"``, ``"rnn"``, ``"bias"``, ``"variants"``, ``"steps"``,
+    ``"derived"``).
     """
     from verify.backend import run_settings, select_backend
 

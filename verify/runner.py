@@ -130,7 +130,7 @@ def _start_layer_groups(jobs: int, seed: int, quick: bool, backend: str):
 
 #: rough relative cost of each layer group (quick sweep), to start the longest first
 _GROUP_COST = {"mlp": 17, "steps": 11, "rec": 10, "rnn": 9, "variants": 8, "cnn": 7,
-               "conv": 6, "stack": 2, "bias": 2}  # fmt: skip
+               "conv": 6, "derived": 3, "stack": 2, "bias": 2}  # fmt: skip
 
 
 def _source_digest(kernels: KernelSet) -> str:

@@ -245,8 +245,9 @@ def _signed_recurrent(layer, rng) -> list:
 
 
 # ---------------------------------------------------------------------- JAX reference
-def jax_loss(layers, x, y):
-    """``F(params)`` of the stack, written directly in JAX (independent of the kernels)."""
+def jax_loss(layers, x, y, logits: bool = False):
+    """``F(params)`` of the stack, written directly in JAX (independent of the kernels);
+    with ``logits``, the stack's output instead (``y`` is then unused)."""
     import jax
     import jax.numpy as jnp
 
@@ -285,10 +286,22 @@ def jax_loss(layers, x, y):
                     for _ in range(layer.steps):
                         h = a(h @ w.T + b)
                 v = h
+            elif kind == "Residual":
+                v = v + jax_activation(layer.activation)(v @ ps[0].T + ps[1])
+            elif kind == "LayerNorm":
+                mu = jnp.mean(v, axis=1, keepdims=True)
+                var = jnp.mean((v - mu) ** 2, axis=1, keepdims=True)
+                v = ps[0] * (v - mu) / jnp.sqrt(var + layer.epsilon) + ps[1]
+            elif kind == "Attention":
+                q, key, val = (v @ w.T for w in ps)
+                p = jax.nn.softmax(q @ jnp.swapaxes(key, 1, 2), axis=2)
+                v = p @ val
             elif kind == "Output":
                 v = v @ ps[0].T + (ps[1] if bias else 0.0)
             else:  # pragma: no cover
                 raise TypeError(kind)
+        if logits:
+            return v
         return jnp.mean(-jnp.sum(jnp.asarray(y) * jax.nn.log_softmax(v), axis=1))
 
     return loss

@@ -6,7 +6,9 @@ length, the flags and the update, over three steps from one state and batch, for
 cell of one table (:func:`cells`):
 
 * models (:data:`MODELS`): the paper's ReLU MLP without biases, with biases, a tanh MLP,
-  a small CNN and an RNN (:mod:`numeric.architectures`);
+  a small CNN, an RNN, a ResMLP (a dense layer, a layer normalisation and a residual
+  block) and softmax self-attention over the image rows, the last two built of layers
+  derived from their forward rules (:mod:`numeric.architectures`);
 * base directions (:data:`BASES`): SGD, Adagrad, Adadelta, Adam (TF1's rules,
   :mod:`numeric.optimizers`; on the optax paths optax's own transformations);
 * step-length rules (:data:`CONFIGS`): every variant of :data:`numeric.rules.VARIANTS`
@@ -83,7 +85,8 @@ RMS_BETA2, RMS_EPS = 0.999, 1e-8
 # ------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Model:
-    """A model of the matrix: ``kind`` (mlp, cnn, rnn), activation, biases."""
+    """A model of the matrix: ``kind`` (mlp, cnn, rnn, resmlp, attention), activation
+    (none in attention), biases."""
 
     name: str
     kind: str
@@ -117,8 +120,9 @@ class Config:
 @dataclass(frozen=True)
 class Sizes:
     """Sizes of the matrix: images ``image`` (H, W), ``classes``, ``batch``, the MLP's
-    ``hidden`` widths, the CNN's ``channels`` (3 x 3 kernels, stride 2, no dense layer)
-    and the RNN's ``width`` (one step per image row)."""
+    ``hidden`` widths, the CNN's ``channels`` (3 x 3 kernels, stride 2, no dense layer),
+    the RNN's ``width`` (one step per image row) and the ResMLP's ``res_width`` (one
+    block)."""
 
     image: tuple[int, int] = (8, 8)
     classes: int = 3
@@ -126,6 +130,7 @@ class Sizes:
     hidden: tuple[int, ...] = (6, 6)
     channels: int = 2
     width: int = 4
+    res_width: int = 4
     seed: int = 0
 
     @property
@@ -140,6 +145,8 @@ MODELS = (
     Model("mlp-tanh", "mlp", "tanh", False),
     Model("cnn", "cnn", "relu", True),
     Model("rnn", "rnn", "relu", True),
+    Model("resmlp", "resmlp", "tanh", True),
+    Model("attention", "attention", "tanh", True),
 )
 BASES = ("sgd", "adagrad", "adadelta", "adam")
 VARIANT_NAMES = ("paper", "adaptive", "scale-invariant", "per-layer", "per-variable")
@@ -161,7 +168,7 @@ PATHS = ("numpy", "jax", "optax-fast", "optax-jvp")
 #: the paths that compile a step (each cell costs a compilation: about a second)
 COMPILED = ("jax", "optax-fast", "optax-jvp")
 QUICK = Sizes()
-FULL = Sizes(image=(10, 10), classes=4, batch=8, hidden=(8, 7, 6), channels=3, width=5)
+FULL = Sizes(image=(10, 10), classes=4, batch=8, hidden=(8, 7, 6), channels=3, width=5, res_width=5)
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,12 @@ def network(model: Model, sizes: Sizes):
     elif model.kind == "cnn":
         options = {"channels": [sizes.channels], "kernel": 3, "stride": 2, "dense": []}
         shape = sizes.image
+    elif model.kind == "resmlp":
+        options = {"width": sizes.res_width, "blocks": 1, "norm": True}
+        shape = (sizes.image[0] * sizes.image[1],)
+    elif model.kind == "attention":
+        options = {"d_k": 2}
+        shape = sizes.image
     else:
         options = {"width": sizes.width, "dense": []}
         shape = sizes.image
@@ -287,7 +300,7 @@ def batch(model: Model, sizes: Sizes) -> tuple[np.ndarray, np.ndarray]:
     x = rng.normal(size=(sizes.batch, *sizes.image))
     labels = np.arange(sizes.batch) % sizes.classes
     rng.shuffle(labels)
-    if model.kind == "mlp":
+    if model.kind in ("mlp", "resmlp"):
         x = x.reshape(sizes.batch, -1)
     elif model.kind == "cnn":
         x = x[:, None]
@@ -435,7 +448,9 @@ def _logits(model: Model, params: Sequence, x):
     """The model in plain ``jax.numpy`` (docs/conventions.md): dense ``z = v w^T + b``,
     VALID 3 x 3 cross-correlation of stride 2 then a C-order flatten, a recurrent layer
     ``z_t = v_(t-1) w^T + x_t U^T + b`` from ``v_0 = 0`` over the image rows; the output
-    layer ``p = v u^T + c``."""
+    layer ``p = v u^T + c``; the ResMLP's dense layer, then ``(v - mu) / sqrt(var + 1e-5)``
+    scaled and shifted, then ``v + A(v w^T + b)``; attention ``softmax(q key^T) val`` over
+    the image rows, flattened."""
     jax = _jax()
     import jax.numpy as jnp
 
@@ -455,6 +470,18 @@ def _logits(model: Model, params: Sequence, x):
                                          dimension_numbers=("NCHW", "OIHW", "NCHW"))  # fmt: skip
         v = act(z + b[None, :, None, None]).reshape(x.shape[0], -1)
         return v @ u.T + c
+    if model.kind == "resmlp":
+        w0, b0, g, beta, w1, b1, u, c = ps
+        v = act(x @ w0.T + b0)
+        mu = jnp.mean(v, axis=1, keepdims=True)
+        var = jnp.mean((v - mu) ** 2, axis=1, keepdims=True)
+        v = g * (v - mu) / jnp.sqrt(var + 1e-5) + beta
+        v = v + act(v @ w1.T + b1)
+        return v @ u.T + c
+    if model.kind == "attention":
+        wq, wk, wv, u, c = ps
+        p = jax.nn.softmax((x @ wq.T) @ jnp.swapaxes(x @ wk.T, 1, 2), axis=2)
+        return (p @ (x @ wv.T)).reshape(x.shape[0], -1) @ u.T + c
     w, uin, b, u, c = ps
     v = jnp.zeros((x.shape[0], w.shape[0]), dtype=x.dtype)
     for t in range(x.shape[1]):
@@ -469,6 +496,10 @@ def _layer_blocks(model: Model, n_params: int) -> tuple[int, ...]:
         return tuple(i // per for i in range(n_params))
     if model.kind == "cnn":
         return (0, 0, 1, 1)
+    if model.kind == "resmlp":
+        return (0, 0, 1, 1, 2, 2, 3, 3)
+    if model.kind == "attention":
+        return (0, 0, 0, 1, 1)
     return (0, 0, 0, 1, 1)
 
 

@@ -7,6 +7,10 @@
 * ``residual``: ``y = v + A(w v + b)`` (a square ``w``), not in the paper.
 * ``layernorm``: ``y = g (v - mu) / sqrt(var + eps) + beta`` with the per-sample mean and
   variance over the features, not in the paper.
+* ``attention``: single-head softmax self-attention over a short sequence of tokens
+  ``x[m, t, i]``: ``y[m, t, k] = sum_u softmax_u(q[m, t] . key[m, u]) val[m, u, k]``
+  with ``q = wq x``, ``key = wk x``, ``val = wv x`` per token, not in the paper (the
+  usual ``1/sqrt(d_k)`` is absorbed into ``wq``).
 
 :data:`LAYERS` maps each name to its rule.
 """
@@ -95,6 +99,33 @@ def _layernorm() -> LayerRule:
     )
 
 
+def _attention() -> LayerRule:
+    t, u, k = ix("t u k")
+    wq, wk, wv = (Tensor(n, ("k", "i"), f"{what} weights [head, feature]", d)
+                  for n, what, d in (("wq", "query", "phiq"), ("wk", "key", "phik"),
+                                     ("wv", "value", "phiv")))  # fmt: skip
+    x = Tensor("x", ("m", "t", "i"), "input [sample, token, feature]", "xdot")
+    q, key, val = (Tensor(n, ("m", "t", "k")) for n in ("q", "key", "val"))
+    s, e, p = (Tensor(n, ("m", "t", "u")) for n in ("s", "e", "p"))
+    den, y = Tensor("den", ("m", "t")), Tensor("y", ("m", "t", "k"), "output [sample, token, head]")
+    return LayerRule(
+        name="attention",
+        title="single-head softmax self-attention y = softmax(q key^T) val over the tokens",
+        params=(wq, wk, wv),
+        input=x,
+        statements=(
+            Statement(q, _sum(wq[k, i] * x[m, t, i], i)),
+            Statement(key, _sum(wk[k, i] * x[m, t, i], i)),
+            Statement(val, _sum(wv[k, i] * x[m, t, i], i)),
+            Statement(s, _sum(q[m, t, k] * key[m, u, k], k)),
+            Statement(e, sp.exp(s[m, t, u])),
+            Statement(den, _sum(e[m, t, u], u)),
+            Statement(p, e[m, t, u] / den[m, t]),
+            Statement(y, _sum(p[m, t, u] * val[m, u, k], u)),
+        ),
+    )
+
+
 LAYERS: dict[str, LayerRule] = {
     rule.name: rule
     for rule in (
@@ -104,5 +135,6 @@ LAYERS: dict[str, LayerRule] = {
         dense_rule("linear_bias", bias=True, activation=False, cites="Eq 13.b"),
         _residual(),
         _layernorm(),
+        _attention(),
     )
 }

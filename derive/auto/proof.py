@@ -44,7 +44,21 @@ def _sizes(layer: LayerRule, mode: str) -> dict[str, int]:
     sizes = dict(SIZES[mode])
     if layer.name in ("residual", "layernorm"):  # square: the input is added to the output
         sizes["j"] = sizes["i"]
+    # an index no entry above sizes (a user's own rule): small, unequal per mode
+    for t in (*layer.params, layer.input, *layer.intermediates):
+        for index in t.indices:
+            sizes.setdefault(index, 2 if mode == "symbolic" else 3)
+    if layer.name == "attention":  # queries and keys run over the same tokens
+        # one sample, few tokens and features: the exponentials make the explicit
+        # references grow fast (i != k in each mode, so a swapped index shows)
+        sizes.update({"m": 1, "t": 2, "i": 1, "k": 1} if mode == "symbolic"
+                     else {"m": 1, "t": 3, "i": 1, "k": 2})  # fmt: skip
+        sizes["u"] = sizes["t"]
     return sizes
+
+
+def _expand(expr: sp.Expr) -> sp.Expr:
+    return sp.expand(expr, power_exp=False)
 
 
 def _symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -111,7 +125,8 @@ class ExplicitLayer:
         layer = self.layer
         self.sizes = _sizes(layer, mode)
         # rational mode compares at a random point: no expansion of the large references
-        self._x = sp.expand if mode == "symbolic" else (lambda e: e)
+        # (exp(a + b) stays one exponential: expanding it into products only swells terms)
+        self._x = _expand if mode == "symbolic" else (lambda e: e)
         self.A = sp.Function("A")
         self.scalars = {BATCH: self.sizes["m"]}
         for index, sym in layer.extents.items():
@@ -327,7 +342,11 @@ def _same(a: sp.Expr, b: sp.Expr, point: dict | None) -> bool:
         if diff.is_Rational:
             return diff == 0
         return abs(sp.N(diff, 60)) < sp.Float(10) ** -40
-    if sp.expand(diff) == 0:
+    expanded = _expand(diff)
+    if expanded == 0:
+        return True
+    # a rational function (a softmax's 1/den^k): its numerator over a common denominator
+    if _expand(sp.numer(sp.together(expanded))) == 0:
         return True
     return sp.simplify(diff) == 0
 

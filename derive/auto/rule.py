@@ -14,7 +14,8 @@ values ``A'(z)`` and ``A''(z)`` (:data:`ACT1`, :data:`ACT2`), so the derived for
 for any activation and the ReLU is ``A'' = 0``.
 
 :func:`LayerRule.validate` refuses what the deriver cannot handle, naming the construct:
-data-dependent indexing (an index that is itself a tensor entry), ``Max``/``Min``/
+data-dependent indexing (an index that is itself a tensor entry), index expressions
+(``v[m, t + 1]``: shifted or strided indices), ``Max``/``Min``/
 ``Piecewise``/``Heaviside`` (max-pooling, argmax), and activations applied to anything
 but one entry of a declared quantity.
 """
@@ -227,10 +228,15 @@ class LayerRule:
         entries = sorted(st.rhs.atoms(sp.Indexed), key=sp.default_sort_key)
         for ind in entries:
             for sub in ind.indices:
-                if not isinstance(sub, sp.Idx | sp.Symbol) or sub.has(sp.Indexed):
+                if sub.has(sp.Indexed):
                     raise UnsupportedConstruct(
                         f"data-dependent indexing {ind} {where} (gather, argmax, max-pooling "
                         "select entries by data; the deriver handles fixed index patterns only)"
+                    )
+                if not isinstance(sub, sp.Idx | sp.Symbol):
+                    raise UnsupportedConstruct(
+                        f"the index expression {sub} in {ind} {where} (shifted or strided "
+                        "indices, as in a convolution; the deriver handles plain indices only)"
                     )
         for ind in entries:
             name = str(ind.base.label)

@@ -49,6 +49,10 @@ def _numbers(spec: ModuleSpec) -> list[str]:
         nums |= {"37", "C8"}
     if "variants" in spec.extras:
         nums |= {"V3", "V5"}
+    if "auto" in spec.extras:
+        from derive.codegen.auto import auto_numbers
+
+        return sorted(nums, key=_order) + auto_numbers()
     return sorted(nums, key=_order)
 
 
@@ -61,6 +65,10 @@ def _body(spec: ModuleSpec) -> str:
         parts.append(activation_source())
     if "variants" in spec.extras:
         parts.append(variants_source())
+    if "auto" in spec.extras:
+        from derive.codegen.auto import auto_source
+
+        parts.append(auto_source())
     return "\n\n".join(parts)
 
 

@@ -15,6 +15,7 @@ The generated modules follow the paper's sections:
 ``numeric/kernels/activations.py``      the entry-wise activations of B.3
 ``numeric/kernels/bias.py``             biases (derived from B.1: Eqs 27.b-36.b, C24, L6-L7)
 ``numeric/kernels/stacking.py``         conv and recurrent layers in a stack (C28-C41)
+``numeric/kernels/auto_derived.py``     layers derived from their forward rules (A.<layer>.*)
 =====================================  ==============================================
 
 Nothing else is generated: the loops that call these kernels (forward, adjoint and
@@ -530,6 +531,21 @@ MODULES: list[ModuleSpec] = [
         "  ``t``.\n\n" + _BACKENDS,
         ("derive/equations/stacking.py",),
         STACKING,
+    ),
+    ModuleSpec(
+        "numeric/kernels/auto_derived.py",
+        "Kernels of layers the paper does not cover, derived from their forward rules.",
+        "Printed from the auto-derived registry forms {equations}.\n"
+        "Each form was derived by ``derive.auto`` from the layer's forward rule in index form\n"
+        "(``sympy.diff`` on ``Indexed`` entries, delta elimination, canonical dummies; no\n"
+        "derivative written by hand) and proved against ``sympy.diff`` of the explicit layer\n"
+        "(``python -m derive layer NAME`` shows rule and forms).  Per sample the arrays carry\n"
+        "the sample axis ``m`` first, as the index forms do; adjoints are ``<name>bar``,\n"
+        "tangents ``<name>dot`` (parameter directions ``phi``, ``psi``, ``gdot``, ...) and\n"
+        "``a1``, ``a2`` the activation's ``A'`` and ``A''`` at the pre-activation.  The\n"
+        "form ``curvature`` is the layer's whole part of ``d^T H d`` per sample.\n\n" + _BACKENDS,
+        ("derive/auto/layers.py", "derive/equations/auto.py"),
+        extras=("auto",),
     ),
 ]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from numeric.layers.attention import Attention
 from numeric.layers.base import Layer
 from numeric.layers.conv2d import Conv2D, Flatten
 from numeric.layers.dense import Dense
+from numeric.layers.layernorm import LayerNorm
 from numeric.layers.output import Output
 from numeric.layers.recurrent import Recurrent
 from numeric.layers.reshape import Reshape
+from numeric.layers.residual import Residual
 
 __all__ = ["LAYER_TYPES", "layer_from_description"]
 
@@ -19,6 +22,9 @@ LAYER_TYPES: dict[str, type[Layer]] = {
     "flatten": Flatten,
     "recurrent": Recurrent,
     "reshape": Reshape,
+    "residual": Residual,
+    "layernorm": LayerNorm,
+    "attention": Attention,
 }
 
 

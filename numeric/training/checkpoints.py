@@ -153,7 +153,7 @@ def _snapshot(
     if str(arrays["config_key"]) != config_key(config):
         raise ValueError(f"{path} was written by a run with a different configuration")
     net = Network.from_arrays(arrays, "net/")
-    if net.activation != config.activation:
+    if net.activation not in (config.activation, "identity"):  # identity: no activation
         raise ValueError(
             f"{path} holds a {net.activation} network, the configuration a {config.activation} one"
         )
