@@ -471,7 +471,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "lowrank reproduce compa
 
 
 def _command(argv: Sequence[str]) -> str:
-    """The command as run, without the output paths and the note."""
+    """The command that made the runs: without the output paths, the note and
+    ``--no-run`` (which only renders them)."""
     kept: list[str] = []
     skip = False
     for a in argv:
@@ -481,7 +482,7 @@ def _command(argv: Sequence[str]) -> str:
         if a in ("--out", "--doc", "--note"):
             skip = True
             continue
-        if a.split("=")[0] in ("--out", "--doc", "--note"):
+        if a.split("=")[0] in ("--out", "--doc", "--note", "--no-run"):
             continue
         kept.append(a)
     return shlex.join(["lowrank", "reproduce", "compare", *kept])

@@ -33,6 +33,8 @@ ADAM = "adam"
 SGD_OF = {"numpy": "sgd", "jax": "sgd-jax"}
 #: methods whose effective ranks are tabulated per seed
 COLLAPSE_METHODS = ("sgd", "adam", "cr-sgd", "adaptive-sgd", "si-adam", "adaptive-adam")
+#: a run has collapsed when its last hidden layer's effective rank is below this
+COLLAPSED = 1.5
 #: columns of the per-seed CSV
 SEED_COLUMNS = ("setting", "method", "label", "seed", "lr", "status", "test_accuracy",
                 "test_loss", "eff_rank", "eff_rank_logits", "step_ms", "compile_s",
@@ -183,7 +185,40 @@ def _collapse_lines(summary: dict) -> list[str]:
             lines.append(f"| {_short(setting)} | {LABELS[name]} | {col('eff_rank', 1)} "
                          f"| {col('eff_rank_logits', 1)} | {col('test_accuracy', 2)} |")  # fmt: skip
             n += 1
-    return [*lines, ""] if n else []
+    return [*lines, "", *_collapse_counts(summary)] if n else []
+
+
+def _collapse_counts(summary: dict) -> list[str]:
+    """One line per setting and method with a collapsed run (effective rank of the last
+    hidden layer below :data:`COLLAPSED`): in how many seeds, after leaving the first
+    plateau in how many, and at what test accuracy."""
+    lines = []
+    for setting in sorted(summary):
+        for name in COLLAPSE_METHODS:
+            runs = [r for r in summary[setting].get(name, []) if r["status"] == "completed"]
+            down = [r for r in runs if (r.get("eff_rank") or math.inf) < COLLAPSED]
+            if not down:
+                continue
+            left = sum(r["hits"].get("2.0") is not None for r in runs)
+            accs = sorted(r["test_accuracy"] for r in down)
+            lines.append(
+                f"- {_short(setting)}, {LABELS[name]}: the loss average fell below 2.0 in "
+                f"{left} of {len(runs)} seeds; the last hidden layer collapsed (effective "
+                f"rank < {COLLAPSED}) in {len(down)} of {len(runs)}, which ended at test "
+                f"accuracy {_fmt(accs[0], 2)}-{_fmt(accs[-1], 2)}."
+            )
+    if not lines:
+        return []
+    return [
+        "Runs whose last hidden layer collapsed (every image then gets nearly the same "
+        "answer). For CR this is the second plateau: on the first one `d^T H d` is near "
+        "zero, so Eq 37 takes long steps, which grow one activation direction until the "
+        "last hidden layer and the logits carry that direction only; the loss average can "
+        "fall below 2.0 while the test accuracy stays near chance:",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def _goal(summary: dict, model: str) -> tuple[list[str], dict]:
