@@ -156,9 +156,11 @@ def test_goal_check_by_hand():
     for r in recs:
         r["eff_rank"] = 1.02 if r["method"] == "cr-sgd" and r["task"]["seed"] < 2 else 7.0
     counts = report._collapse_counts(report.summarize_records(recs))
-    assert "- MNIST MLP plateau, CR-SGD, Eq 37 (sigma 100): the loss average fell below 2.0 " \
-        "in 2 of 3 seeds; the last hidden layer collapsed (effective rank < 1.5) in 2 of 3, " \
+    assert (
+        "- MNIST MLP plateau, CR-SGD, Eq 37 (sigma 100): the loss average fell below 2.0 "
+        "in 2 of 3 seeds; the last hidden layer collapsed (effective rank < 1.5) in 2 of 3, "
         "which ended at test accuracy 0.84-0.85." in counts
+    )
     assert not any("Adam" in line for line in counts)
     csv_text = report.seeds_csv(recs)
     assert len(csv_text.splitlines()) == 1 + len(recs)
