@@ -5,7 +5,8 @@ Every method trains the same network from the same initial weights on the same b
 
 * settings: dataset (the embedded MNIST subset, 4,000 / 1,000 images; Fashion-MNIST,
   60,000 / 10,000, when its files are present) x model (the paper's 12x128 MLP; the CNN
-  of :mod:`numeric.architectures`) x start (plateau: weights uniform in +-0.1; normal: +-0.2);
+  of :mod:`numeric.architectures`; ``mlp-6x256``, a second MLP size without the plateau)
+  x start (plateau: weights uniform in +-0.1; normal: +-0.2);
 * methods (:data:`METHODS`):
 
   - SGD and Adam at a constant learning rate tuned on a validation split
@@ -63,6 +64,7 @@ from numeric.compare_methods import (  # noqa: F401 - re-exported
     LABELS,
     LEFT_ACCURACY,
     METHODS,
+    MODEL_BUILD,
     MODELS,
     PERIOD,
     SPLIT_SEED,
@@ -281,7 +283,9 @@ def run_task(task: Task) -> dict:
         (xtr, ytr), (xte, yte) = data["fit"], data[task.split]
     except Exception as exc:  # noqa: BLE001 - a missing dataset skips its settings
         return {**record, "status": "skipped", "reason": f"{type(exc).__name__}: {exc}"}
-    net = build(task.model, (28, 28), 10, init=task.start, seed=task.seed, dtype=np.float32)
+    model, options = MODEL_BUILD[task.model]
+    net = build(model, (28, 28), 10, options=options, init=task.start, seed=task.seed,
+                dtype=np.float32)  # fmt: skip
     try:
         opt, net = _build(method, net, task.seed, task.lr)
         state = opt.init(net)
@@ -405,7 +409,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "lowrank reproduce compa
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
     p.add_argument("--datasets", default=",".join(DATASETS),
                    help="comma-separated (default mnist-embedded,fashion-mnist)")  # fmt: skip
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated (default mlp,cnn)")
+    p.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated (default mlp,cnn,mlp-6x256)"
+    )
     p.add_argument("--starts", default=",".join(STARTS), help="comma-separated (default both)")
     p.add_argument("--methods", default="all",
                    help="comma-separated names of METHODS, or all (default all)")  # fmt: skip

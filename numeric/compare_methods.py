@@ -8,10 +8,17 @@ from dataclasses import dataclass
 
 from numeric.tuning import geometric_grid
 
-__all__ = ["CHANCE", "COST_BOUND", "LABELS", "LEFT_ACCURACY", "METHODS", "Method"]
+__all__ = ["CHANCE", "COST_BOUND", "LABELS", "LEFT_ACCURACY", "METHODS", "MODEL_BUILD", "Method"]
 
 DATASETS = ("mnist-embedded", "fashion-mnist")
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "mlp-6x256")
+#: how each compared model is built: ``numeric.architectures.build``'s model and options
+#: (``mlp-6x256``: a second MLP size, 6 hidden layers of 256, which has no plateau)
+MODEL_BUILD: dict[str, tuple[str, dict | None]] = {
+    "mlp": ("mlp", None),
+    "cnn": ("cnn", None),
+    "mlp-6x256": ("mlp", {"hidden": [256] * 6}),
+}
 STARTS = ("plateau", "normal")
 THRESHOLDS = (2.0, 1.0)
 PERIOD = 100  # moving-average period of the loss thresholds (as lowrank train)

@@ -212,3 +212,13 @@ def test_kfac_peer_refuses_conv_layers():
 
     with pytest.raises(ValueError, match="dense layers only"):
         KfacMethod(build("cnn", (8, 8), 3, options={"channels": [2], "dense": [4]}).layers)
+
+
+def test_the_second_mlp_size_is_six_layers_of_256():
+    rec = cmp.run_task(cmp.Task("mnist-embedded", "mlp-6x256", "normal", "cr-sgd", 0, 3))
+    assert rec["status"] == "completed" and rec["iterations_done"] == 3
+    from numeric.architectures import build
+
+    model, options = cmp.MODEL_BUILD["mlp-6x256"]
+    net = build(model, (28, 28), 10, options=options)
+    assert net.hidden == (256,) * 6
