@@ -95,7 +95,8 @@ def next_rates(
     scores: Mapping[float, float], grid: Sequence[float], max_extend: int = MAX_EXTEND
 ) -> list[float]:
     """The rates still to try: the grid's untried ones, else one beyond the end where the
-    chosen rate lies (none when it is interior or the widening is used up)."""
+    chosen rate lies, or below the grid when every rate tried failed (NaN: diverged);
+    none when the chosen rate is interior or the widening is used up."""
     todo = [g for g in grid if _key(g) not in {_key(s) for s in scores}]
     if todo:
         return todo
@@ -104,8 +105,11 @@ def next_rates(
     best = choose(scores)
     low_ext = sum(r < min(grid) * (1 - 1e-9) for r in rates)
     high_ext = sum(r > max(grid) * (1 + 1e-9) for r in rates)
-    if best == rates[0] and low_ext < max_extend:
+    failed = all(not math.isfinite(scores[r]) for r in rates)
+    if (best == rates[0] or failed) and low_ext < max_extend:  # every rate failed: go lower
         return [_key(rates[0] / ratio)]
+    if failed:
+        return []
     if best == rates[-1] and high_ext < max_extend:
         return [_key(rates[-1] * ratio)]
     return []
@@ -120,7 +124,7 @@ class Tuned(NamedTuple):
     scores : dict
         Every rate tried and its score.
     interior : bool
-        The chosen rate has a tried rate on each side.
+        The chosen rate has a tried rate on each side and a finite score.
     """
 
     chosen: float
@@ -142,7 +146,8 @@ def settle(scores: Mapping[float, float]) -> Tuned:
     """The :class:`Tuned` of a finished search."""
     chosen = choose(scores)
     rates = sorted(scores)
-    return Tuned(chosen, dict(scores), rates[0] < chosen < rates[-1])
+    interior = rates[0] < chosen < rates[-1] and math.isfinite(scores[chosen])
+    return Tuned(chosen, dict(scores), interior)
 
 
 def widen(

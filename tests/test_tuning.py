@@ -90,3 +90,17 @@ def test_ties_choose_the_middle_and_nan_is_worst():
     # a flat response is interior: nothing more to try
     assert next_rates({0.01: 0.1, 0.03: 0.1, 0.1: 0.1}, (0.01, 0.03, 0.1)) == []
     assert next_rates({}, (0.01, 0.1)) == [0.01, 0.1]
+
+
+def test_a_grid_where_every_rate_diverges_widens_downwards():
+    """NaN (a diverged run) everywhere is not a flat response: the search goes to lower
+    rates until one trains."""
+
+    def score(lr: float) -> float:
+        return math.nan if lr > 0.05 else 0.9 - abs(math.log10(lr) + 2)
+
+    tuned = widen(score, geometric_grid(1.0, 1))
+    assert tuned.interior and tuned.chosen == pytest.approx(0.01, rel=1e-5)
+    assert min(tuned.grid) < tuned.chosen
+    hopeless = widen(lambda lr: math.nan, geometric_grid(1.0, 1), max_extend=2)
+    assert not hopeless.interior and len(hopeless.grid) == 5
