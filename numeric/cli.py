@@ -10,7 +10,7 @@
     lowrank reproduce fig2 [--out runs/fig2] [--iterations 3000]
     lowrank reproduce results [--iterations 5000 --seeds 3 --jobs 2]
     lowrank reproduce cnn [--iterations 1500 --seeds 3]   # also rnn
-    lowrank reproduce compare [--iterations 800 --seeds 3 --jobs 2]
+    lowrank reproduce compare [--iterations 800 --seeds 5 --jobs 2]
     lowrank plot runs/x runs/y [--out cmp.png]
     lowrank demo [--out runs/demo]
     lowrank bench ...        # numeric.bench

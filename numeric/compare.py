@@ -5,29 +5,41 @@ Every method trains the same network from the same initial weights on the same b
 
 * settings: dataset (the embedded MNIST subset, 4,000 / 1,000 images; Fashion-MNIST,
   60,000 / 10,000, when its files are present) x model (the paper's 12x128 MLP; the CNN
-  of :mod:`numeric.architectures`) x start (plateau: weights uniform in +-0.1; normal: +-0.2);
+  of :mod:`numeric.architectures`; ``mlp-6x256``, a second MLP size without the plateau)
+  x start (plateau: weights uniform in +-0.1; normal: +-0.2);
 * methods (:data:`METHODS`):
 
-  - SGD and Adam, each at three constant learning rates (the best of each is reported);
+  - SGD and Adam at a constant learning rate tuned on a validation split
+    (:mod:`numeric.tuning`: carved from the training images, never the test split; the
+    grid is widened until the chosen rate is interior);
   - the paper's CR (Eq 37) over SGD, Adagrad, Adadelta and Adam, with the paper's sigma;
   - the CR variants of :mod:`numeric.rules` (adaptive, scale-invariant, per-layer,
     per-variable) and step-length reuse every K steps;
   - optax's learning-rate-free methods (:data:`numeric.optax_methods.BASELINES`: Prodigy,
     D-Adaptation, DoG, Schedule-Free, Momo, backtracking line search, Sophia) on the
-    JAX backend;
+    JAX backend at their default rates, and Schedule-Free (SGD, AdamW) and Momo also at a
+    rate tuned like SGD's (separate rows);
+  - optax's SGD on the JAX backend: the reference of the JAX methods' step cost;
   - kfac-jax's optimizer with adaptive learning rate and momentum (the second-order
     peer), found through the ``peers`` of the ``lowrank.bench`` plug-ins (numeric never
     imports it; MLP only: the peer registers dense layers).
 
-Each run records its losses, flags, the wall time of every step and the test accuracy
-after the last step, as one JSON file under ``--out`` (a repeated command reuses the
-files of runs already done).  :func:`render` turns the records into the ``compare``
-section of ``docs/results.md``: a table per setting, the cost of a step against SGD,
-step-length reuse against K, the issue's goal check and a verdict per method.
+Every run trains on the fit part of the training split (the validation part held
+out); tuning runs (seed 0) are scored on the validation part, reported runs on the test
+split.  Each run records its losses, flags, the wall time of every step (the first
+one, which compiles a JAX step, apart), the accuracy after the last step and the
+effective ranks of :mod:`numeric.diagnostics`, as one JSON file under ``--out`` (a
+repeated command reuses the files of runs already done).
+:func:`numeric.compare_report.render` turns the
+records into the ``compare`` section of ``docs/results.md``: a table per setting with
+95 % bootstrap intervals over seeds (:mod:`numeric.stats`), the cost of a step against
+the SGD step of the same backend, the tuning grids, step-length reuse against K, the
+goal check and a verdict per method decided by the intervals; the per-seed values go
+to a CSV beside the page.
 
 Usage::
 
-    lowrank reproduce compare --iterations 800 --seeds 3 --jobs 2
+    lowrank reproduce compare --iterations 800 --seeds 5 --jobs 2
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -45,163 +58,25 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["METHODS", "Method", "Task", "main", "plan", "render", "run_task"]
+from numeric.compare_methods import (  # noqa: F401 - re-exported
+    COST_BOUND,
+    DATASETS,
+    LABELS,
+    LEFT_ACCURACY,
+    METHODS,
+    MODEL_BUILD,
+    MODELS,
+    PERIOD,
+    SPLIT_SEED,
+    STARTS,
+    THRESHOLDS,
+    TUNE_SEED,
+    VALIDATION_FRACTION,
+    Method,
+)
+from numeric.tuning import Tuned, next_rates, settle, validation_split
 
-DATASETS = ("mnist-embedded", "fashion-mnist")
-MODELS = ("mlp", "cnn")
-STARTS = ("plateau", "normal")
-THRESHOLDS = (2.0, 1.0)
-PERIOD = 100  # moving-average period of the loss thresholds (as lowrank train)
-#: a run "leaves the plateau" when its loss average falls below 2.0 and it ends with at
-#: least this test accuracy (the issue: CR-SGD fell below 2.0 yet stayed at 10 %)
-LEFT_ACCURACY = 0.5
-#: the goal's cost bound: a step at most this many SGD steps
-COST_BOUND = 1.6
-
-
-@dataclass(frozen=True)
-class Method:
-    """One compared method.
-
-    Attributes
-    ----------
-    name : str
-    label : str
-        For the tables.
-    kind : {"numpy", "optax", "peer"}
-    spec : dict
-        ``numpy``: ``base``, ``lr`` and (for CR) ``sigma``, ``variant``, ``every``;
-        ``optax``: ``name`` of :data:`numeric.optax_methods.BASELINES`; ``peer``: its name.
-    group : str
-        ``"sgd"`` / ``"adam"`` (tuned, best of the group reported), ``"cr"`` (the paper's
-        CR), ``"variant"`` (no learning rate to tune), ``"every"``, ``"optax"``, ``"peer"``.
-    models : tuple of str
-        Models the method runs on.
-    """
-
-    name: str
-    label: str
-    kind: str
-    spec: dict
-    group: str
-    models: tuple[str, ...] = MODELS
-
-
-def _cr(name, label, base, sigma, lr=0.0, variant="paper", every=1, group="variant",
-        models=None) -> Method:  # fmt: skip
-    spec = {"base": base, "lr": lr, "sigma": sigma, "variant": variant, "every": every}
-    if models is None:  # the reuse study on the MLP only (time)
-        models = ("mlp",) if group == "every" else MODELS
-    return Method(name, label, "numpy", spec, group, models)
-
-
-def _methods() -> list[Method]:
-    out = []
-    for lr in (0.01, 0.03, 0.1):
-        out.append(Method(f"sgd@{lr:g}", f"SGD (lr {lr:g})", "numpy", {"base": "sgd", "lr": lr},
-                          "sgd"))  # fmt: skip
-    for lr in (1e-4, 1e-3, 1e-2):
-        out.append(Method(f"adam@{lr:g}", f"Adam (lr {lr:g})", "numpy",
-                          {"base": "adam", "lr": lr}, "adam"))  # fmt: skip
-    out += [
-        _cr("cr-sgd", "CR-SGD, Eq 37 (sigma 100)", "sgd", 100.0, group="cr"),
-        _cr("cr-adagrad", "CR-Adagrad (sigma 1000)", "adagrad", 1000.0, 0.1, group="cr"),
-        _cr("cr-adadelta", "CR-Adadelta (sigma 1000)", "adadelta", 1000.0, 1.0, group="cr"),
-        _cr("cr-adam", "CR-Adam (sigma 1000)", "adam", 1000.0, 1e-3, group="cr"),
-        _cr("adaptive-sgd", "adaptive CR-SGD (sigma0 100)", "sgd", 100.0, variant="adaptive"),
-        _cr(
-            "adaptive-adam",
-            "adaptive CR-Adam (sigma0 1000)",
-            "adam",
-            1000.0,
-            1e-3,
-            variant="adaptive",
-        ),  # fmt: skip
-        _cr(
-            "si-adam",
-            "scale-invariant CR-Adam (sigma 1e6)",
-            "adam",
-            1e6,
-            1e-3,
-            variant="scale-invariant",
-        ),  # fmt: skip
-        _cr("per-layer-sgd", "per-layer CR-SGD (sigma 100)", "sgd", 100.0, variant="per-layer"),
-        _cr(
-            "per-layer-adam",
-            "per-layer CR-Adam (sigma 1000)",
-            "adam",
-            1000.0,
-            1e-3,
-            variant="per-layer",
-        ),  # fmt: skip
-        _cr(
-            "per-variable-sgd",
-            "per-variable CR-SGD (sigma 100)",
-            "sgd",
-            100.0,
-            variant="per-variable",
-            models=("mlp",),
-        ),  # fmt: skip
-        _cr(
-            "per-variable-adam",
-            "per-variable CR-Adam (sigma 1000)",
-            "adam",
-            1000.0,
-            1e-3,
-            variant="per-variable",
-            models=("mlp",),
-        ),  # fmt: skip
-        _cr(
-            "adaptive-adam-k4",
-            "adaptive CR-Adam, every 4",
-            "adam",
-            1000.0,
-            1e-3,
-            variant="adaptive",
-            every=4,
-            group="every",
-        ),  # fmt: skip
-        _cr(
-            "adaptive-adam-k16",
-            "adaptive CR-Adam, every 16",
-            "adam",
-            1000.0,
-            1e-3,
-            variant="adaptive",
-            every=16,
-            group="every",
-        ),  # fmt: skip
-        _cr(
-            "per-layer-sgd-k4",
-            "per-layer CR-SGD, every 4",
-            "sgd",
-            100.0,
-            variant="per-layer",
-            every=4,
-            group="every",
-        ),  # fmt: skip
-        _cr(
-            "per-variable-sgd-k8",
-            "per-variable CR-SGD, every 8",
-            "sgd",
-            100.0,
-            variant="per-variable",
-            every=8,
-            group="every",
-            models=("mlp",),
-        ),  # fmt: skip
-    ]
-    for name in ("prodigy", "dadapt_adamw", "dog", "schedule_free_adamw", "schedule_free_sgd",
-                 "momo", "linesearch", "sophia"):  # fmt: skip
-        out.append(Method(name, f"optax {name}", "optax", {"name": name}, "optax"))
-    out.append(Method("kfac", "kfac-jax (adaptive lr, momentum)", "peer", {"name": "kfac"},
-                      "peer", ("mlp",)))  # fmt: skip
-    return out
-
-
-#: every compared method, in table order
-METHODS: list[Method] = _methods()
-LABELS = {m.name: m.label for m in METHODS}
+__all__ = ["METHODS", "Method", "Task", "main", "plan", "run_task", "tune"]
 
 
 @dataclass(frozen=True)
@@ -214,43 +89,104 @@ class Task:
     method: str
     seed: int
     iterations: int
+    lr: float | None = None  # the tuned rate of a method with a grid
+    split: str = "test"  # where the accuracy is measured: "test" or "validation"
 
     @property
     def setting(self) -> str:
         return f"{self.dataset}/{self.model}/{self.start}"
 
     def path(self, out: Path) -> Path:
-        return out / self.dataset / self.model / self.start / f"{self.method}-s{self.seed}.json"
+        base = out / "tune" if self.split == "validation" else out
+        lr = "" if self.lr is None else f"@{self.lr:.6g}"
+        name = f"{self.method}{lr}-s{self.seed}.json"
+        return base / self.dataset / self.model / self.start / name
 
 
-def plan(datasets, models, starts, methods, seeds: int, iterations: int) -> list[Task]:
-    """The runs, slowest first (per-variable and JAX methods) so the pool ends evenly."""
+def _settings(datasets, models, starts) -> list[tuple[str, str, str]]:
+    return [(d, mo, st) for d in datasets for mo in models for st in starts]
+
+
+def plan(datasets, models, starts, methods, seeds: int, iterations: int,
+         tuned: dict[tuple[str, str], Tuned] | None = None) -> list[Task]:  # fmt: skip
+    """The reported runs, slowest first (per-variable and JAX methods) so the pool ends
+    evenly; a method with a grid runs at its rate in ``tuned`` (keyed by setting and
+    method name), and not at all without one."""
     by_name = {m.name: m for m in METHODS}
-    tasks = [
-        Task(d, mo, st, name, s, iterations)
-        for d in datasets
-        for mo in models
-        for st in starts
-        for name in methods
-        if mo in by_name[name].models
-        for s in range(seeds)
-    ]
-    weight = {"peer": 0, "optax": 1}
+    tuned = tuned or {}
+    tasks = []
+    for d, mo, st in _settings(datasets, models, starts):
+        for name in methods:
+            method = by_name[name]
+            if mo not in method.models:
+                continue
+            lr = None
+            if method.grid:
+                found = tuned.get((f"{d}/{mo}/{st}", name))
+                if found is None:
+                    continue
+                lr = found.chosen
+            tasks += [Task(d, mo, st, name, s, iterations, lr) for s in range(seeds)]
+    weight = {"peer": 0, "optax": 1, "jax-sgd": 1}
     return sorted(tasks, key=lambda t: (weight.get(by_name[t.method].kind, 2), t.method))
 
 
+def tune(datasets, models, starts, methods, iterations: int, out: Path, jobs: int,
+         log: Callable[[str], None], run: bool = True) -> dict[tuple[str, str], Tuned]:  # fmt: skip
+    """Tune every method with a grid on the validation split, per setting (seed
+    :data:`TUNE_SEED`), widening each grid until its best rate is interior
+    (:func:`numeric.tuning.next_rates`); one round of runs at a time, over the pool.
+
+    With ``run`` False only the records already under ``out`` are used (a search whose
+    next rate has no record stops there)."""
+    by_name = {m.name: m for m in METHODS}
+    scores: dict[tuple[str, str], dict[float, float]] = {
+        (f"{d}/{mo}/{st}", n): {}
+        for d, mo, st in _settings(datasets, models, starts)
+        for n in methods
+        if by_name[n].grid and mo in by_name[n].models
+    }
+    while True:
+        tasks = []
+        for (setting, name), sc in scores.items():
+            d, mo, st = setting.split("/")
+            tasks += [Task(d, mo, st, name, TUNE_SEED, iterations, lr, "validation")
+                      for lr in next_rates(sc, by_name[name].grid)]  # fmt: skip
+        if run and tasks:
+            _execute(tasks, out, jobs, log)
+        found = 0
+        for t in tasks:
+            if t.path(out).exists():
+                rec = json.loads(t.path(out).read_text())
+                acc = rec.get("validation_accuracy", math.nan)
+                scores[(t.setting, t.method)][float(t.lr or 0)] = (
+                    acc if rec["status"] == "completed" else math.nan
+                )
+                found += 1
+        if not tasks or found < len(tasks):
+            break
+    return {k: settle(v) for k, v in scores.items() if v}
+
+
 # ------------------------------------------------------------------------- running
-_DATA: dict[str, tuple] = {}
+_DATA: dict[str, dict] = {}
 
 
-def _data(name: str):
+def _data(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``"fit"``, ``"validation"`` and ``"test"`` to ``(x float32, labels)``: the fit and
+    validation parts of the training split (:func:`numeric.tuning.validation_split`)
+    and the test split."""
     if name not in _DATA:
         from numeric.data import load_dataset
 
         train, test = load_dataset(name, split="train"), load_dataset(name, split="test")
-        _DATA[name] = (
-            train.x.astype(np.float32), train.labels, test.x.astype(np.float32), test.labels
-        )  # fmt: skip
+        x = train.x.astype(np.float32)
+        split = validation_split(len(train), VALIDATION_FRACTION, SPLIT_SEED)
+        _DATA[name] = {
+            "fit": (x[split.fit], train.labels[split.fit]),
+            "validation": (x[split.validation], train.labels[split.validation]),
+            "test": (test.x.astype(np.float32), test.labels),
+        }
     return _DATA[name]
 
 
@@ -269,8 +205,8 @@ def _peer(name: str) -> tuple[Callable | None, str | None]:
     return None, "; ".join(reasons) or f"no plug-in provides the peer {name!r}"
 
 
-def _build(method: Method, net, seed: int):
-    """``(method object, network as it trains)``."""
+def _build(method: Method, net, seed: int, lr: float | None = None):
+    """``(method object, network as it trains)``; ``lr`` is a tuned rate."""
     if method.kind == "numpy":
         from numeric.cr import CR, Baseline
         from numeric.optimizers import get_optimizer
@@ -278,14 +214,16 @@ def _build(method: Method, net, seed: int):
         spec = method.spec
         opt = get_optimizer(spec["base"])
         if "sigma" not in spec:
-            return Baseline(opt, spec["lr"]), net
+            return Baseline(opt, spec["lr"] if lr is None else lr), net
         return CR(opt, spec["sigma"], lr=spec["lr"], variant=spec["variant"],
                   every=spec["every"]), net  # fmt: skip
-    if method.kind == "optax":
+    if method.kind in ("optax", "jax-sgd"):
         from numeric import jax_backend as jb
-        from numeric.optax_methods import baseline
+        from numeric.optax_methods import baseline, plain_sgd
 
-        return baseline(method.spec["name"]), jb.to_jax(net)
+        if method.kind == "jax-sgd":
+            return plain_sgd(method.spec["lr"]), jb.to_jax(net)
+        return baseline(method.spec["name"], lr), jb.to_jax(net)
     factory, why = _peer(method.spec["name"])
     if factory is None:
         raise _Skip(why)
@@ -310,6 +248,13 @@ def _threshold_hits(losses: np.ndarray, times: np.ndarray) -> dict:
     return out
 
 
+def _first_step_excess(steps: list[float]) -> float:
+    """Seconds the first step took beyond a typical one (a JAX step's compilation)."""
+    if len(steps) < 2:
+        return 0.0
+    return max(0.0, steps[0] - float(np.median(steps[1:])))
+
+
 def _accuracy(net, x, labels) -> tuple[float, float]:
     from numeric.losses import softmax_cross_entropy
 
@@ -324,19 +269,25 @@ def _accuracy(net, x, labels) -> tuple[float, float]:
 
 
 def run_task(task: Task) -> dict:
-    """Train one method on one setting and seed; the record of :func:`render`."""
+    """Train one method on one setting and seed; the record of
+    :func:`numeric.compare_report.render`."""
     from numeric.architectures import build
+    from numeric.diagnostics import PROBE_ROWS, collapse
     from numeric.stepping import Diverged, eval_network
 
     method = {m.name: m for m in METHODS}[task.method]
-    record = {"task": task.__dict__, "method": method.name, "label": method.label}
+    record = {"task": task.__dict__, "method": method.name, "label": method.label,
+              "backend": method.backend, "split": task.split}  # fmt: skip
     try:
-        xtr, ytr, xte, yte = _data(task.dataset)
+        data = _data(task.dataset)
+        (xtr, ytr), (xte, yte) = data["fit"], data[task.split]
     except Exception as exc:  # noqa: BLE001 - a missing dataset skips its settings
         return {**record, "status": "skipped", "reason": f"{type(exc).__name__}: {exc}"}
-    net = build(task.model, (28, 28), 10, init=task.start, seed=task.seed, dtype=np.float32)
+    model, options = MODEL_BUILD[task.model]
+    net = build(model, (28, 28), 10, options=options, init=task.start, seed=task.seed,
+                dtype=np.float32)  # fmt: skip
     try:
-        opt, net = _build(method, net, task.seed)
+        opt, net = _build(method, net, task.seed, task.lr)
         state = opt.init(net)
     except (_Skip, ValueError) as exc:
         return {**record, "status": "skipped", "reason": str(exc)}
@@ -366,18 +317,27 @@ def run_task(task: Task) -> dict:
         flags[info.flag] = flags.get(info.flag, 0) + 1
         lrs.append(float(info.lr_eff))
     acc, test_loss = math.nan, math.nan
+    ranks = (math.nan, math.nan)
     if status == "completed":
-        acc, test_loss = _accuracy(eval_network(opt, net, state), xte, yte)
+        final = eval_network(opt, net, state)
+        acc, test_loss = _accuracy(final, xte, yte)
+        found = collapse(final, xte[:PROBE_ROWS])
+        ranks = (found.eff_rank, found.eff_rank_logits)
     lo = np.asarray(losses)
+    compile_s = _first_step_excess(steps)
     return {
         **record,
         "status": status,
         "reason": reason,
+        "lr": task.lr,
         "iterations_done": len(losses),
-        "test_accuracy": acc,
-        "test_loss": test_loss,
+        f"{task.split}_accuracy": acc,
+        f"{task.split}_loss": test_loss,
+        "eff_rank": ranks[0],
+        "eff_rank_logits": ranks[1],
+        "compile_s": compile_s,
         "loss_last100": float(lo[-PERIOD:].mean()) if len(lo) else math.nan,
-        "hits": _threshold_hits(lo, np.asarray(elapsed)),
+        "hits": _threshold_hits(lo, np.asarray(elapsed) - compile_s),
         "flagged": sum(v for k, v in flags.items() if k),
         "flags": flags,
         "step_ms": float(np.median(steps[10:] if len(steps) > 20 else steps) * 1e3)
@@ -411,9 +371,11 @@ def _execute(tasks: list[Task], out: Path, jobs: int, log: Callable[[str], None]
         tmp.write_text(json.dumps(rec))
         tmp.replace(path)
         done += 1
-        acc = rec.get("test_accuracy", math.nan)
-        log(f"[{done}/{len(todo)}] {task.setting} {task.method} seed {task.seed}: "
-            f"{rec['status']}, test accuracy {acc:.3f}, {rec.get('step_ms', math.nan):.1f} ms/step")  # fmt: skip
+        acc = rec.get(f"{task.split}_accuracy", math.nan)
+        lr = "" if task.lr is None else f" lr {task.lr:.3g}"
+        log(f"[{done}/{len(todo)}] {task.setting} {task.method}{lr} seed {task.seed}: "
+            f"{rec['status']}, {task.split} accuracy {acc:.3f}, "
+            f"{rec.get('step_ms', math.nan):.1f} ms/step")  # fmt: skip
 
     if jobs <= 1:
         _init_worker()
@@ -429,7 +391,7 @@ def _execute(tasks: list[Task], out: Path, jobs: int, log: Callable[[str], None]
             save(futures[fut], fut.result())
 
 
-# ------------------------------------------------------------------------- tables
+# ------------------------------------------------------------------------- records
 def _load(out: Path, tasks: list[Task]) -> list[dict]:
     recs = []
     for t in tasks:
@@ -439,286 +401,17 @@ def _load(out: Path, tasks: list[Task]) -> list[dict]:
     return recs
 
 
-def _fmt(v, digits=3):
-    return (
-        "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
-    )
-
-
-def _hit_text(runs: list[dict], t: float, what: int) -> str:
-    vals = []
-    for r in runs:
-        h = r["hits"].get(str(t)) if r["status"] == "completed" else None
-        vals.append("–" if h is None else (f"{h[0]}" if what == 0 else f"{h[1]:.1f}"))
-    return "/".join(vals)
-
-
-def _summary(recs: list[dict]) -> dict:
-    """``setting -> method -> list of runs (by seed)``."""
-    out: dict = {}
-    for r in recs:
-        t = r["task"]
-        key = f"{t['dataset']}/{t['model']}/{t['start']}"
-        out.setdefault(key, {}).setdefault(r["method"], []).append(r)
-    for methods in out.values():
-        for runs in methods.values():
-            runs.sort(key=lambda r: r["task"]["seed"])
-    return out
-
-
-def _mean(runs, key):
-    vals = [r.get(key, math.nan) for r in runs if r["status"] != "skipped"]
-    vals = [v if r["status"] == "completed" else math.nan for v, r in
-            zip(vals, [r for r in runs if r["status"] != "skipped"], strict=True)]  # fmt: skip
-    return float(np.mean(vals)) if vals else math.nan
-
-
-def _best(methods: dict, group: str) -> str | None:
-    names = [m.name for m in METHODS if m.group == group and m.name in methods]
-    if not names:
-        return None
-    return max(names, key=lambda n: np.nan_to_num(_mean(methods[n], "test_accuracy"), nan=-1))
-
-
-def _sgd_ms(methods: dict) -> float:
-    vals = [r["step_ms"] for n in methods if n.startswith("sgd@") for r in methods[n]
-            if r["status"] == "completed"]  # fmt: skip
-    return float(np.median(vals)) if vals else math.nan
-
-
-def _left(run: dict) -> bool:
-    return (run["status"] == "completed" and run["hits"].get("2.0") is not None
-            and run["test_accuracy"] >= LEFT_ACCURACY)  # fmt: skip
-
-
-def _table(setting: str, methods: dict) -> list[str]:
-    best = {g: _best(methods, g) for g in ("sgd", "adam")}
-    shown = [m for m in METHODS if m.name in methods and (m.group not in best or
-             m.name == best[m.group])]  # fmt: skip
-    sgd_ms = _sgd_ms(methods)
-    lines = [
-        "| method | test accuracy (mean; per seed) | iterations to loss < 2.0 | to < 1.0 "
-        "| seconds to < 1.0 | flagged steps | ms / step | x SGD step |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for m in shown:
-        runs = methods[m.name]
-        if all(r["status"] == "skipped" for r in runs):
-            lines.append(f"| {m.label} | not run: {runs[0]['reason'][:90]} | | | | | | |")
-            continue
-        accs = "/".join(_fmt(r["test_accuracy"], 2) if r["status"] == "completed"
-                        else r["status"] for r in runs)  # fmt: skip
-        flagged = sum(r.get("flagged", 0) for r in runs)
-        total = sum(r.get("iterations_done", 0) for r in runs) or 1
-        ms = float(np.median([r["step_ms"] for r in runs if r["status"] == "completed"] or
-                             [math.nan]))  # fmt: skip
-        tag = " (best of 3 lr)" if m.group in best else ""
-        lines.append(
-            f"| {m.label}{tag} | {_fmt(_mean(runs, 'test_accuracy'))} ({accs}) | "
-            f"{_hit_text(runs, 2.0, 0)} | {_hit_text(runs, 1.0, 0)} | {_hit_text(runs, 1.0, 1)} "
-            f"| {100 * flagged / total:.0f} % | {_fmt(ms, 1)} | {_fmt(ms / sgd_ms, 2)} |"
-        )
-    return lines
-
-
-def _goal(summary: dict, model: str) -> tuple[list[str], dict]:
-    """The issue's goal check for every method without a learning rate to tune."""
-    cands = [m for m in METHODS if m.group in ("cr", "variant", "every", "optax", "peer")]
-    lines = [
-        "| method | leaves the plateau (runs) | normal start: accuracy vs best Adam "
-        "| x SGD step | goal |",
-        "|---|---|---|---|---|",
-    ]
-    verdicts = {}
-    for m in cands:
-        left, runs_p, beats, cost, have = 0, 0, [], [], False
-        for setting, methods in summary.items():
-            dataset, mo, start = setting.split("/")
-            if mo != model or m.name not in methods:
-                continue
-            runs = [r for r in methods[m.name] if r["status"] != "skipped"]
-            if not runs:
-                continue
-            have = True
-            sgd_ms = _sgd_ms(methods)
-            cost += [r["step_ms"] / sgd_ms for r in runs if r["status"] == "completed"]
-            if start == "plateau":
-                runs_p += len(runs)
-                left += sum(_left(r) for r in runs)
-            else:
-                adam = _best(methods, "adam")
-                ref = _mean(methods[adam], "test_accuracy") if adam else math.nan
-                beats.append((dataset, _mean(runs, "test_accuracy"), ref))
-        if not have:
-            continue
-        c = float(np.median(cost)) if cost else math.nan
-        ok = (runs_p > 0 and left == runs_p and beats and
-              all(a >= r for _, a, r in beats) and c <= COST_BOUND)  # fmt: skip
-        text = "; ".join(f"{d}: {_fmt(a)} vs {_fmt(r)}" for d, a, r in beats)
-        lines.append(f"| {m.label} | {left}/{runs_p} | {text} | {_fmt(c, 2)} | "
-                     f"{'met' if ok else 'not met'} |")  # fmt: skip
-        verdicts[m.name] = {"left": (left, runs_p), "beats": beats, "cost": c, "ok": ok}
-    return lines, verdicts
-
-
-def render(recs: list[dict], iterations: int, seeds: int, command: str) -> str:
-    """The ``compare`` section of ``docs/results.md``."""
-    summary = _summary(recs)
-    out = [
-        "<!-- section:compare (generated by `lowrank reproduce compare`; edit the generator) -->",
-        "## CR and its variants against the methods researchers use",
-        "",
-        f"Made by `{command}` ({iterations} iterations per run, not the paper's 3,000, so "
-        "that the whole comparison fits in about an hour on two shared CPU cores; "
-        f"{seeds} seeds; batch 32, float32, constant learning rates). Each method starts "
-        "from the same weights and sees the same batches. Test accuracy after the last "
-        "iteration on the held-out split (embedded MNIST: 1,000 images; Fashion-MNIST: "
-        "10,000; the schedule-free methods at their averaged weights, "
-        "`optax.contrib.schedule_free_eval_params`). Iterations and seconds to a loss level: "
-        "first crossing of the 100-iteration "
-        "average of the mini-batch loss, per seed (– never). *Flagged*: steps the cubic "
-        "model could not set (non-descent, zero, non-finite) or that adaptive CR rejected. "
-        "SGD and Adam are each shown at the best of three learning rates (0.01, 0.03, 0.1 "
-        "and 1e-4, 1e-3, 1e-2); the CR methods, the optax methods and K-FAC have none to "
-        "tune (CR's sigma is the paper's power of ten; the scale-invariant variant's sigma "
-        "1e6 was chosen from 1e4..1e9 on a 300-iteration plateau run of embedded MNIST, "
-        "seed 0: a tuned value, reported as such). *ms / step* is the median wall time of a "
-        "step on a machine shared with other jobs; *x SGD step* divides it by the median "
-        "SGD step of the same setting (the bench's interleaved measurement is in "
-        "docs/bench.md).",
-        "",
-    ]
-    for setting in sorted(summary, key=lambda s: (s.split("/")[1], s.split("/")[0],
-                                                  s.split("/")[2] != "plateau")):  # fmt: skip
-        dataset, model, start = setting.split("/")
-        bound = "+-0.1" if start == "plateau" else "+-0.2"
-        out += [f"### {model.upper()}, {dataset}, {start} start (weights uniform in {bound})",
-                "", *_table(setting, summary[setting]), ""]  # fmt: skip
-    verdict_all = {}
-    for model in MODELS:
-        if not any(s.split("/")[1] == model for s in summary):
-            continue
-        lines, verdicts = _goal(summary, model)
-        verdict_all[model] = verdicts
-
-        def names(test, verdicts=verdicts, labels=LABELS):
-            found = [labels[n] for n, v in verdicts.items() if test(v)]
-            return ", ".join(found) if found else "none"
-
-        met = names(lambda v: v["ok"])
-        headline = (
-            f"**{model.upper()}: the goal is met by {met}.** "
-            f"Left the plateau in every run: {names(lambda v: v['left'][0] == v['left'][1] > 0)}. "
-            "Reached the best Adam's accuracy from the normal start on every dataset: "
-            f"{names(lambda v: bool(v['beats']) and all(a >= r for _, a, r in v['beats']))}. "
-            f"At most {COST_BOUND}x an SGD step: "
-            f"{names(lambda v: math.isfinite(v['cost']) and v['cost'] <= COST_BOUND)}."
-        )
-        out += [
-            f"### The goal, {model.upper()}",
-            "",
-            "The issue's goal for a method with no learning rate to tune: it leaves the "
-            f"plateau (loss average below 2.0 and test accuracy at least {LEFT_ACCURACY:.0%} "
-            "at the end) in every seed on both datasets; from the normal start it reaches the "
-            "test accuracy of the best of the three Adam rates within the same iterations "
-            f"(mean over seeds); a step costs at most {COST_BOUND}x an SGD step (median).",
-            "",
-            headline,
-            "",
-            *lines,
-            "",
-        ]
-    out += _k_table(summary)
-    out += _verdicts(summary, verdict_all)
-    out += ["<!-- end section:compare -->"]
-    return "\n".join(out) + "\n"
-
-
-def _k_table(summary: dict) -> list[str]:
-    """Quality and cost against K, each group over the settings where all its K ran."""
-    pairs = [("adaptive-adam", "adaptive-adam-k4", "adaptive-adam-k16"),
-             ("per-layer-sgd", "per-layer-sgd-k4"),
-             ("per-variable-sgd", "per-variable-sgd-k8")]  # fmt: skip
-    lines = ["### Step-length reuse (--cr-every K): quality and cost against K", "",
-             "Each method over the settings where every K of it ran (the MLP settings).", "",
-             "| method | K | mean test accuracy (diverged runs count as 0.1) | runs diverged "
-             "| x SGD step |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    by_name = {m.name: m for m in METHODS}
-    for group in pairs:
-        settings = [s for s, methods in summary.items() if all(n in methods for n in group)]
-        for name in group:
-            accs, cost, diverged = [], [], 0
-            for setting in settings:
-                methods = summary[setting]
-                for r in methods[name]:
-                    if r["status"] == "skipped":
-                        continue
-                    done = r["status"] == "completed"
-                    diverged += not done
-                    accs.append(r["test_accuracy"] if done else 0.1)
-                    if done:
-                        cost.append(r["step_ms"] / _sgd_ms(methods))
-            if not accs:
-                continue
-            k = by_name[name].spec["every"]
-            c = _fmt(float(np.median(cost)), 2) if cost else "–"
-            lines.append(f"| {by_name[group[0]].label} | {k} | {_fmt(float(np.mean(accs)))} | "
-                         f"{diverged}/{len(accs)} | {c} |")  # fmt: skip
-    return [*lines, ""]
-
-
-def _short(setting: str) -> str:
-    dataset, model, start = setting.split("/")
-    name = {"mnist-embedded": "MNIST", "fashion-mnist": "Fashion"}.get(dataset, dataset)
-    return f"{name} {model.upper()} {start}"
-
-
-def _verdicts(summary: dict, verdicts: dict) -> list[str]:
-    """One plain line per method: where it loses to the best Adam, where it wins, how
-    many plateau runs it left and what a step costs, per model."""
-    lines = ["### Verdicts", "",
-             "Against the best of the three Adam rates (mean test accuracy, a margin of 0.01):",
-             ""]  # fmt: skip
-    for m in METHODS:
-        if m.group in ("sgd", "adam"):
-            continue
-        accs = {}
-        for setting, methods in summary.items():
-            if m.name in methods and any(r["status"] != "skipped" for r in methods[m.name]):
-                adam = _best(methods, "adam")
-                accs[setting] = (_mean(methods[m.name], "test_accuracy"),
-                                 _mean(methods[adam], "test_accuracy") if adam else math.nan)  # fmt: skip
-        if not accs:
-            continue
-        worse = sorted(_short(s) for s, (a, r) in accs.items() if not a >= r - 0.01)
-        better = sorted(_short(s) for s, (a, r) in accs.items() if a > r + 0.01)
-        text = f"- **{m.label}**: "
-        text += (f"loses in {len(worse)} of {len(accs)} settings ({', '.join(worse)})"
-                 if worse else f"never loses ({len(accs)} settings)")  # fmt: skip
-        if better:
-            text += f"; wins in {', '.join(better)}"
-        for model, vs in verdicts.items():
-            v = vs.get(m.name)
-            if v is None:
-                continue
-            cost = f", {v['cost']:.1f}x an SGD step" if math.isfinite(v["cost"]) else ""
-            text += (
-                f"; {model.upper()}: left the plateau in {v['left'][0]}/{v['left'][1]} runs{cost}"
-            )
-        lines.append(text + ".")
-    return [*lines, ""]
-
-
 # ------------------------------------------------------------------------- command
 def main(argv: Sequence[str] | None = None, prog: str = "lowrank reproduce compare") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=800, help="per run (default 800)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
     p.add_argument("--datasets", default=",".join(DATASETS),
                    help="comma-separated (default mnist-embedded,fashion-mnist)")  # fmt: skip
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated (default mlp,cnn)")
+    p.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated (default mlp,cnn,mlp-6x256)"
+    )
     p.add_argument("--starts", default=",".join(STARTS), help="comma-separated (default both)")
     p.add_argument("--methods", default="all",
                    help="comma-separated names of METHODS, or all (default all)")  # fmt: skip
@@ -726,6 +419,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "lowrank reproduce compa
     p.add_argument("--doc", default="docs/results.md",
                    help="page whose compare section is replaced (default docs/results.md)")  # fmt: skip
     p.add_argument("--no-run", action="store_true", help="only render the records there are")
+    p.add_argument("--note", default="",
+                   help="a paragraph for the section's header (e.g. what a reduced run "
+                   "leaves out)")  # fmt: skip
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
 
     def split(text, allowed, what):
@@ -751,21 +448,50 @@ def main(argv: Sequence[str] | None = None, prog: str = "lowrank reproduce compa
         "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     )
     out = Path(args.out)
-    tasks = plan(datasets, models, starts, methods, args.seeds, args.iterations)
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    tuned = tune(datasets, models, starts, methods, args.iterations, out, args.jobs, log,
+                 run=not args.no_run)  # fmt: skip
+    for (setting, name), t in sorted(tuned.items()):
+        log(f"tuned {setting} {name} on the validation split: {t.text()}")
+    tasks = plan(datasets, models, starts, methods, args.seeds, args.iterations, tuned)
     if not args.no_run:
-        _execute(tasks, out, args.jobs, lambda s: print(s, flush=True))
+        _execute(tasks, out, args.jobs, log)
     recs = _load(out, tasks)
     if not recs:
         print("error: no run records to render", file=sys.stderr)
         return 1
-    command = (f"lowrank reproduce compare --iterations {args.iterations} --seeds {args.seeds} "
-               f"--jobs {args.jobs}")  # fmt: skip
+    from numeric.compare_report import render, seeds_csv
     from numeric.model_results import update_doc
 
     doc = Path(args.doc)
-    update_doc(doc, "compare", render(recs, args.iterations, args.seeds, command))
-    print(f"wrote the compare section of {doc} ({len(recs)} runs)")
+    update_doc(doc, "compare", render(recs, args.iterations, args.seeds, _command(argv),
+                                      tuned, args.note))  # fmt: skip
+    per_seed = doc.with_name(f"{doc.stem}-compare-seeds.csv")
+    per_seed.write_text(seeds_csv(recs))
+    print(f"wrote the compare section of {doc} and its per-seed values {per_seed} "
+          f"({len(recs)} runs)")  # fmt: skip
     return 0
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The command that made the runs: without the output paths, the note and
+    ``--no-run`` (which only renders them)."""
+    kept: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--out", "--doc", "--note"):
+            skip = True
+            continue
+        if a.split("=")[0] in ("--out", "--doc", "--note", "--no-run"):
+            continue
+        kept.append(a)
+    return shlex.join(["lowrank", "reproduce", "compare", *kept])
 
 
 if __name__ == "__main__":  # pragma: no cover

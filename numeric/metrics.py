@@ -24,6 +24,7 @@ __all__ = [
     "COLUMNS",
     "LEGACY_COLUMNS",
     "PERIOD",
+    "PRE_DIAGNOSTIC_COLUMNS",
     "MetricsFile",
     "Reconciled",
     "Row",
@@ -59,12 +60,20 @@ class Row(NamedTuple):
     time_s: float  # wall time since the run started (summed over resumes)
     test_loss: float  # loss on the test split after the step (empty where not evaluated)
     test_accuracy: float  # accuracy on the test split after the step (empty likewise)
+    # effective ranks on the probe batch (numeric.diagnostics), at evaluation rows only;
+    # files written before they were logged lack them (read back as NaN)
+    eff_rank: float = math.nan  # of the last hidden layer's activations
+    eff_rank_logits: float = math.nan  # of the centred logits
 
 
 #: Columns of ``metrics.csv``: the fields of :class:`Row`, in order.
 COLUMNS: tuple[str, ...] = Row._fields
 #: Columns of files written before runs were evaluated on a test split.
 LEGACY_COLUMNS = COLUMNS[:13]
+#: Columns of files written before the effective ranks were logged.
+PRE_DIAGNOSTIC_COLUMNS = COLUMNS[:15]
+#: Columns left empty where a row is not an evaluation row.
+_EVAL_COLUMNS = ("test_loss", "test_accuracy", "eff_rank", "eff_rank_logits")
 _FLOAT_COLUMNS = tuple(c for c in COLUMNS if c not in ("iteration", "flag"))
 
 
@@ -74,10 +83,10 @@ def header_line() -> str:
 
 
 def format_row(row: Row) -> str:
-    """One CSV line; floats as ``repr`` (exact round trip), NaN test columns empty."""
+    """One CSV line; floats as ``repr`` (exact round trip), NaN evaluation columns empty."""
     out = []
     for name, v in zip(COLUMNS, row, strict=True):
-        if name.startswith("test_") and isinstance(v, float) and math.isnan(v):
+        if name in _EVAL_COLUMNS and isinstance(v, float) and math.isnan(v):
             out.append("")
         elif isinstance(v, float):
             out.append(repr(v))
@@ -95,7 +104,7 @@ def _parse_row(rec: list[str], columns: Sequence[str]) -> Row:
             row[name] = int(text)
         elif name == "flag":
             row[name] = text
-        elif text == "" and name.startswith("test_"):
+        elif text == "" and name in _EVAL_COLUMNS:
             row[name] = math.nan
         else:
             row[name] = float(text)
@@ -109,9 +118,11 @@ class MetricsFile:
     Attributes
     ----------
     rows : list of Row
-        Every complete, parseable row in file order (legacy rows padded with NaN).
+        Every complete, parseable row in file order (older rows padded with NaN).
     legacy : bool
-        The header is :data:`LEGACY_COLUMNS` (no test columns).
+        The header is an older one (:data:`LEGACY_COLUMNS`, no test columns, or
+        :data:`PRE_DIAGNOSTIC_COLUMNS`, no effective ranks); the missing columns read
+        as NaN and a resumed run rewrites the file with the current header.
     bad_lines : list of int
         Line numbers (1-based) that could not be parsed, e.g. a torn last line.
     exists : bool
@@ -161,8 +172,8 @@ def scan_metrics(path: Path) -> MetricsFile:
     header = next(csv.reader([lines[0]]))
     if tuple(header) == COLUMNS:
         columns: Sequence[str] = COLUMNS
-    elif tuple(header) == LEGACY_COLUMNS:
-        columns, out.legacy = LEGACY_COLUMNS, True
+    elif tuple(header) in (LEGACY_COLUMNS, PRE_DIAGNOSTIC_COLUMNS):
+        columns, out.legacy = tuple(header), True
     else:
         raise ValueError(f"{path}: unexpected header {header}")
     for number, line in enumerate(lines[1:], start=2):

@@ -24,7 +24,7 @@ from numeric.cr import FLAGS, Diverged, MethodState, StepInfo
 from numeric.network import Network
 from numeric.optax import NetworkObjective, find_cr_state, scale_by_cr
 
-__all__ = ["BASELINES", "OptaxMethod", "baseline", "bench_steps"]
+__all__ = ["BASELINES", "OptaxMethod", "baseline", "bench_steps", "plain_sgd"]
 
 
 def _linesearch(lr: float):
@@ -56,6 +56,12 @@ BASELINES: dict[str, tuple[Callable[[float], Any], float, tuple[str, ...]]] = {
     "linesearch": (_linesearch, 1.0, _STANDARD),
     "sophia": (lambda lr: optax.contrib.sophia(learning_rate=lr), 0.001, ("obj_fn",)),
 }
+
+
+def plain_sgd(lr: float) -> OptaxMethod:
+    """``optax.sgd`` at the constant rate ``lr``: the JAX backend's SGD step, the
+    reference that JAX methods' step costs are divided by."""
+    return OptaxMethod(optax.sgd(learning_rate=lr), "sgd")
 
 
 def baseline(name: str, lr: float | None = None) -> OptaxMethod:

@@ -52,3 +52,23 @@ def test_numpy_and_jax_backends_log_the_same_quantities(tmp_path, args):
     # SGD's direction: d^T grad F = -||d||^2, each from its own reduction
     if "--optimizer" not in args and "--cr-variant" not in args:
         np.testing.assert_allclose(a["dgrad"], -(a["dnorm"] ** 2), rtol=1e-10)
+
+
+def test_both_backends_log_the_same_evaluation_and_effective_ranks(tmp_path):
+    """With evaluations, the test metrics and the effective ranks of the last hidden
+    layer and the centred logits agree between the backends at every evaluation row."""
+    rows = {}
+    for backend in ("numpy", "jax"):
+        out = tmp_path / backend
+        rc = main(["train", "--model", "cnn", "--cr", "--backend", backend, "--iterations", "4",
+                   "--eval-every", "2", "--quiet", "--out", str(out)])  # fmt: skip
+        assert rc == 0
+        rows[backend] = read_metrics(out)
+    a, b = rows["numpy"], rows["jax"]
+    evaluated = np.flatnonzero(np.isfinite(a["eff_rank"]))
+    assert evaluated.tolist() == [1, 3]
+    assert np.array_equal(np.isfinite(b["eff_rank"]), np.isfinite(a["eff_rank"]))
+    for name in ("test_loss", "test_accuracy", "eff_rank", "eff_rank_logits"):
+        np.testing.assert_allclose(a[name][evaluated], b[name][evaluated], rtol=1e-8,
+                                   err_msg=name)  # fmt: skip
+    assert (a["eff_rank"][evaluated] >= 1).all() and (a["eff_rank_logits"][evaluated] >= 1).all()

@@ -254,7 +254,34 @@ def test_demo_runs_all_three_steps(tmp_path, monkeypatch, capsys):
     assert calls[1][1][0] == "check" and calls[2][1] == ["table"]
     assert calls[3][1] == ["report", "--quick", "--out", str(out / "verify"), "--quiet"]
     assert (out / "train" / "fig2.png").is_file()
-    assert "demo finished" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "demo finished" in printed
+    # the demo's account of CR-SGD is that of the runs it wrote
+    from numeric.demo import plateau_story
+
+    summaries = json.loads((out / "train" / "fig2.json").read_text())
+    story = plateau_story(summaries["baseline"], summaries["cr"])
+    assert all(line in printed for line in story)
+    assert summaries["cr"]["eff_rank"] is not None and "effective rank" in story[2]
+
+
+def test_plateau_story_reads_the_summaries():
+    from numeric.demo import plateau_story
+
+    base = {"iters_to_loss_below": {"2.0": None}, "test_accuracy": 0.098, "iterations_done": 900}
+    collapsed = {"iters_to_loss_below": {"2.0": 412}, "test_accuracy": 0.101,
+                 "test_iteration": 1499, "eff_rank": 1.04, "eff_rank_logits": 1.01,
+                 "iterations_done": 1500}  # fmt: skip
+    first, second, third = plateau_story(base, collapsed)
+    assert "left the first plateau at iteration 412" in first and "SGD never did" in first
+    assert "10.1%" in second and "(SGD: 9.8%)" in second and "1499" in second
+    assert "second plateau" in third and "1.0 (centred logits 1.0" in third
+    assert "docs/results.md" in third
+    healthy = {**collapsed, "test_accuracy": 0.83, "eff_rank": 31.2}
+    assert "Diagnostics: the effective rank of its last hidden layer" in plateau_story(
+        base, healthy)[2]  # fmt: skip
+    stuck = {**collapsed, "iters_to_loss_below": {"2.0": None}}
+    assert "did not leave the first plateau in 1500 iterations" in plateau_story(base, stuck)[0]
 
 
 def test_demo_skips_steps_whose_extra_is_missing(tmp_path, monkeypatch, capsys):

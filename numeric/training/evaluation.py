@@ -63,7 +63,9 @@ def summarize(rows: Sequence[Row], config: TrainConfig, status: str, **extra: An
         and its moving average, ``iters_to_loss_below`` (first iteration whose
         ``loss_ma100`` is below each of :data:`LOSS_THRESHOLDS`, or None), mean and
         median ``lr_eff``, ``flag_counts``, timings, the last evaluation on the test
-        split (``test_loss``, ``test_accuracy``, ``test_iteration``; None without one),
+        split (``test_loss``, ``test_accuracy``, ``test_iteration``, and the effective
+        ranks ``eff_rank``, ``eff_rank_logits`` of :mod:`numeric.diagnostics`; None
+        without one),
         plus ``extra``.
     """
     n = len(rows)
@@ -101,6 +103,8 @@ def summarize(rows: Sequence[Row], config: TrainConfig, status: str, **extra: An
             test_loss=None if last is None else last.test_loss,
             test_accuracy=None if last is None else last.test_accuracy,
             test_iteration=None if last is None else last.iteration,
+            eff_rank=None if last is None else last.eff_rank,
+            eff_rank_logits=None if last is None else last.eff_rank_logits,
         )
     out.update(extra)
     return _jsonable(out)
@@ -118,6 +122,12 @@ def summary_line(s: dict, run_dir: Path) -> str:
         parts.append(
             f"test accuracy {100 * s['test_accuracy']:.2f}% (loss {s['test_loss']:.4f}) "
             f"after iteration {s['test_iteration']}"
+        )
+    if s.get("eff_rank") is not None:
+        logits = s.get("eff_rank_logits")
+        parts.append(
+            f"effective rank {s['eff_rank']:.1f} (last hidden layer), "
+            f"{'-' if logits is None else f'{logits:.1f}'} (centred logits)"
         )
     if s.get("lr_eff_mean") is not None:
         parts.append(f"mean lr {s['lr_eff_mean']:.3g}")

@@ -24,6 +24,7 @@ import numpy as np
 
 from numeric.cr import Diverged, Method, StepInfo
 from numeric.data import BatchSampler, Dataset
+from numeric.diagnostics import PROBE_ROWS, Collapse, collapse
 from numeric.metrics import Row, format_row, header_line
 from numeric.network import Network
 from numeric.stepping import eval_network
@@ -205,11 +206,12 @@ class _Loop:
         info, mean_loss, mean_lr, seconds = iteration()
         now = time.perf_counter()
         test_loss = test_accuracy = math.nan
+        ranks = Collapse(math.nan, math.nan)
         due = self.every and ((it + 1) % self.every == 0 or it + 1 == self.config.iterations)
         if due and self.test is not None:
-            test_loss, test_accuracy = evaluate(
-                eval_network(iteration.method, iteration.net, iteration.state), self.test
-            )
+            net = eval_network(iteration.method, iteration.net, iteration.state)
+            test_loss, test_accuracy = evaluate(net, self.test)
+            ranks = collapse(net, self.test.x[:PROBE_ROWS])
         row = Row(
             iteration=it,
             loss=info.loss,
@@ -226,6 +228,8 @@ class _Loop:
             time_s=self.start.elapsed + (now - self.t0),
             test_loss=test_loss,
             test_accuracy=test_accuracy,
+            eff_rank=ranks.eff_rank,
+            eff_rank_logits=ranks.eff_rank_logits,
         )
         self.recorder.add(row)
         self.committed = Snapshot(
