@@ -66,11 +66,14 @@ import numpy as np
 from numeric import curvature as cv
 from numeric import weight_lists
 from numeric.bench_steps import (
+    CLOCKS,
     LR,
     SIGMA,
     STATISTICS,
+    clock,
     cr_step,
     mlp_problem,
+    set_clock,
     set_statistic,
     sgd_route,
     sgd_step,
@@ -273,6 +276,7 @@ def run_benchmark(
             "batch": batch,
             "rounds": rounds,
             "statistic": statistic(),
+            "clock": clock(),
             "sigma": SIGMA,
             "seed": seed,
         },
@@ -355,6 +359,7 @@ def run_model_benchmark(
             "rounds": rounds,
             "seed": seed,
             "statistic": statistic(),
+            "clock": clock(),
         },
         "machine": {"python": platform.python_version(), "numpy": np.__version__},
         "routes": {},
@@ -394,7 +399,8 @@ def run_model_benchmark(
 
 
 def _stat(cfg: dict) -> str:
-    return "minima" if cfg.get("statistic") == "min" else "medians"
+    word = "minima" if cfg.get("statistic") == "min" else "medians"
+    return f"{word} (CPU time)" if cfg.get("clock") == "cpu" else word
 
 
 def format_table(result: dict) -> str:
@@ -538,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="floating-point type (default: both; float32 with --grid)",
     )
+    parser.add_argument(
+        "--clock", choices=CLOCKS, default="wall",
+        help="wall time, or the process's CPU time (steadier on a machine shared with "
+        "other jobs; all its threads count) (default: wall)",
+    )  # fmt: skip
     grid = parser.add_argument_group(
         "grid", "--grid: CR / SGD over batch and width per route (numeric/bench_grid.py)"
     )
@@ -606,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid and (bad or not models):
         parser.error(f"--grid-models takes mlp, cnn, rnn; got {args.grid_models!r}")
     set_statistic(args.stat)
+    set_clock(args.clock)
     load, busy = busy_warning()
     if busy is not None:
         print(f"warning: {busy}", file=sys.stderr, flush=True)
@@ -625,14 +637,15 @@ def main(argv: list[str] | None = None) -> int:
                 models, args.grid_batches, args.grid_widths, args.grid_layers, d,
                 args.rounds, args.seed)]  # fmt: skip
         print(bench_grid.format_grid(cells, load))
-        print(f"Times: {_stat({'statistic': args.stat})} of {args.rounds} interleaved rounds.")
+        cfg = {"statistic": args.stat, "clock": args.clock}
+        print(f"Times: {_stat(cfg)} of {args.rounds} interleaved rounds.")
         if busy is not None:
             print(f"warning: {busy}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor} for c in cells]
             Path(args.json).write_text(
-                json.dumps({"load_1min": load, "statistic": args.stat, "cells": rows}, indent=2)
+                json.dumps({"load_1min": load, **cfg, "cells": rows}, indent=2)
             )
         return 0
     if args.model != "mlp":

@@ -136,3 +136,15 @@ def test_bench_grid_refuses_an_unknown_model(capsys):
     with pytest.raises(SystemExit):
         main(["--grid", "--grid-models", "mlp,vit"])
     assert "--grid-models takes mlp, cnn, rnn" in capsys.readouterr().err
+
+
+def test_bench_cpu_clock_and_minima(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = [*SMALL, "--no-jax", "--no-literal", "--clock", "cpu", "--stat", "min"]
+    assert main([*argv, "--json", str(out)]) == 0
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["clock"] == "cpu" and cfg["statistic"] == "min"
+    assert "minima (CPU time) of 3 interleaved rounds" in capsys.readouterr().out
+    assert main([*SMALL, "--no-jax", "--no-literal", "--json", str(out)]) == 0  # back
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["clock"] == "wall" and cfg["statistic"] == "median"
