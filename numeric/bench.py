@@ -72,6 +72,7 @@ from numeric.bench_steps import (
     STATISTICS,
     clock,
     cr_step,
+    jax_gen_routes,
     mlp_problem,
     set_clock,
     set_statistic,
@@ -192,26 +193,6 @@ def _restarting(make: Callable[[], Callable[[], None]]) -> Callable[[], None]:
     return run
 
 
-def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
-    from numeric import jax_backend as jb
-
-    if net.dtype == np.float64:
-        jb.enable_x64()
-    routes: dict[str, Callable[[], None]] = {}
-    for name, method in (
-        ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
-        ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
-    ):
-        state = {"net": jb.to_jax(net), "st": method.init(net)}
-        xj, yj = jb.device_array(x), jb.device_array(y)
-
-        def run(method=method, state=state, xj=xj, yj=yj) -> None:
-            state["net"], state["st"], _ = jb.step(method, state["net"], state["st"], xj, yj)
-
-        routes[name] = run
-    return routes
-
-
 def _optax_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
     from numeric import jax_backend as jb
     from numeric import optax as nopt
@@ -315,7 +296,7 @@ def run_benchmark(
         }
         if jax:
             try:
-                jroutes = _jax_gen_routes(net, x, y)
+                jroutes = jax_gen_routes(net, x, y)
             except ImportError:
                 out["notes"].append(
                     "JAX routes skipped: JAX is not installed (pip install '.[jax]')"
@@ -632,10 +613,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         from numeric import bench_grid
 
+        jax = not args.no_jax
+        if jax:
+            try:
+                import jax as _jax  # noqa: F401
+            except ImportError:
+                print("JAX is not installed: the grid times NumPy only", file=sys.stderr)
+                jax = False
+
         with limit:
             cells = [c for d in dtypes for c in bench_grid.run_grid(
                 models, args.grid_batches, args.grid_widths, args.grid_layers, d,
-                args.rounds, args.seed)]  # fmt: skip
+                args.rounds, args.seed, jax=jax)]  # fmt: skip
         print(bench_grid.format_grid(cells, load))
         cfg = {"statistic": args.stat, "clock": args.clock}
         print(f"Times: {_stat(cfg)} of {args.rounds} interleaved rounds.")
@@ -643,7 +632,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {busy}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor} for c in cells]
+            rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor,
+                     "jax_ratio": c.jax_ratio if math.isfinite(c.jax_ratio) else None}
+                    for c in cells]  # fmt: skip
             Path(args.json).write_text(
                 json.dumps({"load_1min": load, **cfg, "cells": rows}, indent=2)
             )

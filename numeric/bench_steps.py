@@ -22,6 +22,7 @@ __all__ = [
     "STATISTICS",
     "clock",
     "cr_step",
+    "jax_gen_routes",
     "mlp_problem",
     "set_clock",
     "set_statistic",
@@ -102,6 +103,31 @@ def sgd_route(layers, routes: str) -> Callable:
         return gtg, ghg, max(-float(gtg), 0.0) ** 1.5
 
     return curvature
+
+
+def jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
+    """``jax-gen-sgd`` and ``jax-gen-cr``: an SGD and a CR-SGD step of the generated kernels
+    on the JAX backend under ``jit`` (:func:`numeric.jax_backend.step`); ``ImportError``
+    without JAX."""
+    from numeric import jax_backend as jb
+    from numeric.cr import CR, Baseline
+    from numeric.optimizers import SGD
+
+    if net.dtype == np.float64:
+        jb.enable_x64()
+    routes: dict[str, Callable[[], None]] = {}
+    for name, method in (
+        ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
+        ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
+    ):
+        state = {"net": jb.to_jax(net), "st": method.init(net)}
+        xj, yj = jb.device_array(x), jb.device_array(y)
+
+        def run(method=method, state=state, xj=xj, yj=yj) -> None:
+            state["net"], state["st"], _ = jb.step(method, state["net"], state["st"], xj, yj)
+
+        routes[name] = run
+    return routes
 
 
 def time_routes(

@@ -103,7 +103,7 @@ def test_bench_grid_on_a_tiny_grid(tmp_path, capsys):
     out = tmp_path / "grid.json"
     argv = ["--grid", "--grid-models", "mlp,cnn,rnn", "--grid-batches", "4,16",
             "--grid-widths", "16,64", "--grid-layers", "2", "--rounds", "2", "--stat", "min",
-            "--json", str(out)]  # fmt: skip
+            "--no-jax", "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "| model | batch | width | SGD ms |" in text and "measured / predicted" in text
@@ -148,3 +148,15 @@ def test_bench_cpu_clock_and_minima(tmp_path, capsys):
     assert main([*SMALL, "--no-jax", "--no-literal", "--json", str(out)]) == 0  # back
     cfg = json.loads(out.read_text())["config"]
     assert cfg["clock"] == "wall" and cfg["statistic"] == "median"
+
+
+def test_bench_grid_times_the_jax_steps(tmp_path, capsys):
+    pytest.importorskip("jax")
+    out = tmp_path / "grid.json"
+    argv = ["--grid", "--grid-models", "mlp", "--grid-batches", "4,8", "--grid-widths", "8",
+            "--grid-layers", "1", "--rounds", "1", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "JAX CR / SGD |" in capsys.readouterr().out
+    cells = json.loads(out.read_text())["cells"]
+    assert all({"jax-sgd", "jax-cr"} <= set(c["seconds"]) for c in cells)
+    assert all(c["jax_ratio"] > 0 for c in cells)
