@@ -614,12 +614,6 @@ def main(argv: list[str] | None = None) -> int:
         from numeric import bench_grid
 
         jax = not args.no_jax
-        if jax:
-            try:
-                import jax as _jax  # noqa: F401
-            except ImportError:
-                print("JAX is not installed: the grid times NumPy only", file=sys.stderr)
-                jax = False
 
         with limit:
             cells = [c for d in dtypes for c in bench_grid.run_grid(
