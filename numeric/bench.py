@@ -73,11 +73,15 @@ import numpy as np
 from numeric import curvature as cv
 from numeric import weight_lists
 from numeric.bench_steps import (
+    CLOCKS,
     LR,
     SIGMA,
     STATISTICS,
+    clock,
     cr_step,
+    jax_gen_routes,
     mlp_problem,
+    set_clock,
     set_statistic,
     sgd_route,
     sgd_step,
@@ -196,26 +200,6 @@ def _restarting(make: Callable[[], Callable[[], None]]) -> Callable[[], None]:
     return run
 
 
-def _jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
-    from numeric import jax_backend as jb
-
-    if net.dtype == np.float64:
-        jb.enable_x64()
-    routes: dict[str, Callable[[], None]] = {}
-    for name, method in (
-        ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
-        ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
-    ):
-        state = {"net": jb.to_jax(net), "st": method.init(net)}
-        xj, yj = jb.device_array(x), jb.device_array(y)
-
-        def run(method=method, state=state, xj=xj, yj=yj) -> None:
-            state["net"], state["st"], _ = jb.step(method, state["net"], state["st"], xj, yj)
-
-        routes[name] = run
-    return routes
-
-
 def _optax_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
     from numeric import jax_backend as jb
     from numeric import optax as nopt
@@ -280,6 +264,7 @@ def run_benchmark(
             "batch": batch,
             "rounds": rounds,
             "statistic": statistic(),
+            "clock": clock(),
             "sigma": SIGMA,
             "seed": seed,
         },
@@ -318,7 +303,7 @@ def run_benchmark(
         }
         if jax:
             try:
-                jroutes = _jax_gen_routes(net, x, y)
+                jroutes = jax_gen_routes(net, x, y)
             except ImportError:
                 out["notes"].append(
                     "JAX routes skipped: JAX is not installed (pip install '.[jax]')"
@@ -368,6 +353,7 @@ def run_model_benchmark(
             "rounds": rounds,
             "seed": seed,
             "statistic": statistic(),
+            "clock": clock(),
         },
         "machine": {"python": platform.python_version(), "numpy": np.__version__},
         "routes": {},
@@ -407,7 +393,8 @@ def run_model_benchmark(
 
 
 def _stat(cfg: dict) -> str:
-    return "minima" if cfg.get("statistic") == "min" else "medians"
+    word = "minima" if cfg.get("statistic") == "min" else "medians"
+    return f"{word} (CPU time)" if cfg.get("clock") == "cpu" else word
 
 
 def format_table(result: dict) -> str:
@@ -556,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="floating-point type (default: both; float32 with --grid)",
     )
+    parser.add_argument(
+        "--clock", choices=CLOCKS, default="wall",
+        help="wall time, or the process's CPU time (steadier on a machine shared with "
+        "other jobs; all its threads count) (default: wall)",
+    )  # fmt: skip
     grid = parser.add_argument_group(
         "grid", "--grid: CR / SGD over batch and width per route (numeric/bench_grid.py)"
     )
@@ -624,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid and (bad or not models):
         parser.error(f"--grid-models takes mlp, cnn, rnn; got {args.grid_models!r}")
     set_statistic(args.stat)
+    set_clock(args.clock)
     load, busy = busy_warning()
     if busy is not None:
         print(f"warning: {busy}", file=sys.stderr, flush=True)
@@ -638,19 +631,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         from numeric import bench_grid
 
+        jax = not args.no_jax
+
         with limit:
             cells = [c for d in dtypes for c in bench_grid.run_grid(
                 models, args.grid_batches, args.grid_widths, args.grid_layers, d,
-                args.rounds, args.seed)]  # fmt: skip
+                args.rounds, args.seed, jax=jax)]  # fmt: skip
         print(bench_grid.format_grid(cells, load))
-        print(f"Times: {_stat({'statistic': args.stat})} of {args.rounds} interleaved rounds.")
+        cfg = {"statistic": args.stat, "clock": args.clock}
+        print(f"Times: {_stat(cfg)} of {args.rounds} interleaved rounds.")
         if busy is not None:
             print(f"warning: {busy}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor} for c in cells]
+            rows = [{**c._asdict(), "ratio": c.ratio, "floor": c.floor,
+                     "jax_ratio": c.jax_ratio if math.isfinite(c.jax_ratio) else None}
+                    for c in cells]  # fmt: skip
             Path(args.json).write_text(
-                json.dumps({"load_1min": load, "statistic": args.stat, "cells": rows}, indent=2)
+                json.dumps({"load_1min": load, **cfg, "cells": rows}, indent=2)
             )
         return 0
     if args.model != "mlp":

@@ -8,7 +8,11 @@ by round (:func:`numeric.bench_steps.time_routes`), on one batch of embedded MNI
                  picks for its shape (``routes="auto"``, what training runs);
 ``gram``         ``d^T H d`` along ``-grad F`` alone, every layer that has them on the
                  low-rank forms (L1-L4) (:func:`numeric.curvature.sgd_curvature`);
-``dense``        the same along the formed gradient (C4-C7).
+``dense``        the same along the formed gradient (C4-C7);
+``jax-sgd``, ``jax-cr``
+                 with ``jax=True``: the SGD and CR-SGD steps of the generated kernels on
+                 the JAX backend under ``jit`` (the same per-layer choice, made when the
+                 step is traced).
 
 The report (:func:`format_grid`) gives per cell CR / SGD (measured) beside the
 multiply-add floor of the chosen routes (``(sgd + cr) / sgd`` of
@@ -36,7 +40,14 @@ import numpy as np
 from numeric import cost_model
 from numeric import curvature as cv
 from numeric.bench_models import problem
-from numeric.bench_steps import cr_step, mlp_problem, sgd_route, sgd_step, time_routes
+from numeric.bench_steps import (
+    cr_step,
+    jax_gen_routes,
+    mlp_problem,
+    sgd_route,
+    sgd_step,
+    time_routes,
+)
 from numeric.losses import softmax_cross_entropy
 from numeric.network import Network, backward, forward
 
@@ -79,6 +90,11 @@ class Cell(NamedTuple):
         return self.seconds["cr"] / self.seconds["sgd"]
 
     @property
+    def jax_ratio(self) -> float:
+        """Measured CR / SGD on JAX (``nan`` when not timed)."""
+        return self.seconds.get("jax-cr", math.nan) / self.seconds.get("jax-sgd", math.nan)
+
+    @property
     def floor(self) -> float:
         """Multiply-add floor of CR / SGD on the chosen routes."""
         return (self.sgd_madds + self.auto_madds) / self.sgd_madds
@@ -105,8 +121,9 @@ def grid_problem(model: str, batch: int, width: int, layers: int, dtype, seed: i
     return net, x, np.eye(10, dtype=dtype)[labels]
 
 
-def cell_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
-    """The four timed functions of a cell (module docstring)."""
+def cell_routes(net: Network, x, y, jax: bool = False) -> dict[str, Callable[[], None]]:
+    """The timed functions of a cell (module docstring); ``ImportError`` for ``jax=True``
+    without JAX."""
     layers = net.layers
     tape = forward(layers, net.params, x)
     _, dfdp, d2fdp2 = softmax_cross_entropy(tape.p, y)
@@ -118,12 +135,16 @@ def cell_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
 
         return run
 
-    return {
+    routes = {
         "sgd": sgd_step(net, x, y),
         "cr": cr_step(net, x, y, sgd_route(layers, "auto")),
         "gram": along("gram"),
         "dense": along("dense"),
     }
+    if jax:
+        gen = jax_gen_routes(net, x, y)
+        routes.update({"jax-sgd": gen["jax-gen-sgd"], "jax-cr": gen["jax-gen-cr"]})
+    return routes
 
 
 def _short(chosen: Sequence[str], layers) -> str:
@@ -140,15 +161,24 @@ def run_grid(
     rounds: int = 5,
     seed: int = 0,
     progress: bool = True,
+    jax: bool = False,
 ) -> list[Cell]:
-    """Time every cell; one :class:`Cell` each, in order."""
+    """Time every cell; one :class:`Cell` each, in order (``jax``: also the JAX steps)."""
     cells = []
     total = len(models) * len(batches) * len(widths)
     for model in models:
         for width in widths:
             for batch in batches:
                 net, x, y = grid_problem(model, batch, width, layers, dtype, seed)
-                times = time_routes(cell_routes(net, x, y), rounds, warmup=1, slow=set())
+                try:
+                    routes = cell_routes(net, x, y, jax)
+                except ImportError:  # no JAX: the NumPy routes only
+                    if not jax:
+                        raise
+                    print("JAX is not installed: the grid times NumPy only", file=sys.stderr)
+                    jax = False
+                    routes = cell_routes(net, x, y, jax)
+                times = time_routes(routes, rounds, warmup=2 if jax else 1, slow=set())
                 chosen = cost_model.choose(net.layers, batch)
                 cells.append(
                     Cell(
@@ -186,18 +216,22 @@ def fit_exponents(batches: Sequence[float], widths: Sequence[float],
 
 def format_grid(cells: Sequence[Cell], load: float | None = None) -> str:
     """The three Markdown tables of the module docstring."""
+    jax = any("jax-cr" in c.seconds for c in cells)
     lines = [
         "| model | batch | width | SGD ms | CR ms | CR / SGD | floor | routes | "
-        "gram ms | dense ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "gram ms | dense ms |" + (" JAX SGD ms | JAX CR / SGD |" if jax else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|" + ("---:|---:|" if jax else ""),
     ]
     for c in cells:
         s = c.seconds
-        lines.append(
+        row = (
             f"| {c.model} | {c.batch} | {c.width} | {s['sgd'] * 1e3:.2f} | {s['cr'] * 1e3:.2f} "
             f"| {c.ratio:.2f} | {c.floor:.2f} | {''.join(c.chosen)} | {s['gram'] * 1e3:.2f} "
             f"| {s['dense'] * 1e3:.2f} |"
         )
+        if jax:
+            row += f" {s.get('jax-sgd', math.nan) * 1e3:.2f} | {c.jax_ratio:.2f} |"
+        lines.append(row)
     lines += [
         "",
         "routes: one letter per layer with parameters, g = low-rank factors (L1-L4), "

@@ -16,11 +16,15 @@ from numeric.losses import softmax_cross_entropy
 from numeric.network import Network, backward, forward
 
 __all__ = [
+    "CLOCKS",
     "LR",
     "SIGMA",
     "STATISTICS",
+    "clock",
     "cr_step",
+    "jax_gen_routes",
     "mlp_problem",
+    "set_clock",
     "set_statistic",
     "sgd_route",
     "sgd_step",
@@ -101,23 +105,50 @@ def sgd_route(layers, routes: str) -> Callable:
     return curvature
 
 
+def jax_gen_routes(net: Network, x, y) -> dict[str, Callable[[], None]]:
+    """``jax-gen-sgd`` and ``jax-gen-cr``: an SGD and a CR-SGD step of the generated kernels
+    on the JAX backend under ``jit`` (:func:`numeric.jax_backend.step`); ``ImportError``
+    without JAX."""
+    from numeric import jax_backend as jb
+    from numeric.cr import CR, Baseline
+    from numeric.optimizers import SGD
+
+    if net.dtype == np.float64:
+        jb.enable_x64()
+    routes: dict[str, Callable[[], None]] = {}
+    for name, method in (
+        ("jax-gen-sgd", Baseline(SGD(), lr=LR)),
+        ("jax-gen-cr", CR(SGD(), sigma=SIGMA, lr=LR)),
+    ):
+        state = {"net": jb.to_jax(net), "st": method.init(net)}
+        xj, yj = jb.device_array(x), jb.device_array(y)
+
+        def run(method=method, state=state, xj=xj, yj=yj) -> None:
+            state["net"], state["st"], _ = jb.step(method, state["net"], state["st"], xj, yj)
+
+        routes[name] = run
+    return routes
+
+
 def time_routes(
     routes: dict[str, Callable[[], None]], rounds: int, warmup: int, slow: set[str]
 ) -> dict[str, float]:
     """Seconds per call of every route (the median over rounds, or the minimum after
-    :func:`set_statistic`), after ``warmup`` calls each, the routes interleaved round by
-    round (those in ``slow`` every tenth round only)."""
+    :func:`set_statistic`; wall time, or the process's CPU time after :func:`set_clock`),
+    after ``warmup`` calls each, the routes interleaved round by round (those in ``slow``
+    every tenth round only)."""
     for fn in routes.values():
         for _ in range(warmup):
             fn()
+    clock = time.process_time if _CLOCK[0] == "cpu" else time.perf_counter
     samples: dict[str, list[float]] = {name: [] for name in routes}
     for r in range(rounds):
         for name, fn in routes.items():
             if name in slow and r % 10:
                 continue
-            start = time.perf_counter()
+            start = clock()
             fn()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(clock() - start)
     reduce = np.min if _STATISTIC[0] == "min" else np.median
     return {name: float(reduce(v)) for name, v in samples.items()}
 
@@ -139,4 +170,26 @@ def set_statistic(name: str) -> str:
         raise ValueError(f"the statistic must be 'median' or 'min', got {name!r}")
     old = _STATISTIC[0]
     _STATISTIC[0] = name
+    return old
+
+
+#: the clock of :func:`time_routes`: ``"wall"`` (default) or ``"cpu"``
+_CLOCK = ["wall"]
+CLOCKS = ("wall", "cpu")
+
+
+def clock() -> str:
+    """The clock of :func:`time_routes`: ``"wall"`` or ``"cpu"``."""
+    return _CLOCK[0]
+
+
+def set_clock(name: str) -> str:
+    """Time by the wall clock (``"wall"``) or by the process's CPU time (``"cpu"``:
+    ``time.process_time``, which a loaded machine's waiting does not inflate; all the
+    process's threads count, so with one BLAS thread it is the work done); returns the
+    old setting."""
+    if name not in CLOCKS:
+        raise ValueError(f"the clock must be 'wall' or 'cpu', got {name!r}")
+    old = _CLOCK[0]
+    _CLOCK[0] = name
     return old

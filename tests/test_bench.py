@@ -110,7 +110,7 @@ def test_bench_grid_on_a_tiny_grid(tmp_path, capsys):
     out = tmp_path / "grid.json"
     argv = ["--grid", "--grid-models", "mlp,cnn,rnn", "--grid-batches", "4,16",
             "--grid-widths", "16,64", "--grid-layers", "2", "--rounds", "2", "--stat", "min",
-            "--json", str(out)]  # fmt: skip
+            "--no-jax", "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "| model | batch | width | SGD ms |" in text and "measured / predicted" in text
@@ -173,3 +173,27 @@ def test_bench_library_models_are_the_bench_network():
         ours = objective.flat(leaves)  # in the network's layout
         for a, b in zip(ours, grads, strict=True):
             np.testing.assert_allclose(np.asarray(a), b, rtol=1e-10, err_msg=name)
+
+
+def test_bench_cpu_clock_and_minima(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = [*SMALL, "--no-jax", "--no-literal", "--clock", "cpu", "--stat", "min"]
+    assert main([*argv, "--json", str(out)]) == 0
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["clock"] == "cpu" and cfg["statistic"] == "min"
+    assert "minima (CPU time) of 3 interleaved rounds" in capsys.readouterr().out
+    assert main([*SMALL, "--no-jax", "--no-literal", "--json", str(out)]) == 0  # back
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["clock"] == "wall" and cfg["statistic"] == "median"
+
+
+def test_bench_grid_times_the_jax_steps(tmp_path, capsys):
+    pytest.importorskip("jax")
+    out = tmp_path / "grid.json"
+    argv = ["--grid", "--grid-models", "mlp", "--grid-batches", "4,8", "--grid-widths", "8",
+            "--grid-layers", "1", "--rounds", "1", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "JAX CR / SGD |" in capsys.readouterr().out
+    cells = json.loads(out.read_text())["cells"]
+    assert all({"jax-sgd", "jax-cr"} <= set(c["seconds"]) for c in cells)
+    assert all(c["jax_ratio"] > 0 for c in cells)
