@@ -553,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     grid.add_argument(
         "--grid", action="store_true",
-        help="time the grid of --grid-models x --grid-batches x --grid-widths instead",
+        help="time the grid of --grid-models x --grid-batches x --grid-widths instead "
+        "(default: the single network of --layers, --width and --batch-size)",
     )  # fmt: skip
     grid.add_argument(
         "--grid-models", default="mlp,cnn,rnn",
