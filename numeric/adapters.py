@@ -14,7 +14,12 @@ model's OWN parameter pytree.  Passed as ``value_fn``, ``scale_by_cr`` then comp
 * flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d,
   ``padding="VALID"``) layers, those activations (``nnx.relu``, ``nnx.tanh``,
   ``nnx.sigmoid``, ``nnx.softplus``) and :func:`flatten`; parameters
-  ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s).
+  ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s);
+* flax linen: ``flax.linen.Sequential`` of ``nn.Dense`` and ``nn.Conv`` (the same
+  options), the same activations and :func:`flatten`; linen modules hold no arrays, so
+  their variables are passed too, ``objective(model, x, y, params=variables)`` with
+  ``variables = model.init(key, x)`` (the pytree the function then takes, key paths
+  ``("params", "layers_<k>", "kernel")``).
 
 One mechanism, two thin front ends: each front end lists the model's parts
 (:class:`Part`) and where each of the project's parameter arrays lives among the model's
@@ -43,7 +48,9 @@ Example (an equinox MLP)::
     value_fn = numeric.adapters.objective(model, x, labels)       # per batch
     updates, state = tx.update(grads, state, params, value_fn=value_fn)
 
-(flax: ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``, the rest alike.)
+(flax nnx: ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``, the rest
+alike; flax linen: ``params = model.init(key, x)`` and ``objective(model, x, labels,
+params=params)``.)
 """
 
 from __future__ import annotations
@@ -242,38 +249,48 @@ def _nnx_parts(model) -> list[Part]:
     for k, m in enumerate(model.layers):
         path = ("layers", k)
         if isinstance(m, nnx.Linear):
-            d_in, d_out = m.kernel.shape
-            # kernel (in, out): the project's w (out, in) is kernel.T
-            weight = Leaf(path + ("kernel",), (d_out, d_in), perm=(1, 0))
-            bias = None if m.bias is None else Leaf(path + ("bias",), (d_out,))
-            parts.append(Part("linear", weight, bias))
+            parts.append(_flax_linear(path, tuple(m.kernel.shape), m.bias is not None))
         elif isinstance(m, nnx.Conv):
-            parts.append(_nnx_conv(m, path))
-        elif m is flatten:
-            parts.append(Part("flatten", channels_last=True))
-        elif callable(m) and _activation_name(m) is not None:
-            parts.append(Part("act", activation=_activation_name(m)))
+            parts.append(_flax_conv(m, path, tuple(m.kernel.shape), m.bias is not None))
         else:
-            raise UnsupportedLayer(f"flax {getattr(m, '__name__', type(m).__name__)}")
+            parts.append(_flax_other(m, "flax"))
     return parts
+
+
+def _flax_linear(path: tuple, kernel: tuple[int, ...], bias: bool) -> Part:
+    """A flax ``Linear`` / ``Dense`` at ``path`` (either API): ``kernel`` (in, out) is
+    the project's ``w`` (out, in) transposed."""
+    d_in, d_out = kernel
+    weight = Leaf(path + ("kernel",), (d_out, d_in), perm=(1, 0))
+    return Part("linear", weight, Leaf(path + ("bias",), (d_out,)) if bias else None)
+
+
+def _flax_other(m, api: str) -> Part:
+    """A flax layer that is not a Linear or Conv: :func:`flatten` or an activation."""
+    if m is flatten:
+        return Part("flatten", channels_last=True)
+    if callable(m) and _activation_name(m) is not None:
+        return Part("act", activation=_activation_name(m))
+    raise UnsupportedLayer(f"{api} {getattr(m, '__name__', type(m).__name__)}")
 
 
 def _pair(v) -> tuple[int, ...]:
     return (int(v),) * 2 if isinstance(v, int) else tuple(int(a) for a in v)
 
 
-def _nnx_conv(m, path: tuple) -> Part:
+def _flax_conv(m, path: tuple, kernel: tuple[int, ...], bias: bool) -> Part:
+    """A flax ``Conv`` at ``path`` (either API; ``kernel`` its shape (K_h, K_w, C, O),
+    the project's (O, C, K_h, K_w) transposed)."""
     valid = m.padding == "VALID" or (
         not isinstance(m.padding, str) and all(tuple(p) == (0, 0) for p in m.padding)
     )
     plain = all(_pair(d) == (1, 1) for d in (m.input_dilation, m.kernel_dilation))
-    if not (valid and plain and m.feature_group_count == 1 and m.kernel.ndim == 4):
+    if not (valid and plain and m.feature_group_count == 1 and len(kernel) == 4):
         raise UnsupportedLayer("flax Conv other than 2-d, padding='VALID', no dilation or groups")
-    kh, kw, c, o = m.kernel.shape
-    # kernel (K_h, K_w, C, O): the project's (O, C, K_h, K_w) is a transpose
+    kh, kw, c, o = kernel
     weight = Leaf(path + ("kernel",), (o, c, kh, kw), perm=(3, 2, 0, 1))
-    bias = None if m.bias is None else Leaf(path + ("bias",), (o,))
-    return Part("conv", weight, bias, _pair(m.strides), channels_last=True)
+    bias_leaf = Leaf(path + ("bias",), (o,)) if bias else None
+    return Part("conv", weight, bias_leaf, _pair(m.strides), channels_last=True)
 
 
 def flatten(x):
@@ -304,6 +321,57 @@ def _nnx_plain(model, x, y):
     return _cross_entropy(logits, y)
 
 
+class _Linen(NamedTuple):
+    """A flax linen module with its variables (``model.init``'s dict): linen modules
+    hold no arrays, so the front end reads the two together."""
+
+    module: Any
+    variables: Any
+
+
+def _is_linen(model) -> bool:
+    try:
+        import flax.linen as nn
+    except ImportError:
+        return False
+    return isinstance(model, nn.Module)
+
+
+def _linen_parts(bound: _Linen) -> list[Part]:
+    import flax.linen as nn
+
+    model, variables = bound
+    if not isinstance(model, nn.Sequential):
+        raise UnsupportedLayer(f"flax linen {type(model).__name__}")
+    params = variables.get("params", {}) if hasattr(variables, "get") else {}
+    parts: list[Part] = []
+    for k, m in enumerate(model.layers):
+        name = f"layers_{k}"  # linen's name of the k-th submodule of a Sequential
+        path = ("params", name)
+        if isinstance(m, nn.Dense | nn.Conv):
+            if name not in params or "kernel" not in params[name]:
+                raise UnsupportedLayer(f"flax linen {name}: no params['{name}']['kernel']")
+            kernel = tuple(params[name]["kernel"].shape)
+            if isinstance(m, nn.Dense):
+                parts.append(_flax_linear(path, kernel, bool(m.use_bias)))
+            else:
+                parts.append(_flax_conv(m, path, kernel, bool(m.use_bias)))
+        else:
+            parts.append(_flax_other(m, "flax linen"))
+    return parts
+
+
+def _linen_params(bound: _Linen):
+    return bound.variables
+
+
+def _linen_plain(bound: _Linen, x, y):
+    def logits(variables):
+        return bound.module.apply(variables, x)
+
+    return _cross_entropy(logits, y)
+
+
 def _cross_entropy(logits_of: Callable, y) -> Callable:
     def value_fn(params):
         logits = logits_of(params)
@@ -320,34 +388,57 @@ class _FrontEnd(NamedTuple):
 
 
 def _front_end(model) -> _FrontEnd:
+    if isinstance(model, _Linen):
+        return _FrontEnd(_linen_parts, _linen_params, _linen_plain)
     if _is_eqx(model):
         return _FrontEnd(_eqx_parts, _eqx_params, _eqx_plain)
     if _is_nnx(model):
         return _FrontEnd(_nnx_parts, _nnx_params, _nnx_plain)
     raise TypeError(
-        f"numeric.adapters reads equinox and flax.nnx models, got {type(model).__name__}"
+        f"numeric.adapters reads equinox and flax (nnx, linen) models, got {type(model).__name__}"
     )
 
 
-def parameters(model) -> Any:
+def _bound(model, params) -> Any:
+    """``model`` as the front ends read it: a flax linen module with its ``params``
+    (required: linen modules hold no arrays); any other model as it is (``params`` not
+    taken: the model holds its own)."""
+    if _is_linen(model):
+        if params is None:
+            raise TypeError(
+                "a flax linen model holds no arrays: pass its variables, params=model.init(key, x)"
+            )
+        return _Linen(model, params)
+    if params is not None:
+        raise TypeError(
+            f"params= is for flax linen models; a {type(model).__name__} holds its own arrays"
+        )
+    return model
+
+
+def parameters(model, params=None) -> Any:
     """The parameter pytree of ``model`` that :func:`objective`'s function takes:
     ``eqx.filter(model, eqx.is_inexact_array)`` for equinox, ``nnx.state(model,
-    nnx.Param)`` for flax.
+    nnx.Param)`` for flax nnx, ``params`` itself (``model.init``'s variables) for flax
+    linen.
 
     Returns
     -------
     pytree
     """
+    model = _bound(model, params)
     return _front_end(model).params(model)
 
 
 # ---------------------------------------------------------------------- one mechanism
 
 
-def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
+def layers_of(model, in_shape: Sequence[int], params=None) -> tuple[list, list[Leaf]]:
     """The project's layers of ``model`` for samples of ``in_shape``, and the
-    :class:`Leaf` of each of the layers' parameter arrays (their order).  Raises
-    :class:`UnsupportedLayer` naming what has no generated kernels."""
+    :class:`Leaf` of each of the layers' parameter arrays (their order).  ``params``:
+    a flax linen model's variables (only there).  Raises :class:`UnsupportedLayer`
+    naming what has no generated kernels."""
+    model = _bound(model, params)
     parts = _front_end(model).parts(model)
     layers: list = []
     leaves: list[Leaf] = []
@@ -482,7 +573,7 @@ class ModelObjective(NetworkObjective):
         return loss, jax.tree_util.tree_unflatten(tree, out)
 
 
-def plain_objective(model, x, y) -> Callable[[Any], Any]:
+def plain_objective(model, x, y, params=None) -> Callable[[Any], Any]:
     """``params -> F`` through the model's own forward pass (the batch-mean softmax
     cross-entropy, as :func:`objective` computes it): what ``jax.grad`` and the
     ``jvp(grad)`` path differentiate.
@@ -492,21 +583,28 @@ def plain_objective(model, x, y) -> Callable[[Any], Any]:
     callable
         A plain function of :func:`parameters` ``(model)``.
     """
+    model = _bound(model, params)
     return _front_end(model).plain(model, jnp.asarray(x), jnp.asarray(y))
 
 
 _WARNED: set[str] = set()
 
 
-def objective(model, x, y) -> Callable[[Any], Any]:
+def objective(model, x, y, params=None) -> Callable[[Any], Any]:
     """``value_fn`` for :func:`numeric.optax.scale_by_cr` on ``model`` and one batch.
 
     Parameters
     ----------
-    model : equinox.nn.MLP, equinox.nn.Sequential or flax.nnx.Sequential
+    model : equinox.nn.MLP, equinox.nn.Sequential, flax.nnx.Sequential or
+        flax.linen.Sequential
     x : array, shape (batch, *in_shape)
-        (batch, C, H, W) for an equinox conv model, as ``jax.vmap(model)`` takes it.
+        (batch, C, H, W) for an equinox conv model, as ``jax.vmap(model)`` takes it;
+        (batch, H, W, C) for a flax one.
     y : array, shape (batch,) of int labels, or (batch, classes) label rows
+    params : pytree, only for a flax linen model
+        Its variables, ``model.init(key, x)`` (linen modules hold no arrays; their
+        shapes are read from here).  The function returned takes this pytree (or one
+        of its structure) each step.
 
     Returns
     -------
@@ -519,6 +617,7 @@ def objective(model, x, y) -> Callable[[Any], Any]:
     """
     x = jnp.asarray(x)
     y = jnp.asarray(y)
+    model = _bound(model, params)
     front = _front_end(model)
     try:
         layers, leaves = layers_of(model, x.shape[1:])
