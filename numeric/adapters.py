@@ -11,8 +11,7 @@ model's OWN parameter pytree.  Passed as ``value_fn``, ``scale_by_cr`` then comp
   layers, activations (``Lambda(jax.nn.relu)``, ``tanh``, ``sigmoid``, ``softplus``)
   and a flatten (``Lambda(jnp.ravel)``); parameters
   ``eqx.filter(model, eqx.is_inexact_array)``;
-* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d,
-  ``padding="VALID"``) layers, those activations (``nnx.relu``, ``nnx.tanh``,
+* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d) layers, those activations (``nnx.relu``, ``nnx.tanh``,
   ``nnx.sigmoid``, ``nnx.softplus``) and :func:`flatten`; parameters
   ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s);
 * flax linen: ``flax.linen.Sequential`` of ``nn.Dense`` and ``nn.Conv`` (the same
@@ -34,10 +33,12 @@ them on the way back): ``Linear.kernel`` (in, out) as ``kernel.T``; ``Conv.kerne
 (K_h, K_w, C, O) as (O, C, K_h, K_w); a flax conv model's samples (H, W, C) are
 transposed to (C, H, W) once per batch (a copy of the input), and the ``Linear`` after
 :func:`flatten` has its rows in (H, W, C) order, read as (C, H, W).  The last ``Linear``
-(no activation after it) is the :class:`~numeric.layers.Output` layer.  A model with
-anything else (padding, dilation, groups, another activation or layer) gets a plain
-``params -> F`` function instead, the ``jvp(grad)`` path, with one warning naming what
-was not read.
+(no activation after it) is the :class:`~numeric.layers.Output` layer.  The first conv
+may be zero-padded (flax's ``"SAME"``, explicit pads, equinox ``Conv2d(padding=...)``):
+its samples are padded once per batch (a copy), which is that conv exactly.  A model with
+anything else (a padded conv after the first layer, dilation, groups, another activation
+or layer) gets a plain ``params -> F`` function instead, the ``jvp(grad)`` path, with
+one warning naming what was not read.
 
 Example (an equinox MLP)::
 
@@ -104,7 +105,9 @@ class Part(NamedTuple):
     ``"conv"``, ``"act"`` (``activation`` its name) or ``"flatten"``; ``weight`` and
     ``bias`` the :class:`Leaf` of a linear or conv part (``bias`` ``None``: no bias);
     ``stride`` a conv's; ``channels_last``: a conv's maps, and so a flatten's order, are
-    (H, W, C) (flax) instead of the project's (C, H, W)."""
+    (H, W, C) (flax) instead of the project's (C, H, W); ``padding`` a conv's zero
+    padding, ``"SAME"`` / ``"SAME_LOWER"`` (as ``jax.lax`` reads them) or explicit
+    ``((lo, hi), (lo, hi))`` pairs (rows, columns)."""
 
     kind: str
     weight: Leaf | None = None
@@ -112,6 +115,7 @@ class Part(NamedTuple):
     stride: tuple[int, ...] = (1, 1)
     activation: str | None = None
     channels_last: bool = False
+    padding: Any = ((0, 0), (0, 0))
 
 
 def _activations() -> dict:
@@ -197,12 +201,16 @@ def _eqx_parts(model) -> list[Part]:
         if isinstance(m, eqx.nn.Linear):
             parts.append(_eqx_linear(m, path))
         elif isinstance(m, eqx.nn.Conv2d):
-            if any(p != (0, 0) for p in m.padding) or tuple(m.dilation) != (1, 1) or m.groups != 1:
-                raise UnsupportedLayer("Conv2d with padding, dilation or groups")
+            zeros = getattr(m, "padding_mode", "ZEROS") == "ZEROS"
+            if not zeros or tuple(m.dilation) != (1, 1) or m.groups != 1:
+                raise UnsupportedLayer(
+                    "Conv2d with padding_mode other than ZEROS, dilation or groups"
+                )
             o = m.weight.shape[0]
             bias = None if m.bias is None else Leaf(path + ("bias",), (o,))  # (O, 1, 1): a view
             weight = Leaf(path + ("weight",), tuple(m.weight.shape))
-            parts.append(Part("conv", weight, bias, tuple(m.stride)))
+            pad = m.padding if isinstance(m.padding, str) else tuple(tuple(p) for p in m.padding)
+            parts.append(Part("conv", weight, bias, tuple(m.stride), padding=pad))
         elif isinstance(m, eqx.nn.Lambda) and _activation_name(m.fn) is not None:
             parts.append(Part("act", activation=_activation_name(m.fn)))
         elif isinstance(m, eqx.nn.Lambda) and m.fn is jnp.ravel:
@@ -281,16 +289,23 @@ def _pair(v) -> tuple[int, ...]:
 def _flax_conv(m, path: tuple, kernel: tuple[int, ...], bias: bool) -> Part:
     """A flax ``Conv`` at ``path`` (either API; ``kernel`` its shape (K_h, K_w, C, O),
     the project's (O, C, K_h, K_w) transposed)."""
-    valid = m.padding == "VALID" or (
-        not isinstance(m.padding, str) and all(tuple(p) == (0, 0) for p in m.padding)
-    )
+    from flax.linen.linear import canonicalize_padding
+
     plain = all(_pair(d) == (1, 1) for d in (m.input_dilation, m.kernel_dilation))
-    if not (valid and plain and m.feature_group_count == 1 and len(kernel) == 4):
-        raise UnsupportedLayer("flax Conv other than 2-d, padding='VALID', no dilation or groups")
+    if not (plain and m.feature_group_count == 1 and len(kernel) == 4):
+        raise UnsupportedLayer("flax Conv other than 2-d, no dilation or groups")
+    spec = canonicalize_padding(m.padding, 2)  # "SAME", "VALID", ... or (lo, hi) pairs
+    if isinstance(spec, str) and spec not in ("SAME", "VALID"):
+        raise UnsupportedLayer(f"flax Conv padding={spec!r}")
+    pad: Any = spec
+    if spec == "VALID":
+        pad = ((0, 0), (0, 0))
+    elif not isinstance(spec, str):
+        pad = tuple(tuple(int(a) for a in p) for p in spec)
     kh, kw, c, o = kernel
     weight = Leaf(path + ("kernel",), (o, c, kh, kw), perm=(3, 2, 0, 1))
     bias_leaf = Leaf(path + ("bias",), (o,)) if bias else None
-    return Part("conv", weight, bias_leaf, _pair(m.strides), channels_last=True)
+    return Part("conv", weight, bias_leaf, _pair(m.strides), channels_last=True, padding=pad)
 
 
 def flatten(x):
@@ -433,6 +448,30 @@ def parameters(model, params=None) -> Any:
 # ---------------------------------------------------------------------- one mechanism
 
 
+def _input_padding(parts: Sequence[Part], shape: tuple[int, ...]):
+    """The zero padding ``((lo, hi), (lo, hi))`` of the first layer's (C, H, W) samples
+    when that layer is a padded conv (``None`` otherwise): a conv on zero-padded samples
+    without padding is the padded conv exactly, and the samples are data, so no
+    derivative changes.  The project's :class:`~numeric.layers.Conv2D` has no padding of
+    its own, so a padded conv after the first layer is not read."""
+    if not parts or parts[0].kind != "conv" or len(shape) != 3:
+        return None
+    part = parts[0]
+    assert part.weight is not None
+    pad = part.padding
+    if isinstance(pad, str):
+        pad = jax.lax.padtype_to_pads(shape[1:], part.weight.shape[2:], part.stride, pad)
+    pad = tuple(tuple(int(a) for a in p) for p in pad)
+    return None if all(p == (0, 0) for p in pad) else pad
+
+
+def _padded(shape: tuple[int, ...], pad) -> tuple[int, ...]:
+    if pad is None:
+        return shape
+    (t, b), (lft, r) = pad
+    return (shape[0], shape[1] + t + b, shape[2] + lft + r)
+
+
 def layers_of(model, in_shape: Sequence[int], params=None) -> tuple[list, list[Leaf]]:
     """The project's layers of ``model`` for samples of ``in_shape``, and the
     :class:`Leaf` of each of the layers' parameter arrays (their order).  ``params``:
@@ -445,6 +484,7 @@ def layers_of(model, in_shape: Sequence[int], params=None) -> tuple[list, list[L
     shape = tuple(int(s) for s in in_shape)
     if parts and parts[0].channels_last and len(shape) == 3:  # samples (H, W, C)
         shape = (shape[2], shape[0], shape[1])
+    shape = _padded(shape, _input_padding(parts, shape))
     rows: tuple[int, ...] | None = None
     i = 0
     while i < len(parts):
@@ -480,6 +520,8 @@ def layers_of(model, in_shape: Sequence[int], params=None) -> tuple[list, list[L
         else:  # conv
             if act is None:
                 raise UnsupportedLayer("Conv2d without an activation")
+            if layers and part.padding not in ("VALID", ((0, 0), (0, 0))):
+                raise UnsupportedLayer(f"Conv padding={part.padding!r} after the first layer")
             o, _, kh, kw = part.weight.shape
             layers.append(Conv2D(shape, o, (kh, kw), part.stride, activation=act, bias=bias))
         leaves += [weight] + ([part.bias] if part.bias is not None else [])
@@ -626,6 +668,9 @@ def objective(model, x, y, params=None) -> Callable[[Any], Any]:
         parts = front.parts(model)
         if parts[0].kind == "conv" and parts[0].channels_last:  # (batch, H, W, C): one copy
             x = jnp.transpose(x, (0, 3, 1, 2))
+        pad = _input_padding(parts, tuple(x.shape[1:]))
+        if pad is not None:  # a padded first conv: its zero-padded samples (one copy)
+            x = jnp.pad(x, ((0, 0), (0, 0), *pad))
         return ModelObjective(layers, leaves, _paths(front.params(model)), x, y)
     except UnsupportedLayer as e:
         if str(e) not in _WARNED:

@@ -47,6 +47,21 @@ def _eqx_cnn(seed):
     ])  # fmt: skip
 
 
+def _eqx_cnn_padded(seed):
+    """The first conv zero-padded, unevenly: (2, 6, 6) -> (3, 5, 7)."""
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    return eqx.nn.Sequential([
+        eqx.nn.Conv2d(2, 3, 3, padding=((1, 0), (2, 1)), key=k[0]),
+        eqx.nn.Lambda(jnp.tanh),
+        eqx.nn.Conv2d(3, 2, 2, stride=2, key=k[1]),
+        eqx.nn.Lambda(jax.nn.sigmoid),
+        eqx.nn.Lambda(jnp.ravel),
+        eqx.nn.Linear(12, 6, key=k[2]),
+        eqx.nn.Lambda(jnp.tanh),
+        eqx.nn.Linear(6, 3, key=k[3]),
+    ])  # fmt: skip
+
+
 def _flax_linear(d_in, d_out, rngs, **kw):
     return nnx.Linear(d_in, d_out, rngs=rngs, param_dtype=jnp.float64, dtype=jnp.float64, **kw)
 
@@ -79,6 +94,20 @@ class Linen(NamedTuple):
     variables: dict
 
 
+def _flax_cnn_same(seed):
+    """flax's default padding="SAME" on the first conv, strided: (6, 6) -> (3, 3), the
+    padding (0, 1) on each axis."""
+    rngs = nnx.Rngs(seed)
+    conv = dict(rngs=rngs, param_dtype=jnp.float64, dtype=jnp.float64)
+    return nnx.Sequential(
+        nnx.Conv(2, 3, (3, 3), strides=2, **conv), nnx.tanh,
+        nnx.Conv(3, 2, (2, 2), padding="VALID", **conv), nnx.softplus,
+        adapters.flatten,
+        _flax_linear(8, 6, rngs), nnx.tanh,
+        _flax_linear(6, 3, rngs),
+    )  # fmt: skip
+
+
 def _linen(layers, in_shape, seed):
     module = linen.Sequential(layers)
     return Linen(module, module.init(jax.random.PRNGKey(seed), jnp.zeros((1, *in_shape))))
@@ -100,6 +129,17 @@ def _linen_cnn(seed):
         linen.Conv(2, (2, 2), strides=2, **conv), linen.tanh,
         adapters.flatten,
         linen.Dense(6, param_dtype=jnp.float64), linen.softplus,
+        linen.Dense(3, param_dtype=jnp.float64),
+    ], (6, 6, 2), seed)  # fmt: skip
+
+
+def _linen_cnn_same(seed):
+    """linen's default padding="SAME" on the first conv: (6, 6) -> (6, 6)."""
+    return _linen([
+        linen.Conv(3, (3, 3), param_dtype=jnp.float64), linen.tanh,
+        linen.Conv(2, (2, 2), strides=2, padding="VALID", param_dtype=jnp.float64), linen.relu,
+        adapters.flatten,
+        linen.Dense(6, param_dtype=jnp.float64), linen.sigmoid,
         linen.Dense(3, param_dtype=jnp.float64),
     ], (6, 6, 2), seed)  # fmt: skip
 
@@ -158,10 +198,13 @@ class Case(NamedTuple):
 MODELS = {
     "equinox-mlp": Case(_eqx_mlp, (6,), _eqx_split),
     "equinox-cnn": Case(_eqx_cnn, (2, 6, 6), _eqx_split),
+    "equinox-cnn-padded": Case(_eqx_cnn_padded, (2, 6, 6), _eqx_split),
     "flax-mlp": Case(_flax_mlp, (6,), _flax_split),
     "flax-cnn": Case(_flax_cnn, (6, 6, 2), _flax_split),  # samples (H, W, C)
     "linen-mlp": Case(_linen_mlp, (6,), _linen_split),
     "linen-cnn": Case(_linen_cnn, (6, 6, 2), _linen_split),
+    "flax-cnn-same": Case(_flax_cnn_same, (6, 6, 2), _flax_split),
+    "linen-cnn-same": Case(_linen_cnn_same, (6, 6, 2), _linen_split),
 }
 
 #: what each step logs, compared row by row
@@ -326,3 +369,19 @@ def test_linen_needs_its_variables_and_only_linen_takes_them():
         adapters.objective(model.module, x, labels)
     with pytest.raises(TypeError, match="params= is for flax linen"):
         adapters.objective(_eqx_mlp(0), x, labels, params=model.variables)
+
+
+def test_padded_conv_after_the_first_layer_falls_back_naming_it():
+    """Only the first conv's padding is read (as zero-padded samples); a later one falls
+    back, with the warning naming it."""
+    model = _linen([linen.Conv(3, (3, 3), padding="VALID", param_dtype=jnp.float64), linen.tanh,
+                    linen.Conv(2, (2, 2), param_dtype=jnp.float64), linen.tanh, adapters.flatten,
+                    linen.Dense(3, param_dtype=jnp.float64)], (6, 6, 2), 4)  # fmt: skip
+    x, labels = _batch((6, 6, 2), seed=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = _objective(model, x, labels)
+    assert any("after the first layer" in str(w.message) for w in caught)
+    assert not isinstance(first, adapters.ModelObjective)
+    params, ref = _linen_split(model, x, labels)
+    np.testing.assert_allclose(float(first(params)), float(ref(params)), rtol=1e-12)
