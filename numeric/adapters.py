@@ -11,10 +11,14 @@ model's OWN parameter pytree.  Passed as ``value_fn``, ``scale_by_cr`` then comp
   layers, activations (``Lambda(jax.nn.relu)``, ``tanh``, ``sigmoid``, ``softplus``)
   and a flatten (``Lambda(jnp.ravel)``); parameters
   ``eqx.filter(model, eqx.is_inexact_array)``;
-* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d,
-  ``padding="VALID"``) layers, those activations (``nnx.relu``, ``nnx.tanh``,
+* flax: ``flax.nnx.Sequential`` of ``nnx.Linear`` and ``nnx.Conv`` (2-d) layers, those activations (``nnx.relu``, ``nnx.tanh``,
   ``nnx.sigmoid``, ``nnx.softplus``) and :func:`flatten`; parameters
-  ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s).
+  ``nnx.state(model, nnx.Param)`` (``nnx.split(model, nnx.Param, ...)``'s);
+* flax linen: ``flax.linen.Sequential`` of ``nn.Dense`` and ``nn.Conv`` (the same
+  options), the same activations and :func:`flatten`; linen modules hold no arrays, so
+  their variables are passed too, ``objective(model, x, y, params=variables)`` with
+  ``variables = model.init(key, x)`` (the pytree the function then takes, key paths
+  ``("params", "layers_<k>", "kernel")``).
 
 One mechanism, two thin front ends: each front end lists the model's parts
 (:class:`Part`) and where each of the project's parameter arrays lives among the model's
@@ -29,10 +33,12 @@ them on the way back): ``Linear.kernel`` (in, out) as ``kernel.T``; ``Conv.kerne
 (K_h, K_w, C, O) as (O, C, K_h, K_w); a flax conv model's samples (H, W, C) are
 transposed to (C, H, W) once per batch (a copy of the input), and the ``Linear`` after
 :func:`flatten` has its rows in (H, W, C) order, read as (C, H, W).  The last ``Linear``
-(no activation after it) is the :class:`~numeric.layers.Output` layer.  A model with
-anything else (padding, dilation, groups, another activation or layer) gets a plain
-``params -> F`` function instead, the ``jvp(grad)`` path, with one warning naming what
-was not read.
+(no activation after it) is the :class:`~numeric.layers.Output` layer.  The first conv
+may be zero-padded (flax's ``"SAME"``, explicit pads, equinox ``Conv2d(padding=...)``):
+its samples are padded once per batch (a copy), which is that conv exactly.  A model with
+anything else (a padded conv after the first layer, dilation, groups, another activation
+or layer) gets a plain ``params -> F`` function instead, the ``jvp(grad)`` path, with
+one warning naming what was not read.
 
 Example (an equinox MLP)::
 
@@ -43,7 +49,9 @@ Example (an equinox MLP)::
     value_fn = numeric.adapters.objective(model, x, labels)       # per batch
     updates, state = tx.update(grads, state, params, value_fn=value_fn)
 
-(flax: ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``, the rest alike.)
+(flax nnx: ``graphdef, params, rest = nnx.split(model, nnx.Param, ...)``, the rest
+alike; flax linen: ``params = model.init(key, x)`` and ``objective(model, x, labels,
+params=params)``.)
 """
 
 from __future__ import annotations
@@ -97,7 +105,9 @@ class Part(NamedTuple):
     ``"conv"``, ``"act"`` (``activation`` its name) or ``"flatten"``; ``weight`` and
     ``bias`` the :class:`Leaf` of a linear or conv part (``bias`` ``None``: no bias);
     ``stride`` a conv's; ``channels_last``: a conv's maps, and so a flatten's order, are
-    (H, W, C) (flax) instead of the project's (C, H, W)."""
+    (H, W, C) (flax) instead of the project's (C, H, W); ``padding`` a conv's zero
+    padding, ``"SAME"`` / ``"SAME_LOWER"`` (as ``jax.lax`` reads them) or explicit
+    ``((lo, hi), (lo, hi))`` pairs (rows, columns)."""
 
     kind: str
     weight: Leaf | None = None
@@ -105,6 +115,7 @@ class Part(NamedTuple):
     stride: tuple[int, ...] = (1, 1)
     activation: str | None = None
     channels_last: bool = False
+    padding: Any = ((0, 0), (0, 0))
 
 
 def _activations() -> dict:
@@ -190,12 +201,16 @@ def _eqx_parts(model) -> list[Part]:
         if isinstance(m, eqx.nn.Linear):
             parts.append(_eqx_linear(m, path))
         elif isinstance(m, eqx.nn.Conv2d):
-            if any(p != (0, 0) for p in m.padding) or tuple(m.dilation) != (1, 1) or m.groups != 1:
-                raise UnsupportedLayer("Conv2d with padding, dilation or groups")
+            zeros = getattr(m, "padding_mode", "ZEROS") == "ZEROS"
+            if not zeros or tuple(m.dilation) != (1, 1) or m.groups != 1:
+                raise UnsupportedLayer(
+                    "Conv2d with padding_mode other than ZEROS, dilation or groups"
+                )
             o = m.weight.shape[0]
             bias = None if m.bias is None else Leaf(path + ("bias",), (o,))  # (O, 1, 1): a view
             weight = Leaf(path + ("weight",), tuple(m.weight.shape))
-            parts.append(Part("conv", weight, bias, tuple(m.stride)))
+            pad = m.padding if isinstance(m.padding, str) else tuple(tuple(p) for p in m.padding)
+            parts.append(Part("conv", weight, bias, tuple(m.stride), padding=pad))
         elif isinstance(m, eqx.nn.Lambda) and _activation_name(m.fn) is not None:
             parts.append(Part("act", activation=_activation_name(m.fn)))
         elif isinstance(m, eqx.nn.Lambda) and m.fn is jnp.ravel:
@@ -242,38 +257,55 @@ def _nnx_parts(model) -> list[Part]:
     for k, m in enumerate(model.layers):
         path = ("layers", k)
         if isinstance(m, nnx.Linear):
-            d_in, d_out = m.kernel.shape
-            # kernel (in, out): the project's w (out, in) is kernel.T
-            weight = Leaf(path + ("kernel",), (d_out, d_in), perm=(1, 0))
-            bias = None if m.bias is None else Leaf(path + ("bias",), (d_out,))
-            parts.append(Part("linear", weight, bias))
+            parts.append(_flax_linear(path, tuple(m.kernel.shape), m.bias is not None))
         elif isinstance(m, nnx.Conv):
-            parts.append(_nnx_conv(m, path))
-        elif m is flatten:
-            parts.append(Part("flatten", channels_last=True))
-        elif callable(m) and _activation_name(m) is not None:
-            parts.append(Part("act", activation=_activation_name(m)))
+            parts.append(_flax_conv(m, path, tuple(m.kernel.shape), m.bias is not None))
         else:
-            raise UnsupportedLayer(f"flax {getattr(m, '__name__', type(m).__name__)}")
+            parts.append(_flax_other(m, "flax"))
     return parts
+
+
+def _flax_linear(path: tuple, kernel: tuple[int, ...], bias: bool) -> Part:
+    """A flax ``Linear`` / ``Dense`` at ``path`` (either API): ``kernel`` (in, out) is
+    the project's ``w`` (out, in) transposed."""
+    d_in, d_out = kernel
+    weight = Leaf(path + ("kernel",), (d_out, d_in), perm=(1, 0))
+    return Part("linear", weight, Leaf(path + ("bias",), (d_out,)) if bias else None)
+
+
+def _flax_other(m, api: str) -> Part:
+    """A flax layer that is not a Linear or Conv: :func:`flatten` or an activation."""
+    if m is flatten:
+        return Part("flatten", channels_last=True)
+    if callable(m) and _activation_name(m) is not None:
+        return Part("act", activation=_activation_name(m))
+    raise UnsupportedLayer(f"{api} {getattr(m, '__name__', type(m).__name__)}")
 
 
 def _pair(v) -> tuple[int, ...]:
     return (int(v),) * 2 if isinstance(v, int) else tuple(int(a) for a in v)
 
 
-def _nnx_conv(m, path: tuple) -> Part:
-    valid = m.padding == "VALID" or (
-        not isinstance(m.padding, str) and all(tuple(p) == (0, 0) for p in m.padding)
-    )
+def _flax_conv(m, path: tuple, kernel: tuple[int, ...], bias: bool) -> Part:
+    """A flax ``Conv`` at ``path`` (either API; ``kernel`` its shape (K_h, K_w, C, O),
+    the project's (O, C, K_h, K_w) transposed)."""
+    from flax.linen.linear import canonicalize_padding
+
     plain = all(_pair(d) == (1, 1) for d in (m.input_dilation, m.kernel_dilation))
-    if not (valid and plain and m.feature_group_count == 1 and m.kernel.ndim == 4):
-        raise UnsupportedLayer("flax Conv other than 2-d, padding='VALID', no dilation or groups")
-    kh, kw, c, o = m.kernel.shape
-    # kernel (K_h, K_w, C, O): the project's (O, C, K_h, K_w) is a transpose
+    if not (plain and m.feature_group_count == 1 and len(kernel) == 4):
+        raise UnsupportedLayer("flax Conv other than 2-d, no dilation or groups")
+    spec = canonicalize_padding(m.padding, 2)  # "SAME", "VALID", ... or (lo, hi) pairs
+    if isinstance(spec, str) and spec not in ("SAME", "VALID"):
+        raise UnsupportedLayer(f"flax Conv padding={spec!r}")
+    pad: Any = spec
+    if spec == "VALID":
+        pad = ((0, 0), (0, 0))
+    elif not isinstance(spec, str):
+        pad = tuple(tuple(int(a) for a in p) for p in spec)
+    kh, kw, c, o = kernel
     weight = Leaf(path + ("kernel",), (o, c, kh, kw), perm=(3, 2, 0, 1))
-    bias = None if m.bias is None else Leaf(path + ("bias",), (o,))
-    return Part("conv", weight, bias, _pair(m.strides), channels_last=True)
+    bias_leaf = Leaf(path + ("bias",), (o,)) if bias else None
+    return Part("conv", weight, bias_leaf, _pair(m.strides), channels_last=True, padding=pad)
 
 
 def flatten(x):
@@ -304,6 +336,57 @@ def _nnx_plain(model, x, y):
     return _cross_entropy(logits, y)
 
 
+class _Linen(NamedTuple):
+    """A flax linen module with its variables (``model.init``'s dict): linen modules
+    hold no arrays, so the front end reads the two together."""
+
+    module: Any
+    variables: Any
+
+
+def _is_linen(model) -> bool:
+    try:
+        import flax.linen as nn
+    except ImportError:
+        return False
+    return isinstance(model, nn.Module)
+
+
+def _linen_parts(bound: _Linen) -> list[Part]:
+    import flax.linen as nn
+
+    model, variables = bound
+    if not isinstance(model, nn.Sequential):
+        raise UnsupportedLayer(f"flax linen {type(model).__name__}")
+    params = variables.get("params", {}) if hasattr(variables, "get") else {}
+    parts: list[Part] = []
+    for k, m in enumerate(model.layers):
+        name = f"layers_{k}"  # linen's name of the k-th submodule of a Sequential
+        path = ("params", name)
+        if isinstance(m, nn.Dense | nn.Conv):
+            if name not in params or "kernel" not in params[name]:
+                raise UnsupportedLayer(f"flax linen {name}: no params['{name}']['kernel']")
+            kernel = tuple(params[name]["kernel"].shape)
+            if isinstance(m, nn.Dense):
+                parts.append(_flax_linear(path, kernel, bool(m.use_bias)))
+            else:
+                parts.append(_flax_conv(m, path, kernel, bool(m.use_bias)))
+        else:
+            parts.append(_flax_other(m, "flax linen"))
+    return parts
+
+
+def _linen_params(bound: _Linen):
+    return bound.variables
+
+
+def _linen_plain(bound: _Linen, x, y):
+    def logits(variables):
+        return bound.module.apply(variables, x)
+
+    return _cross_entropy(logits, y)
+
+
 def _cross_entropy(logits_of: Callable, y) -> Callable:
     def value_fn(params):
         logits = logits_of(params)
@@ -320,40 +403,88 @@ class _FrontEnd(NamedTuple):
 
 
 def _front_end(model) -> _FrontEnd:
+    if isinstance(model, _Linen):
+        return _FrontEnd(_linen_parts, _linen_params, _linen_plain)
     if _is_eqx(model):
         return _FrontEnd(_eqx_parts, _eqx_params, _eqx_plain)
     if _is_nnx(model):
         return _FrontEnd(_nnx_parts, _nnx_params, _nnx_plain)
     raise TypeError(
-        f"numeric.adapters reads equinox and flax.nnx models, got {type(model).__name__}"
+        f"numeric.adapters reads equinox and flax (nnx, linen) models, got {type(model).__name__}"
     )
 
 
-def parameters(model) -> Any:
+def _bound(model, params) -> Any:
+    """``model`` as the front ends read it: a flax linen module with its ``params``
+    (required: linen modules hold no arrays); any other model as it is (``params`` not
+    taken: the model holds its own)."""
+    if _is_linen(model):
+        if params is None:
+            raise TypeError(
+                "a flax linen model holds no arrays: pass its variables, params=model.init(key, x)"
+            )
+        return _Linen(model, params)
+    if params is not None:
+        raise TypeError(
+            f"params= is for flax linen models; a {type(model).__name__} holds its own arrays"
+        )
+    return model
+
+
+def parameters(model, params=None) -> Any:
     """The parameter pytree of ``model`` that :func:`objective`'s function takes:
     ``eqx.filter(model, eqx.is_inexact_array)`` for equinox, ``nnx.state(model,
-    nnx.Param)`` for flax.
+    nnx.Param)`` for flax nnx, ``params`` itself (``model.init``'s variables) for flax
+    linen.
 
     Returns
     -------
     pytree
     """
+    model = _bound(model, params)
     return _front_end(model).params(model)
 
 
 # ---------------------------------------------------------------------- one mechanism
 
 
-def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
+def _input_padding(parts: Sequence[Part], shape: tuple[int, ...]):
+    """The zero padding ``((lo, hi), (lo, hi))`` of the first layer's (C, H, W) samples
+    when that layer is a padded conv (``None`` otherwise): a conv on zero-padded samples
+    without padding is the padded conv exactly, and the samples are data, so no
+    derivative changes.  The project's :class:`~numeric.layers.Conv2D` has no padding of
+    its own, so a padded conv after the first layer is not read."""
+    if not parts or parts[0].kind != "conv" or len(shape) != 3:
+        return None
+    part = parts[0]
+    assert part.weight is not None
+    pad = part.padding
+    if isinstance(pad, str):
+        pad = jax.lax.padtype_to_pads(shape[1:], part.weight.shape[2:], part.stride, pad)
+    pad = tuple(tuple(int(a) for a in p) for p in pad)
+    return None if all(p == (0, 0) for p in pad) else pad
+
+
+def _padded(shape: tuple[int, ...], pad) -> tuple[int, ...]:
+    if pad is None:
+        return shape
+    (t, b), (lft, r) = pad
+    return (shape[0], shape[1] + t + b, shape[2] + lft + r)
+
+
+def layers_of(model, in_shape: Sequence[int], params=None) -> tuple[list, list[Leaf]]:
     """The project's layers of ``model`` for samples of ``in_shape``, and the
-    :class:`Leaf` of each of the layers' parameter arrays (their order).  Raises
-    :class:`UnsupportedLayer` naming what has no generated kernels."""
+    :class:`Leaf` of each of the layers' parameter arrays (their order).  ``params``:
+    a flax linen model's variables (only there).  Raises :class:`UnsupportedLayer`
+    naming what has no generated kernels."""
+    model = _bound(model, params)
     parts = _front_end(model).parts(model)
     layers: list = []
     leaves: list[Leaf] = []
     shape = tuple(int(s) for s in in_shape)
     if parts and parts[0].channels_last and len(shape) == 3:  # samples (H, W, C)
         shape = (shape[2], shape[0], shape[1])
+    shape = _padded(shape, _input_padding(parts, shape))
     rows: tuple[int, ...] | None = None
     i = 0
     while i < len(parts):
@@ -389,6 +520,8 @@ def layers_of(model, in_shape: Sequence[int]) -> tuple[list, list[Leaf]]:
         else:  # conv
             if act is None:
                 raise UnsupportedLayer("Conv2d without an activation")
+            if layers and part.padding not in ("VALID", ((0, 0), (0, 0))):
+                raise UnsupportedLayer(f"Conv padding={part.padding!r} after the first layer")
             o, _, kh, kw = part.weight.shape
             layers.append(Conv2D(shape, o, (kh, kw), part.stride, activation=act, bias=bias))
         leaves += [weight] + ([part.bias] if part.bias is not None else [])
@@ -482,7 +615,7 @@ class ModelObjective(NetworkObjective):
         return loss, jax.tree_util.tree_unflatten(tree, out)
 
 
-def plain_objective(model, x, y) -> Callable[[Any], Any]:
+def plain_objective(model, x, y, params=None) -> Callable[[Any], Any]:
     """``params -> F`` through the model's own forward pass (the batch-mean softmax
     cross-entropy, as :func:`objective` computes it): what ``jax.grad`` and the
     ``jvp(grad)`` path differentiate.
@@ -492,21 +625,28 @@ def plain_objective(model, x, y) -> Callable[[Any], Any]:
     callable
         A plain function of :func:`parameters` ``(model)``.
     """
+    model = _bound(model, params)
     return _front_end(model).plain(model, jnp.asarray(x), jnp.asarray(y))
 
 
 _WARNED: set[str] = set()
 
 
-def objective(model, x, y) -> Callable[[Any], Any]:
+def objective(model, x, y, params=None) -> Callable[[Any], Any]:
     """``value_fn`` for :func:`numeric.optax.scale_by_cr` on ``model`` and one batch.
 
     Parameters
     ----------
-    model : equinox.nn.MLP, equinox.nn.Sequential or flax.nnx.Sequential
+    model : equinox.nn.MLP, equinox.nn.Sequential, flax.nnx.Sequential or
+        flax.linen.Sequential
     x : array, shape (batch, *in_shape)
-        (batch, C, H, W) for an equinox conv model, as ``jax.vmap(model)`` takes it.
+        (batch, C, H, W) for an equinox conv model, as ``jax.vmap(model)`` takes it;
+        (batch, H, W, C) for a flax one.
     y : array, shape (batch,) of int labels, or (batch, classes) label rows
+    params : pytree, only for a flax linen model
+        Its variables, ``model.init(key, x)`` (linen modules hold no arrays; their
+        shapes are read from here).  The function returned takes this pytree (or one
+        of its structure) each step.
 
     Returns
     -------
@@ -519,6 +659,7 @@ def objective(model, x, y) -> Callable[[Any], Any]:
     """
     x = jnp.asarray(x)
     y = jnp.asarray(y)
+    model = _bound(model, params)
     front = _front_end(model)
     try:
         layers, leaves = layers_of(model, x.shape[1:])
@@ -527,6 +668,9 @@ def objective(model, x, y) -> Callable[[Any], Any]:
         parts = front.parts(model)
         if parts[0].kind == "conv" and parts[0].channels_last:  # (batch, H, W, C): one copy
             x = jnp.transpose(x, (0, 3, 1, 2))
+        pad = _input_padding(parts, tuple(x.shape[1:]))
+        if pad is not None:  # a padded first conv: its zero-padded samples (one copy)
+            x = jnp.pad(x, ((0, 0), (0, 0), *pad))
         return ModelObjective(layers, leaves, _paths(front.params(model)), x, y)
     except UnsupportedLayer as e:
         if str(e) not in _WARNED:
