@@ -19,7 +19,11 @@ from derive.selfcheck import run_checks
 
 @pytest.fixture(scope="module")
 def verdicts():
-    return run_checks(modes=["symbolic", "rational"])
+    """The paper's and the hand-derived equations in both modes; the auto-derived
+    ``A.*`` forms are checked in tests/test_derive_auto_check.py (rational mode, with the
+    registry's equality to the hand-encoded forms) and tests/test_deriver.py (symbolic)."""
+    numbers = [e.number for e in all_equations() if not e.number.startswith("A.")]
+    return run_checks(numbers, modes=["symbolic", "rational"])
 
 
 def test_generated_code_has_not_drifted():
