@@ -1,8 +1,8 @@
-"""Self-checks of the forms behind the CR variants (C42-C46, V1-V6).
+"""Self-checks of the forms behind the CR variants (C42-C46, V1-V7).
 
 The index forms (the factored adjoints C42-C43, the Hessian diagonal C44, the block
 curvatures C45-C46 and the metric norm V1) are compared entry by entry with the
-explicit network of :class:`derive.checking.Context`; the scalar forms (V2-V6) are
+explicit network of :class:`derive.checking.Context`; the scalar forms (V2-V7) are
 proved with SymPy (``run`` checks).  :data:`VARIANT_CHECKS` maps each check's name to
 it; the equation module :mod:`derive.equations.variants` attaches them.
 """
@@ -292,6 +292,42 @@ def _per_variable_run(eq, ctx: Context, which: str) -> Verdict:
     )
 
 
+def _output_trust_run(eq, ctx: Context, which: str) -> Verdict:
+    """V7: never longer than Eq 37; the linearised logit change ``alpha sqrt(J_2)`` is at
+    most ``r_p``; Eq 37 itself when that bound holds for it, else on the bound; ``alpha g``
+    unchanged by ``g -> lam g`` (``h -> lam^2 h``, ``d -> lam d``, ``c -> lam^3 c``,
+    ``J_2 -> lam^2 J_2``)."""
+    step = _form(eq, which)
+    if step is None:
+        return Verdict("not checkable", "no such form")
+    unit = cr_model.step_length()
+    lam = sp.Symbol("lambda", positive=True)
+    scaled = step.subs({_h: lam**2 * _h, _d: lam * _d, _c: lam**3 * _c, vm.jj: lam**2 * vm.jj},
+                       simultaneous=True)  # fmt: skip
+    rng = random.Random(7)
+    ok = True
+    for _ in range(200):
+        sub = {
+            _h: sp.Rational(rng.randint(-300, 300), 100),
+            _d: -sp.Rational(rng.randint(1, 300), 100),
+            _c: sp.Rational(rng.randint(1, 300), 100),
+            vm.jj: sp.Rational(rng.randint(1, 10**4), 100),
+            vm.radius: sp.Rational(rng.randint(1, 300), 100),
+            lam: sp.Rational(rng.randint(1, 1000), 100),
+        }
+        a, a37 = float(step.subs(sub)), float(unit.subs(sub))
+        bound = float((vm.radius / sp.sqrt(vm.jj)).subs(sub))
+        ok &= a <= a37 * (1 + 1e-14) and a <= bound * (1 + 1e-14)
+        ok &= abs(a - (a37 if a37 <= bound else bound)) <= 1e-14 * max(a37, bound)
+        ok &= abs(float(scaled.subs(sub)) * float(sub[lam]) - a) <= 1e-12 * a
+    return Verdict(
+        "proved" if ok else "disproved",
+        "alpha_T = min(alpha_37, r_p / sqrt(J_2)): <= Eq 37, RMS logit change alpha_T "
+        "sqrt(J_2) <= r_p, alpha_T(lam g) lam = alpha_T(g) (200 points)",
+        200,
+    )
+
+
 def _check(name: str, reference=None, **kw) -> SelfCheck:
     return SelfCheck(name, reference=reference, **kw)
 
@@ -320,6 +356,7 @@ _CHECKS = [
     _check("loss_change", run=_loss_change_run),
     _check("arc_rule", run=_arc_run),
     _check("per_variable_step", run=_per_variable_run),
+    _check("output_trust_step", run=_output_trust_run),
 ]
 
 #: check name -> :class:`SelfCheck` (the forms behind the CR variants)

@@ -11,7 +11,10 @@ CR change what ``c`` measures or what happens after the step:
   Cartis, Gould and Toint, as used by Kohler and Lucchi's sub-sampled CR, whom
   Section 3 cites for "an update scheme based on how well m approximates f");
 * the per-variable step (V6) is Table 2's step with the base direction's component
-  ``g = d_i e_i``.
+  ``g = d_i e_i``;
+* the output-trust step (V7) caps Eq 37's length so that the linearised change of the
+  logits, ``alpha J_m g`` per sample ``m``, has root-mean-square at most ``r_p``:
+  ``min(alpha_37, r_p / sqrt(J_2))`` with ``J_2 = mean_m ||J_m g||^2`` (C4-C5's ``pdot``).
 
 The equation module :mod:`derive.equations.variants` registers these forms; the
 self-checks (:mod:`derive.variant_checks`) and the code generator use the same objects.
@@ -30,6 +33,7 @@ __all__ = [
     "arc_sigma",
     "loss_change",
     "metric_step_length",
+    "output_trust_step",
     "per_variable_step",
     "predicted_decrease",
 ]
@@ -52,6 +56,10 @@ ARC_SYMBOLS = {
     "sigma_max": sigma_max,
 }
 
+#: the radius of V7 (logit units) and ``mean_m ||J_m g||^2``
+radius = sp.Symbol("r_p", positive=True)
+jj = sp.Symbol("J_2", positive=True)
+
 #: What each symbol stands for, by name (the legend of ``derive show``); ``_i`` stands for
 #: any number (``p_0``, ``p_1``, ...).  The CR symbols are :data:`derive.cr_model.MEANINGS`.
 MEANINGS = {
@@ -68,6 +76,8 @@ MEANINGS = {
     "p_i": "logit i",
     "dp_i": "the change of logit i",
     "y_i": "the target's entry i",
+    "r_p": "the output-trust radius: the largest RMS change of a sample's logits per step",
+    "J_2": "mean over the batch of ||J_m g||^2, the squared output tangent pdot of each sample",
 }
 
 
@@ -75,6 +85,11 @@ def metric_step_length() -> sp.Expr:
     """V2: Eq 37 with the cubic term measured in the metric M, ``c = sigma ||g||_M^3``."""
     c = sigma * norm_m**3
     return (-h + sp.sqrt(h**2 - 2 * d * c)) / c
+
+
+def output_trust_step() -> sp.Expr:
+    """V7: Eq 37's length, at most ``r_p / sqrt(J_2)`` (RMS linearised logit change r_p)."""
+    return sp.Min(cr_model.step_length(), radius / sp.sqrt(jj))
 
 
 def predicted_decrease(a: sp.Expr = alpha) -> sp.Expr:

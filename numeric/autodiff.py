@@ -35,10 +35,15 @@ class AutodiffCurvature(Curvature):
         ``grad F`` when the caller has it (else ``jax.grad``).
     value : scalar, optional
         ``F(params)`` when the caller has it (adaptive CR's trial then costs one value).
+    output_fn : callable, optional
+        ``params -> outputs``, shape (batch, classes): :meth:`outputs` reads ``J d`` from
+        the same ``jax.jvp`` that gives ``H d``.
     """
 
-    def __init__(self, value_fn: Callable, params: Any, grad: Any = None, value: Any = None):
+    def __init__(self, value_fn: Callable, params: Any, grad: Any = None, value: Any = None,
+                 output_fn: Callable | None = None):  # fmt: skip
         self.value_fn = value_fn
+        self.output_fn = output_fn
         self.params = params
         self.leaves, self.tree = jax.tree_util.tree_flatten(params)
         self._grad = grad
@@ -58,6 +63,21 @@ class AutodiffCurvature(Curvature):
     def along(self, d):
         grad, hd = self._hvp(d)
         return tree_vdot(d, grad), tree_vdot(d, hd), tree_vdot(d, d)
+
+    def outputs(self, d):
+        """:meth:`along`, ``pdot = J d`` and the outputs, from one ``jax.jvp`` of
+        ``params -> (grad F, outputs)``."""
+        if self.output_fn is None:
+            raise ValueError("the output tangent J d needs the model's outputs: pass "
+                             "output_fn=(params -> logits) to update()")  # fmt: skip
+        out_fn = self.output_fn
+
+        def both(p):
+            return jax.grad(self.value_fn)(p), out_fn(p)
+
+        (grad, p), (hd, pdot) = jax.jvp(both, (self.params,), (self._tree(d),))
+        grad, hd = jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(hd)
+        return tree_vdot(d, grad), tree_vdot(d, hd), tree_vdot(d, d), pdot, p
 
     def blocks(self, d):
         gtg, ghg, sq = [], [], []

@@ -250,11 +250,18 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--cr-variant",
-        choices=["paper", "adaptive", "scale-invariant", "per-layer", "per-variable"],
+        choices=[
+            "paper",
+            "adaptive",
+            "scale-invariant",
+            "per-layer",
+            "per-variable",
+            "output-trust",
+        ],
         help="CR's step-length rule: the paper's Eq 37; adaptive sigma (ARC: a trial forward "
         "pass, steps accepted or rejected); the cubic term in the optimizer's own metric; one "
         "length per layer; one per weight from the exact Hessian diagonal (ReLU dense "
-        "networks) (default: paper)",
+        "networks); Eq 37 capped at a predicted logit change of 1 per step (default: paper)",
     )
     p.add_argument(
         "--cr-every",

@@ -100,8 +100,10 @@ def directional(
     direction: Sequence,
     reduce: str = "mean",
     rfac=None,
+    with_pdot: bool = False,
 ):
-    """``(d^T grad F, d^T H d)`` for any direction (C4-C7, C11).
+    """``(d^T grad F, d^T H d)`` for any direction (C4-C7, C11); with ``with_pdot`` also
+    the output tangent ``pdot = J d``, shape (batch, classes) (C4-C5).
 
     Parameters
     ----------
@@ -143,7 +145,8 @@ def directional(
     ghg = _add(pdot_term(pdot, d2fdp2, rfac, reduce), cross(n - 1))
     for i in range(n - 1):
         ghg = _add(ghg, cross(i))
-    return gtg, ghg + _second_order(layers, per_layer, tape, adj, tan.tangents, reduce)
+    ghg = ghg + _second_order(layers, per_layer, tape, adj, tan.tangents, reduce)
+    return (gtg, ghg, pdot) if with_pdot else (gtg, ghg)
 
 
 def _stack_groups(layers: Sequence[Layer], routes: Sequence[str]) -> dict[int, tuple[int, int]]:
@@ -173,8 +176,10 @@ def sgd_curvature(
     d2fdp2,
     rfac=None,
     routes: str | Sequence[str] = GRAM,
+    with_pdot: bool = False,
 ):
-    """``(d^T grad F, d^T H d)`` for the SGD direction ``d = -grad F`` (L1-L4, C11).
+    """``(d^T grad F, d^T H d)`` for the SGD direction ``d = -grad F`` (L1-L4, C11); with
+    ``with_pdot`` also its output tangent ``pdot = J d``, shape (batch, classes).
 
     ``rfac`` as in :func:`directional`.  Each layer's tangent source and cross term take
     one of two routes (:mod:`numeric.cost_model`), with equal results up to rounding:
@@ -254,7 +259,7 @@ def sgd_curvature(
     ghg = pdot_term(pdot, d2fdp2, rfac, "mean") + (2.0 / batch) * curvature + dense
     ghg = ghg + _second_order(layers, per_layer, tape, adj, tangents, "mean")
     gtg = ct.c6_g_dot_grad(dfdp=dfdp, pdot=pdot, reduce="mean")
-    return gtg, ghg
+    return (gtg, ghg, pdot) if with_pdot else (gtg, ghg)
 
 
 def per_sample_sgd_curvature(

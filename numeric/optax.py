@@ -190,6 +190,9 @@ class _Reshaped(Curvature):
     def along(self, d):
         return self.inner.along(self.objective.flat(d))
 
+    def outputs(self, d):
+        return self.inner.outputs(self.objective.flat(d))
+
     def blocks(self, d):
         out, owner = self.inner.blocks(self.objective.flat(d))
         order = self.objective.leaf_of
@@ -230,6 +233,9 @@ class _Embedded(Curvature):
 
     def along(self, d):
         return self.inner.along(self._full(d))
+
+    def outputs(self, d):
+        return self.inner.outputs(self._full(d))
 
     def blocks(self, d):
         (gtg, ghg, sq), owner = self.inner.blocks(self._full(d))
@@ -363,9 +369,10 @@ def _value_fn_kwargs(value_fn: Callable, extra: dict) -> dict:
 
 
 def _curvature(value_fn, view: _ParamView, direction: str, has_aux: bool, kwargs: dict,
-               grad=None, value=None) -> Curvature:  # fmt: skip
+               grad=None, value=None, output_fn=None) -> Curvature:  # fmt: skip
     """The generated kernels for a :class:`NetworkObjective` (``direction="sgd"``: the
-    low-rank route), else JAX autodiff of ``value_fn`` over the variables of ``view``."""
+    low-rank route), else JAX autodiff of ``value_fn`` over the variables of ``view``
+    (``output_fn``: ``params -> outputs``, for rules that read ``J d``)."""
     if isinstance(value_fn, NetworkObjective) and not (kwargs or has_aux):
         if view.masked:  # the kernels see every parameter, the direction only the kept
             keep, leaves = view.masked_in()
@@ -385,9 +392,10 @@ def _curvature(value_fn, view: _ParamView, direction: str, has_aux: bool, kwargs
         out = value_fn(view.tree(sub), **kwargs)
         return out[0] if has_aux else out
 
+    outputs = None if output_fn is None else (lambda sub: output_fn(view.tree(sub)))
     sub = view.select(view.leaves)
     grads = None if grad is None else view.select_tree(grad, "grad")
-    return AutodiffCurvature(objective, sub, grad=grads, value=value)
+    return AutodiffCurvature(objective, sub, grad=grads, value=value, output_fn=outputs)
 
 
 #: Parameters above which per-variable CR on the ``jvp(grad)`` path warns of its cost.
@@ -652,7 +660,7 @@ def scale_by_cr(
                               convention_error=jnp.zeros((), bool), **extra)  # fmt: skip
 
     def update_fn(updates, state, params=None, *, value_fn=None, grad=None, value=None,
-                  full_params=None, **extra):  # fmt: skip
+                  full_params=None, output_fn=None, **extra):  # fmt: skip
         if params is None or value_fn is None:
             raise ValueError("scale_by_cr needs params and value_fn=(params -> loss)")
         view = _ParamView(params, full_params)
@@ -660,7 +668,7 @@ def scale_by_cr(
         u_leaves, tree = jax.tree_util.tree_flatten(updates)
         d = [sign * u for u in view.select(u_leaves, "updates")]
         ftype = state.alpha.dtype
-        curv = _curvature(value_fn, view, direction, has_aux, kwargs, grad, value)
+        curv = _curvature(value_fn, view, direction, has_aux, kwargs, grad, value, output_fn)
         if rule.name == "per-variable" and isinstance(curv, AutodiffCurvature):
             _warn_per_variable(sum(int(np.size(x)) for x in d))
         new = {}

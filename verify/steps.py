@@ -13,7 +13,9 @@ cell of one table (:func:`cells`):
   :mod:`numeric.optimizers`; on the optax paths optax's own transformations);
 * step-length rules (:data:`CONFIGS`): every variant of :data:`numeric.rules.VARIANTS`
   computed every step and every second step (``every=2``), and the per-sample averagings
-  ``"mean-alpha"`` and ``"alpha-g"`` (Section 3.1; the paper's rule only);
+  ``"mean-alpha"`` and ``"alpha-g"`` (Section 3.1; the paper's rule only); output-trust
+  CR (V7, :data:`OUTPUT_TRUST`) on a small corner of the table only
+  (:data:`OUTPUT_TRUST_MODELS` x :data:`OUTPUT_TRUST_BASES`);
 * paths (:data:`PATHS`): ``numpy`` (:class:`numeric.cr.CR` on NumPy arrays), ``jax`` (the
   same ``CR.step`` on JAX arrays, compiled), ``optax-fast``
   (:func:`numeric.optax.scale_by_cr` with a :class:`~numeric.optax.NetworkObjective`) and
@@ -164,6 +166,12 @@ CONFIGS = (
     Config(averaging="mean-alpha"),
     Config(averaging="alpha-g"),
 )
+#: output-trust CR (V7): a small sigma, so that Eq 37's length exceeds the cap on some
+#: steps; checked on two models and two bases only (the cap reads the same output tangent
+#: on every model, and the suite stays fast)
+OUTPUT_TRUST = Config("output-trust", sigma=1e-2)
+OUTPUT_TRUST_MODELS = ("mlp", "cnn")
+OUTPUT_TRUST_BASES = ("sgd", "adam")
 PATHS = ("numpy", "jax", "optax-fast", "optax-jvp")
 #: the paths that compile a step (each cell costs a compilation: about a second)
 COMPILED = ("jax", "optax-fast", "optax-jvp")
@@ -215,7 +223,9 @@ def cells(paths: Sequence[str] = PATHS) -> list[Cell]:
     The per-sample averagings are options of the paper's rule computed every step
     (``CR`` refuses them with another variant or ``every``), so they appear only as such.
     """
-    return [Cell(m, b, c, p) for p in paths for m in MODELS for b in BASES for c in CONFIGS]
+    table = [Cell(m, b, c, p) for p in paths for m in MODELS for b in BASES for c in CONFIGS]
+    return table + [Cell(m, b, OUTPUT_TRUST, p) for p in paths for m in MODELS
+                    if m.name in OUTPUT_TRUST_MODELS for b in OUTPUT_TRUST_BASES]  # fmt: skip
 
 
 TIERS = ("full", "test", "quick")
@@ -240,6 +250,9 @@ def select(all_cells: Sequence[Cell], tier: str) -> list[Cell]:
         return list(all_cells)
     keep = []
     for c in all_cells:
+        if c.config == OUTPUT_TRUST:  # few cells: every one in "test", NumPy in "quick"
+            keep.append(c) if tier == "test" or c.path == "numpy" else None
+            continue
         paper_sgd = c.config == CONFIGS[0] and c.base == "sgd"
         if refusal(c) is not None:
             first = c.model == MODELS[0] and c.base == BASES[0]
@@ -376,6 +389,7 @@ def _run_optax(cell: Cell, sizes: Sizes, fast: bool) -> list[Record]:
     import jax.numpy as jnp
     import optax
 
+    from numeric.network import forward
     from numeric.optax import NetworkObjective, scale_by_cr
 
     net = network(cell.model, sizes)
@@ -401,7 +415,8 @@ def _run_optax(cell: Cell, sizes: Sizes, fast: bool) -> list[Record]:
                 return objective(p)
 
             grads = jax.grad(value_fn)(params)
-        updates, state = tx.update(grads, state, params, value_fn=value_fn)
+        extra = {} if fast else {"output_fn": lambda p: forward(layers, list(p), xj, False).p}
+        updates, state = tx.update(grads, state, params, value_fn=value_fn, **extra)
         return optax.apply_updates(params, updates), state
 
     compiled = jax.jit(step)
@@ -525,6 +540,9 @@ def _autodiff(model: Model, sizes: Sizes):
     def hvp(params, d):
         return jax.jvp(grad, (params,), (d,))[1]
 
+    def jd(params, d):  # the output tangent J d, (batch, classes)
+        return jax.jvp(lambda p: _logits(model, p, x), (params,), (d,))[1]
+
     def hdiag(params):
         flat, unravel = ravel_pytree(params)
         return unravel(jnp.diag(jax.hessian(lambda t: loss(unravel(t)))(flat)))
@@ -541,6 +559,7 @@ def _autodiff(model: Model, sizes: Sizes):
         "loss": jax.jit(loss),
         "grad": jax.jit(grad),
         "hvp": jax.jit(hvp),
+        "jd": jax.jit(jd),
         "hdiag": jax.jit(hdiag),
         "per_sample": jax.jit(per_sample),
     }
@@ -698,7 +717,15 @@ def reference_run(cell: Cell, sizes: Sizes = QUICK,
             rec = (ls, ls, gtg, math.nan, dnorm, "")
             age = (age + 1) % c.every
         else:
-            if c.variant in ("paper", "scale-invariant", "adaptive"):
+            if c.variant == "output-trust":  # V7: Eq 37, at most 1 / RMS_m ||J_m d||
+                ghg = dhd(d)
+                alpha, flag = eq37(gtg, ghg, sigma, sq**1.5, LR)
+                jd = np.asarray(ad["jd"](params, d), dtype=np.float64)
+                rms = math.sqrt(float(np.mean(np.sum(jd * jd, axis=1))))
+                applied = min(alpha, 1.0 / rms) if flag == "" and rms > 0 else alpha
+                alphas = [applied] * len(d)
+                rec = (alpha, applied, gtg, ghg, dnorm, flag)
+            elif c.variant in ("paper", "scale-invariant", "adaptive"):
                 n = (
                     sq
                     if metric is None or c.variant != "scale-invariant"

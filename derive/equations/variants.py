@@ -20,7 +20,8 @@ sum over ``k`` only), which are exactly the diagonal blocks for the ReLU (Eq 36 
 
 The scale-invariant step measures the cubic term in a diagonal metric (V1, V2); the
 adaptive rule compares the model's predicted decrease (V3) with the actual one (V4) and
-updates sigma (V5); V6 is Table 2's per-variable step along a base direction.
+updates sigma (V5); V6 is Table 2's per-variable step along a base direction; V7 caps
+Eq 37's length by the predicted change of the logits (the output tangent of C4-C5).
 """
 
 from __future__ import annotations
@@ -215,4 +216,14 @@ _reg(
     Form(lambda: vm.per_variable_step()[0], ()),
     "per_variable_step",
     "Table 2 (corrected), Eq 37, C44",
+)
+_reg(
+    "V7",
+    "output_trust_step",
+    "output-trust step length: Eq 37's alpha, at most r_p / sqrt(mean_m ||J_m g||^2), so the "
+    "linearised change of the logits has RMS at most r_p",
+    r"\alpha_T",
+    Form(vm.output_trust_step, ()),
+    "output_trust_step",
+    "Eq 37, C4-C5 (pdot = J g, the tangent sweep of Eq 39)",
 )

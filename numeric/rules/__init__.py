@@ -11,6 +11,7 @@ generated kernels of a network, or JAX autodiff of any model) and applies the
 ``"scale-invariant"``  the cubic term in the base's diagonal metric (V1, V2).
 ``"per-layer"``        one length per Hessian block (C45-C46): :class:`PerLayer`.
 ``"per-variable"``     one length per weight, exact Hessian diagonal (V6): :class:`PerVariable`.
+``"output-trust"``     Eq 37 capped at a fixed predicted change of the logits (V7): :class:`OutputTrust`.
 ``every=K``            any of them every K steps, reused in between: :class:`Every`.
 ``averaging=``         ``"mean-alpha"``/``"alpha-g"``: the paper's per-sample averagings.
 
@@ -39,6 +40,7 @@ from numeric.rules.base import NoState, Outcome, Rule, StepStats, concrete
 from numeric.rules.curvature import Curvature, KernelCurvature
 from numeric.rules.every import Every, EveryState
 from numeric.rules.metric import RMS_BETA2, RMS_EPS, metric_sq_norm, rms_metric, rms_update
+from numeric.rules.output_trust import OutputTrust, output_cap
 from numeric.rules.paper import Paper, ScaleInvariant
 from numeric.rules.per_layer import PerLayer
 from numeric.rules.per_sample import PerSample
@@ -68,6 +70,7 @@ __all__ = [
     "KernelCurvature",
     "NoState",
     "Outcome",
+    "OutputTrust",
     "Paper",
     "PerLayer",
     "PerSample",
@@ -82,6 +85,7 @@ __all__ = [
     "least_squares_scale",
     "make_rule",
     "metric_sq_norm",
+    "output_cap",
     "per_variable_lengths",
     "rms_metric",
     "rms_update",
@@ -97,6 +101,7 @@ RULES: dict[str, type[Rule]] = {
     "scale-invariant": ScaleInvariant,
     "per-layer": PerLayer,
     "per-variable": PerVariable,
+    "output-trust": OutputTrust,
 }
 VARIANTS = tuple(RULES)
 #: Mini-batch averagings of Section 3.1: one model for the batch, or per sample.

@@ -6,6 +6,9 @@ A rule (:mod:`numeric.rules`) sees the objective only through :class:`Curvature`
     ``grad F``, one array per parameter array.
 ``along(d)``
     ``(d^T grad F, d^T H d, ||d||^2)`` for a direction (Eqs 38-40).
+``outputs(d)``
+    ``along(d)``, the output tangent ``pdot = J d`` of the same tangent sweep (C4-C5)
+    and the outputs ``p`` (logits), per sample.
 ``blocks(d)``
     The same per block of the Hessian's block diagonal, and the block of each array.
 ``diagonal()``
@@ -50,6 +53,11 @@ class Curvature:
 
     def along(self, d: Sequence) -> tuple[Any, Any, Any]:
         raise NotImplementedError
+
+    def outputs(self, d: Sequence) -> tuple[Any, Any, Any, Any, Any]:
+        """``(d^T grad F, d^T H d, ||d||^2, pdot, p)``: :meth:`along`, the output tangent
+        ``pdot = J d`` and the outputs ``p``, both shaped (batch, classes)."""
+        raise ValueError("the output tangent J d needs the model's outputs")
 
     def blocks(self, d: Sequence) -> tuple[tuple[Any, Any, Any], list[int]]:
         raise NotImplementedError
@@ -107,6 +115,17 @@ class KernelCurvature(Curvature):
             return gtg, ghg, namespace(gtg).maximum(-gtg, 0.0)
         gtg, ghg = cv.directional(*self._sweeps(), list(d))
         return gtg, ghg, cv.sq_norm(d)
+
+    def outputs(self, d):
+        """:meth:`along`, ``pdot`` from the same tangent sweep, and the logits."""
+        if self.sgd:
+            gtg, ghg, pdot = cv.sgd_curvature(*self._sweeps(), routes=self.routes,
+                                              with_pdot=True)  # fmt: skip
+            sq = namespace(gtg).maximum(-gtg, 0.0)
+        else:
+            gtg, ghg, pdot = cv.directional(*self._sweeps(), list(d), with_pdot=True)
+            sq = cv.sq_norm(d)
+        return gtg, ghg, sq, pdot, self.ev.tape.p
 
     def blocks(self, d):
         out = cv.block_curvature(*self._sweeps(), None if self.sgd else list(d),
