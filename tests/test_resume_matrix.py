@@ -43,6 +43,8 @@ _CR = {
                              cr_variant="per-layer"),
     "sgd-cr-per-variable": dict(optimizer="sgd", lr=0.05, cr=True, sigma=10.0,
                                 cr_variant="per-variable"),
+    "sgd-cr-output-trust": dict(optimizer="sgd", lr=0.05, cr=True, sigma=10.0,
+                                cr_variant="output-trust"),
     "adam-cr-every-2": dict(optimizer="adam", lr=0.01, cr=True, sigma=1000.0, cr_every=2),
     "sgd-cr-mean-alpha": dict(optimizer="sgd", lr=0.05, cr=True, sigma=10.0,
                               averaging="mean-alpha"),
