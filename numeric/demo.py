@@ -199,12 +199,13 @@ def plateau_story(baseline: dict, cr: dict) -> list[str]:
         f"(SGD: {_percent(baseline.get('test_accuracy'))})."
     )
     rank, logits = cr.get("eff_rank"), cr.get("eff_rank_logits")
+    base_rank = baseline.get("eff_rank")
     ranks = (
         "no effective rank was logged"
         if rank is None
         else f"the effective rank of its last hidden layer on 512 test images is {rank:.1f} "
-        f"(centred logits {'-' if logits is None else f'{logits:.1f}'}; about 40-70 at "
-        "initialisation)"
+        f"(centred logits {'-' if logits is None else f'{logits:.1f}'}; SGD's, still on "
+        f"the first plateau, {'-' if base_rank is None else f'{base_rank:.1f}'})"
     )
     if left is not None and acc is not None and acc < 0.5:
         third = (

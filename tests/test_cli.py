@@ -268,7 +268,8 @@ def test_demo_runs_all_three_steps(tmp_path, monkeypatch, capsys):
 def test_plateau_story_reads_the_summaries():
     from numeric.demo import plateau_story
 
-    base = {"iters_to_loss_below": {"2.0": None}, "test_accuracy": 0.098, "iterations_done": 900}
+    base = {"iters_to_loss_below": {"2.0": None}, "test_accuracy": 0.098, "iterations_done": 900,
+            "eff_rank": 23.04}  # fmt: skip
     collapsed = {"iters_to_loss_below": {"2.0": 412}, "test_accuracy": 0.101,
                  "test_iteration": 1499, "eff_rank": 1.04, "eff_rank_logits": 1.01,
                  "iterations_done": 1500}  # fmt: skip
@@ -276,6 +277,7 @@ def test_plateau_story_reads_the_summaries():
     assert "left the first plateau at iteration 412" in first and "SGD never did" in first
     assert "10.1%" in second and "(SGD: 9.8%)" in second and "1499" in second
     assert "second plateau" in third and "1.0 (centred logits 1.0" in third
+    assert "SGD's, still on the first plateau, 23.0" in third  # from the baseline's summary
     assert "docs/results.md" in third
     healthy = {**collapsed, "test_accuracy": 0.83, "eff_rank": 31.2}
     assert "Diagnostics: the effective rank of its last hidden layer" in plateau_story(
