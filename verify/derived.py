@@ -226,26 +226,14 @@ def check_stack(case: DerivedStackCase) -> list[Measurement]:
     import jax.numpy as jnp
 
     from numeric.cr import step_length
-    from verify.stacks import _numeric, jax_loss, reference_alpha
+    from verify.stacks import _numeric, autodiff_reference, reference_alpha
 
     layers, params, x, y, direction = make_stack(case)
     M = _Meter(case.name)
-    loss = jax_loss(layers, x, y)
+    ref = autodiff_reference(layers, params, x, y, direction)
+    flat_g = ref["grads"]
     jp = [jnp.asarray(p) for p in params]
     jd = [jnp.asarray(d) for d in direction]
-
-    def autodiff(p, d):
-        g = jax.grad(loss)(p)
-        return g, jax.jvp(jax.grad(loss), (p,), (d,))[1], jax.jvp(jax.grad(loss), (p,), (g,))[1]
-
-    grads, hvp, hgg = jax.jit(autodiff)(jp, jd)
-    flat_g = np.concatenate([np.asarray(g).ravel() for g in grads])
-    ref = {
-        "gtg": float(sum(jnp.vdot(g, d) for g, d in zip(grads, jd, strict=True))),
-        "ghg": float(sum(jnp.vdot(h, d) for h, d in zip(hvp, jd, strict=True))),
-        "sgd_gtg": -float(flat_g @ flat_g),
-        "sgd_ghg": float(sum(jnp.vdot(h, g) for h, g in zip(hgg, grads, strict=True))),
-    }
     runs = {"numpy": _numeric(layers, params, x, y, direction)}
     fn = jax.jit(lambda p, xx, yy, d: _numeric(layers, p, xx, yy, d))
     runs["jax"] = fn(jp, jnp.asarray(x), jnp.asarray(y), jd)

@@ -337,6 +337,32 @@ def _numeric(layers, params, x, y, direction):
     }
 
 
+def autodiff_reference(layers, params, x, y, direction) -> dict:
+    """JAX autodiff of a stack's loss: the flat gradient ``grads``, ``gtg = d^T grad F``
+    and ``ghg = d^T H d`` along ``direction``, and ``sgd_gtg``, ``sgd_ghg`` along
+    ``d = -grad F`` (from ``jax.grad`` and ``jax.jvp(jax.grad)``, one compiled call)."""
+    import jax
+    import jax.numpy as jnp
+
+    loss = jax_loss(layers, x, y)
+    jp = [jnp.asarray(p) for p in params]
+    jd = [jnp.asarray(d) for d in direction]
+
+    def autodiff(p, d):
+        g = jax.grad(loss)(p)
+        return g, jax.jvp(jax.grad(loss), (p,), (d,))[1], jax.jvp(jax.grad(loss), (p,), (g,))[1]
+
+    grads, hvp, hgg = jax.jit(autodiff)(jp, jd)
+    flat_g = np.concatenate([np.asarray(g).ravel() for g in grads])
+    return {
+        "grads": flat_g,
+        "gtg": float(sum(jnp.vdot(g, d) for g, d in zip(grads, jd, strict=True))),
+        "ghg": float(sum(jnp.vdot(h, d) for h, d in zip(hvp, jd, strict=True))),
+        "sgd_gtg": -float(flat_g @ flat_g),
+        "sgd_ghg": float(sum(jnp.vdot(h, g) for h, g in zip(hgg, grads, strict=True))),
+    }
+
+
 def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool | None = None):
     """Measurements of one stack: NumPy kernels (and, with ``jax_backend``, default
     ``spec.jax``, the JAX-backend kernels under jit) against JAX autodiff.  Returns a list
@@ -350,23 +376,9 @@ def check_stack_spec(spec: StackSpec, sigma: float = 100.0, jax_backend: bool | 
     jax_backend = spec.jax if jax_backend is None else jax_backend
     layers, params, x, y, direction = make_stack(spec)
     M = _Meter(spec.name)
-    loss = jax_loss(layers, x, y)
+    ref = autodiff_reference(layers, params, x, y, direction)
     jp = [jnp.asarray(p) for p in params]
     jd = [jnp.asarray(d) for d in direction]
-
-    def autodiff(p, d):
-        g = jax.grad(loss)(p)
-        return g, jax.jvp(jax.grad(loss), (p,), (d,))[1], jax.jvp(jax.grad(loss), (p,), (g,))[1]
-
-    grads, hvp, hgg = jax.jit(autodiff)(jp, jd)
-    flat_g = np.concatenate([np.asarray(g).ravel() for g in grads])
-    ref = {
-        "grads": flat_g,
-        "gtg": float(sum(jnp.vdot(g, d) for g, d in zip(grads, jd, strict=True))),
-        "ghg": float(sum(jnp.vdot(h, d) for h, d in zip(hvp, jd, strict=True))),
-        "sgd_gtg": -float(flat_g @ flat_g),
-        "sgd_ghg": float(sum(jnp.vdot(h, g) for h, g in zip(hgg, grads, strict=True))),
-    }
     kind = "rnn" if spec.rnn is not None else "cnn"
     eqs = {"cnn": ("C33", "C29"), "rnn": ("C41", "C40")}[kind]
     runs = {"numpy": _numeric(layers, params, x, y, direction)}
